@@ -1,0 +1,56 @@
+//! Printers for apps/v1: Deployment and ReplicaSet.
+//!
+//! Both default a missing `spec.replicas` to 1, as API defaulting does before
+//! the Go printer ever sees the object.
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use super::value::{age, container_cells, int, s};
+use crate::selector::LabelSelector;
+
+fn desired_replicas(obj: &Value) -> i64 {
+    obj["spec"]["replicas"].as_i64().unwrap_or(1)
+}
+
+pub(super) fn deployment(d: &Value, now: Timestamp) -> Vec<Value> {
+    let (names, images) = container_cells(&d["spec"]["template"]["spec"]);
+    // Go prints selector.String() here: "" for a missing or empty selector,
+    // "<invalid>" when it does not convert.
+    let selector = match LabelSelector::from_label_selector_json(&d["spec"]["selector"]) {
+        Ok(sel) => sel.to_string(),
+        Err(_) => "<invalid>".to_string(),
+    };
+    vec![
+        json!(s(&d["metadata"]["name"])),
+        json!(format!("{}/{}", int(&d["status"]["readyReplicas"]), desired_replicas(d))),
+        json!(int(&d["status"]["updatedReplicas"])),
+        json!(int(&d["status"]["availableReplicas"])),
+        json!(age(d, now)),
+        json!(names),
+        json!(images),
+        json!(selector),
+    ]
+}
+
+pub(super) fn replica_set(rs: &Value, now: Timestamp) -> Vec<Value> {
+    let (names, images) = container_cells(&rs["spec"]["template"]["spec"]);
+    // metav1.FormatLabelSelector: "<none>" when empty, "<error>" when invalid.
+    let selector = match LabelSelector::from_label_selector_json(&rs["spec"]["selector"]) {
+        Ok(sel) => match sel.to_string() {
+            s if s.is_empty() => "<none>".to_string(),
+            s => s,
+        },
+        Err(_) => "<error>".to_string(),
+    };
+    vec![
+        json!(s(&rs["metadata"]["name"])),
+        json!(desired_replicas(rs)),
+        json!(int(&rs["status"]["replicas"])),
+        json!(int(&rs["status"]["readyReplicas"])),
+        json!(age(rs, now)),
+        json!(names),
+        json!(images),
+        json!(selector),
+    ]
+}

@@ -1,0 +1,95 @@
+//! Namespace lifecycle: the built-in namespaces exist from the start, and
+//! a deleted namespace is emptied and then finalized, as kube-controller-
+//! manager's namespace controller does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use svcnet_api::resources::{self, RESOURCES};
+use tokio::sync::watch;
+
+use crate::error::{ApiError, Result};
+use crate::handler::Api;
+use crate::object::meta_str;
+use crate::registry::{DeleteOptions, ListOptions, Registry, WriteOptions};
+
+/// Namespaces that exist in every cluster and may not be deleted.
+pub const BUILTIN: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const UNDELETABLE: [&str; 3] = ["default", "kube-system", "kube-public"];
+
+fn ns_resource() -> &'static resources::ResourceInfo {
+    resources::by_plural("", "namespaces").expect("namespaces are served")
+}
+
+/// Creates the built-in namespaces that do not exist yet.
+pub async fn ensure_builtin(registry: &Registry) -> Result<()> {
+    for name in BUILTIN {
+        let obj = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name } });
+        match registry.create(ns_resource(), None, obj, &WriteOptions::default()).await {
+            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Runs the namespace finalizer until shutdown.
+pub fn spawn_lifecycle(api: Arc<Api>, mut shutdown: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let cacher = api.registry.caches.cacher(ns_resource()).clone();
+        loop {
+            // Wake on any namespace change, or periodically to notice that
+            // content has drained away.
+            let mut live = match cacher.subscribe(Some(api.registry.caches.synced()), api.registry.caches.synced()) {
+                Ok(s) => s.live,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = finalize_terminating(&api.registry).await {
+                tracing::warn!(error = %e, "namespace cleanup failed");
+            }
+            tokio::select! {
+                _ = crate::until_shutdown(&mut shutdown) => return,
+                _ = live.recv() => {}
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
+    });
+}
+
+async fn finalize_terminating(registry: &Registry) -> Result<()> {
+    let all = ListOptions { filter: Box::new(|_| true), filtered: false, limit: 0, continue_token: None };
+    let namespaces = registry.list(ns_resource(), None, &all).await?;
+    for ns in namespaces.objects {
+        if meta_str(&ns.value, "deletionTimestamp").is_empty() {
+            continue;
+        }
+        let mut remaining = 0;
+        for r in RESOURCES.iter().filter(|r| r.namespaced) {
+            let page = registry.list(r, Some(&ns.name), &all).await?;
+            for o in page.objects {
+                remaining += 1;
+                if !meta_str(&o.value, "deletionTimestamp").is_empty() {
+                    continue;
+                }
+                let opts = DeleteOptions { propagation_policy: Some("Background".into()), ..Default::default() };
+                match registry.delete(r, Some(&ns.name), &o.name, &opts).await {
+                    Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                    Err(e) => tracing::warn!(error = %e, namespace = %ns.name, name = %o.name, "deleting namespace content failed"),
+                }
+            }
+        }
+        if remaining == 0 {
+            let mut obj = ns.value.clone();
+            obj["spec"]["finalizers"] = json!([]);
+            match registry.update(ns_resource(), None, &ns.name, Some("finalize"), obj, &WriteOptions::default()).await {
+                Ok(_) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Per-kind rules applied on every write, as kube-apiserver's registry
+//! strategies apply them: what create resets, what an update of the main
+//! resource or of `/status` may change, and kind-specific validation.
+//!
+//! The generic rules live here; kinds with their own semantics (Services,
+//! Pods, ...) override them through [`Strategy`].
+
+use serde_json::{Value, json};
+use svcnet_api::resources::ResourceInfo;
+
+use crate::error::FieldCause;
+use crate::object;
+
+/// Hooks a kind may override. Defaults implement the generic behaviour.
+pub trait Strategy: Send + Sync {
+    /// Called on create after metadata is filled in: reset fields a client
+    /// cannot set and apply defaults.
+    fn prepare_for_create(&self, resource: &ResourceInfo, obj: &mut Value) {
+        if resource.has_status && !keeps_status_on_create(resource) {
+            if let Some(map) = obj.as_object_mut() {
+                map.remove("status");
+            }
+        }
+        if resource.plural == "namespaces" {
+            obj["spec"]["finalizers"] = json!(["kubernetes"]);
+            obj["status"] = json!({ "phase": "Active" });
+        }
+        if resource.plural == "pods" && obj.get("status").is_none() {
+            obj["status"] = json!({ "phase": "Pending", "qosClass": "BestEffort" });
+        }
+    }
+
+    /// Called on an update of the main resource: by default the status is
+    /// kept from the old object, as only `/status` may change it.
+    fn prepare_for_update(&self, resource: &ResourceInfo, new: &mut Value, old: &Value) {
+        if resource.has_status {
+            copy_field(new, old, "status");
+        }
+        if resource.plural == "namespaces" {
+            // spec.finalizers changes only through /finalize.
+            copy_field(new, old, "spec");
+        }
+    }
+
+    /// Called on an update of `/status`: everything but the status is kept.
+    fn prepare_for_status_update(&self, _resource: &ResourceInfo, new: &mut Value, old: &Value) {
+        let status = new.get("status").cloned();
+        let mut merged = old.clone();
+        if let Some(map) = merged.as_object_mut() {
+            match status {
+                Some(s) => map.insert("status".into(), s),
+                None => map.remove("status"),
+            };
+        }
+        // resourceVersion from the request still guards the write.
+        if let (Some(rv), Some(meta)) = (new.pointer("/metadata/resourceVersion").cloned(), object::meta_mut(&mut merged)) {
+            meta.insert("resourceVersion".into(), rv);
+        }
+        *new = merged;
+    }
+
+    /// Kind-specific validation of a new object.
+    fn validate(&self, _resource: &ResourceInfo, _obj: &Value) -> Vec<FieldCause> {
+        Vec::new()
+    }
+
+    /// Kind-specific validation of an update.
+    fn validate_update(&self, resource: &ResourceInfo, new: &Value, _old: &Value) -> Vec<FieldCause> {
+        self.validate(resource, new)
+    }
+}
+
+/// Node and Namespace status is written by their creators.
+fn keeps_status_on_create(resource: &ResourceInfo) -> bool {
+    matches!(resource.plural, "nodes" | "pods")
+}
+
+fn copy_field(new: &mut Value, old: &Value, field: &str) {
+    let Some(map) = new.as_object_mut() else { return };
+    match old.get(field) {
+        Some(v) => map.insert(field.into(), v.clone()),
+        None => map.remove(field),
+    };
+}
+
+/// The generic strategy.
+pub struct Generic;
+impl Strategy for Generic {}
+
+/// Whether writes to this resource bump `metadata.generation` when the
+/// spec changes (controllers compare it with status.observedGeneration).
+pub fn tracks_generation(resource: &ResourceInfo) -> bool {
+    matches!(resource.plural, "deployments" | "replicasets" | "ingresses" | "ingressclasses" | "pods")
+}
+
+/// How an object's name must look, per kind.
+pub fn name_errors(resource: &ResourceInfo, name: &str) -> Vec<String> {
+    match resource.plural {
+        "namespaces" => object::dns1123_label_errors(name),
+        "services" => object::dns1035_label_errors(name),
+        "events" => object::path_segment_errors(name),
+        _ => object::dns1123_subdomain_errors(name),
+    }
+}
+
+/// The strategy for a resource.
+pub fn for_resource(_resource: &ResourceInfo) -> &'static dyn Strategy {
+    &Generic
+}

@@ -1,0 +1,102 @@
+//! The `svcnet` binary: every component behind one command line.
+//!
+//! `svcnet up` runs the whole sandbox cluster in one process;
+//! `svcnet apiserver` runs the API server alone. Start reading at [`run`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use svcnet_apiserver::{ApiServer, ApiServerConfig};
+use svcnet_store::{EmbeddedStore, EmbeddedStoreConfig};
+
+#[derive(Parser)]
+#[command(name = "svcnet", version, about = "Kubernetes Service networking in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the sandbox cluster: API server and store (controllers, nodes,
+    /// DNS and ingress join as they land).
+    Up(ServerArgs),
+    /// Run the Kubernetes API server alone, on its embedded store.
+    Apiserver(ServerArgs),
+}
+
+#[derive(Args, Clone)]
+struct ServerArgs {
+    /// Where state, certificates and the kubeconfig live.
+    #[arg(long, default_value = "./svcnet-data")]
+    data_dir: PathBuf,
+    /// HTTPS port of the API server on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 6443)]
+    api_port: u16,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SVCNET_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("svcnet: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("svcnet: {e}");
+            let mut source = e.source();
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn run(cli: Cli) -> Result<(), BoxError> {
+    match cli.command {
+        Command::Up(args) | Command::Apiserver(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServerArgs) -> Result<(), BoxError> {
+    std::fs::create_dir_all(&args.data_dir)?;
+    let store = EmbeddedStore::open(&args.data_dir.join("store"), EmbeddedStoreConfig::default()).await?;
+    let server = ApiServer::start(ApiServerConfig::new(&args.data_dir, args.api_port), store.clone() as Arc<_>).await?;
+    println!(
+        "svcnet API server ready at https://{} — export KUBECONFIG={}",
+        server.addr,
+        server.kubeconfig.display()
+    );
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    store.close().await?;
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<(), BoxError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: a real `svcnet` process, driven by the real kubectl
+//! (1.27, 1.32, 1.33), curl and the Python client. One module per scenario.
+
+mod harness;
+
+mod auth;
+mod durability;
+mod errors;
+mod kubectl_basics;
+mod kubectl_objects;
+mod python_client;
+mod watch;
