@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Limited};
+use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use svcnet_api::resources::ResourceInfo;
 
@@ -313,19 +313,32 @@ fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions> {
 }
 
 pub async fn read_body(req: Request<hyper::body::Incoming>) -> Result<Bytes> {
-    if let Some(len) = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
-        if len > MAX_BODY {
-            return Err(ApiError::TooLarge { limit: MAX_BODY });
+    let mut body = req.into_body();
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::BadRequest(format!("reading the request body failed: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        total += data.len();
+        if total > MAX_BODY {
+            // Keep reading (and discarding) up to a bound: answering before
+            // the client has sent everything makes HTTP/2 clients see a
+            // reset stream instead of the 413.
+            if total > DRAIN_LIMIT {
+                break;
+            }
+            continue;
         }
+        buf.extend_from_slice(&data);
     }
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            Err(ApiError::TooLarge { limit: MAX_BODY })
-        }
-        Err(e) => Err(ApiError::BadRequest(format!("reading the request body failed: {e}"))),
+    if total > MAX_BODY {
+        return Err(ApiError::TooLarge { limit: MAX_BODY });
     }
+    Ok(Bytes::from(buf))
 }
+
+/// How much of an oversized body is read and thrown away before the 413.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Parses a JSON or YAML body into a JSON value.
 pub fn parse_document(bytes: &[u8], content_type: &str) -> Result<Value> {

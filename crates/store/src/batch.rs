@@ -60,21 +60,14 @@ impl<'a> Batch<'a> {
                     if old.mod_revision != expected {
                         return Err(Error::Conflict { key, expected, current: old.mod_revision });
                     }
-                    let entry = Entry {
-                        value: value.clone(),
-                        create_revision: old.create_revision,
-                        mod_revision: revision,
-                    };
+                    let entry =
+                        Entry { value: value.clone(), create_revision: old.create_revision, mod_revision: revision };
                     events.push(WatchEvent {
                         kind: EventKind::Put,
                         kv: entry.to_kv(&key),
                         prev: Some(old.to_kv(&key)),
                     });
-                    mutations.push(Mutation::Put {
-                        key: key.clone(),
-                        value,
-                        create_revision: old.create_revision,
-                    });
+                    mutations.push(Mutation::Put { key: key.clone(), value, create_revision: old.create_revision });
                     local.insert(key, Some(entry));
                 }
                 TxnOp::Delete { key, expected } => {

@@ -16,6 +16,7 @@
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::{Error, Result, Revision};
 
@@ -85,6 +86,8 @@ fn parse(name: &str, prefix: &str, suffix: &str) -> Option<Revision> {
 
 /// An exclusive `flock` on `<dir>/LOCK`, held until dropped.
 ///
+/// `std::fs::File::try_lock` is `flock(LOCK_EX | LOCK_NB)` on Linux.
+///
 /// flock locks belong to the open file description, so a second open of the
 /// same directory is refused even from within the same process, and the
 /// kernel releases the lock when a holder dies, including by `kill -9`.
@@ -93,12 +96,27 @@ pub(crate) struct DirLock {
     _file: File,
 }
 
+/// How long [`lock`] keeps retrying a held lock before reporting it.
+///
+/// A lock can be held briefly by a process that does not own the store:
+/// when any thread of the owning process spawns a child, the child shares
+/// every open file description (and so the flock) from fork until exec
+/// closes them. A reopen racing with that window would otherwise fail
+/// spuriously; a real second owner keeps the lock far longer than this.
+const LOCK_PATIENCE: Duration = Duration::from_millis(250);
+
 pub(crate) fn lock(dir: &Path) -> Result<DirLock> {
     let file = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
-    match file.try_lock() {
-        Ok(()) => Ok(DirLock { _file: file }),
-        Err(TryLockError::WouldBlock) => Err(Error::Locked(dir.to_path_buf())),
-        Err(TryLockError::Error(e)) => Err(Error::Io(e)),
+    let deadline = Instant::now() + LOCK_PATIENCE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(DirLock { _file: file }),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(TryLockError::WouldBlock) => return Err(Error::Locked(dir.to_path_buf())),
+            Err(TryLockError::Error(e)) => return Err(Error::Io(e)),
+        }
     }
 }
 

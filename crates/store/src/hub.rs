@@ -69,8 +69,7 @@ impl WatchHub {
             return Err(Error::Compacted { requested: after, compacted: self.compacted });
         }
         let start = self.history.partition_point(|e| revision_of(e) <= after);
-        let backlog: Vec<&WatchEvent> =
-            self.history.range(start..).filter(|e| e.kv.key.starts_with(prefix)).collect();
+        let backlog: Vec<&WatchEvent> = self.history.range(start..).filter(|e| e.kv.key.starts_with(prefix)).collect();
         // Sizing the channel for the whole backlog lets it be queued right
         // here under the lock, before any newer event. tokio allocates
         // channel storage as items arrive, so a large capacity costs nothing

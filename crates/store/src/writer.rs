@@ -103,14 +103,8 @@ struct Running {
 
 impl Writer {
     pub(crate) fn run(self) {
-        let mut running = Running {
-            w: self,
-            carry: None,
-            failed: None,
-            snapshotter: None,
-            last_batch: 0,
-            last_sync: Duration::ZERO,
-        };
+        let mut running =
+            Running { w: self, carry: None, failed: None, snapshotter: None, last_batch: 0, last_sync: Duration::ZERO };
         let mut waiters = Vec::new();
         // Ends on a shutdown request or once every sender is gone.
         while let Some((batch, shutdown)) = running.next_batch() {
@@ -165,8 +159,7 @@ impl Running {
                     if len + 4 > log::MAX_FRAME_PAYLOAD {
                         let e = io::Error::new(io::ErrorKind::InvalidInput, "write too large for one log frame");
                         let _ = req.reply.send(Err(Error::Io(e)));
-                    } else if !batch.is_empty()
-                        && (batch.len() >= self.w.config.max_batch || bytes + len > BATCH_BYTES)
+                    } else if !batch.is_empty() && (batch.len() >= self.w.config.max_batch || bytes + len > BATCH_BYTES)
                     {
                         self.carry = Some(req);
                         break;

@@ -73,11 +73,9 @@ async fn run_client(store: Arc<EmbeddedStore>, seed: u64) -> Vec<Outcome> {
             .iter()
             .map(|(key, expected, kind)| match kind {
                 OpKind::Create => TxnOp::Create { key: key.clone(), value: value.clone() },
-                OpKind::Update => TxnOp::Update {
-                    key: key.clone(),
-                    value: value.clone(),
-                    expected: expected.unwrap_or_default(),
-                },
+                OpKind::Update => {
+                    TxnOp::Update { key: key.clone(), value: value.clone(), expected: expected.unwrap_or_default() }
+                }
                 OpKind::Delete => TxnOp::Delete { key: key.clone(), expected: *expected },
             })
             .collect();
@@ -97,10 +95,19 @@ async fn run_client(store: Arc<EmbeddedStore>, seed: u64) -> Vec<Outcome> {
     outcomes
 }
 
-/// Reads `watch` until it has delivered revision `last`.
-async fn collect(watch: &mut Watch, last: Revision) -> Vec<WatchEvent> {
+/// Reads `watch` up to and including the first event at revision `until`.
+/// Callers make `until` a single-op write, so no event of it is left behind.
+async fn collect_until(watch: &mut Watch, until: Revision) -> Vec<WatchEvent> {
     let mut events: Vec<WatchEvent> = Vec::new();
-    while events.last().is_none_or(|e| e.kv.mod_revision < last) {
+    while events.last().is_none_or(|e| e.kv.mod_revision < until) {
+        events.push(next_event(watch).await);
+    }
+    events
+}
+
+async fn collect_n(watch: &mut Watch, n: usize) -> Vec<WatchEvent> {
+    let mut events = Vec::with_capacity(n);
+    for _ in 0..n {
         events.push(next_event(watch).await);
     }
     events
@@ -153,8 +160,11 @@ async fn concurrent_cas_writers_and_watchers_agree_on_one_history() {
     let last = store.current_revision();
     let final_state = store.list("", None, 0).await.expect("list");
     assert_eq!(final_state.revision, last);
-
-    let events = collect(&mut all, last).await;
+    // The last client write may be a txn with several events; a single-op
+    // write after it marks where the history of interest ends.
+    let sentinel = store.create("/sentinel", b("end")).await.expect("sentinel");
+    let mut events = collect_until(&mut all, sentinel).await;
+    assert_eq!(events.pop().map(|e| e.kv.key), Some("/sentinel".to_owned()));
     // (1) Gap-free and ordered; several events per revision only for txns.
     let mut expected_next = 1;
     let mut txn_revisions = Vec::new();
@@ -200,20 +210,15 @@ async fn concurrent_cas_writers_and_watchers_agree_on_one_history() {
         events.into_iter().map(|e| (e.kv.mod_revision, e.kv.key, e.kind)).collect()
     };
     let expected_some = slice(0, "/k/1");
-    let last_some = expected_some.last().map_or(0, |e| e.0);
-    if last_some > 0 {
-        assert_eq!(summary(collect(&mut some, last_some).await), expected_some, "seed {seed}");
-    }
-    if late_from < last {
-        assert_eq!(summary(collect(&mut late, last).await), slice(late_from, ""), "seed {seed}");
-    }
+    assert_eq!(summary(collect_n(&mut some, expected_some.len()).await), expected_some, "seed {seed}");
+    let expected_late = slice(late_from, "");
+    assert_eq!(summary(collect_n(&mut late, expected_late.len()).await), expected_late, "seed {seed}");
 
     // (3) and (4): every call's answer is consistent with the history.
-    let by_revision: HashMap<Revision, Vec<&WatchEvent>> =
-        events.iter().fold(HashMap::new(), |mut map, e| {
-            map.entry(e.kv.mod_revision).or_default().push(e);
-            map
-        });
+    let by_revision: HashMap<Revision, Vec<&WatchEvent>> = events.iter().fold(HashMap::new(), |mut map, e| {
+        map.entry(e.kv.mod_revision).or_default().push(e);
+        map
+    });
     let histories = key_histories(&events);
     let mut successes = Vec::new();
     let (mut conflicts, mut failures) = (0, 0);
@@ -243,9 +248,7 @@ async fn concurrent_cas_writers_and_watchers_agree_on_one_history() {
                     Error::Conflict { key, expected, current } => {
                         conflicts += 1;
                         let guarded = outcome.ops.iter().any(|(k, e, _)| k == key && *e == Some(*expected));
-                        guarded
-                            && current != expected
-                            && held_during(&histories, key, window, |s| s == Some(*current))
+                        guarded && current != expected && held_during(&histories, key, window, |s| s == Some(*current))
                     }
                     Error::AlreadyExists(key) => held_during(&histories, key, window, |s| s.is_some()),
                     Error::NotFound(key) => held_during(&histories, key, window, |s| s.is_none()),
@@ -259,5 +262,10 @@ async fn concurrent_cas_writers_and_watchers_agree_on_one_history() {
     successes.sort_unstable();
     assert_eq!(successes, (1..=last).collect::<Vec<_>>(), "seed {seed}");
     assert!(conflicts > 0, "seed {seed}: the workload should provoke CAS conflicts");
-    println!("{} calls: {} ok, {failures} failed ({conflicts} conflicts), {} txn revisions", outcomes.len(), last, txn_revisions.len());
+    println!(
+        "{} calls: {} ok, {failures} failed ({conflicts} conflicts), {} txn revisions",
+        outcomes.len(),
+        last,
+        txn_revisions.len()
+    );
 }

@@ -25,7 +25,10 @@ async fn revisions_count_successful_writes_and_cas_guards_updates() {
 
     assert!(matches!(store.delete("/a", Some(1)).await, Err(Error::Conflict { current: 3, .. })));
     let deleted = store.delete("/a", Some(3)).await.expect("delete /a");
-    assert_eq!((deleted.key.as_str(), deleted.value, deleted.create_revision, deleted.mod_revision), ("/a", b("2"), 1, 4));
+    assert_eq!(
+        (deleted.key.as_str(), deleted.value, deleted.create_revision, deleted.mod_revision),
+        ("/a", b("2"), 1, 4)
+    );
     assert!(store.get("/a").await.expect("get").is_none());
     assert!(matches!(store.delete("/a", None).await, Err(Error::NotFound(_))));
 

@@ -49,10 +49,7 @@ async fn after_a_restart_history_starts_at_the_recovered_revision() {
         store.close().await.expect("close");
     }
     let store = open(dir.path()).await;
-    assert!(matches!(
-        store.watch("", 2).await,
-        Err(Error::Compacted { requested: 2, compacted: 5 })
-    ));
+    assert!(matches!(store.watch("", 2).await, Err(Error::Compacted { requested: 2, compacted: 5 })));
     let mut watch = store.watch("", store.current_revision()).await.expect("watch from current");
     store.create("/k/5", b("v")).await.expect("create");
     let event = crate::support::next_event(&mut watch).await;

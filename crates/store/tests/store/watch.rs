@@ -61,10 +61,8 @@ async fn a_txn_produces_one_event_per_op_at_one_revision() {
     let store = open(dir.path()).await;
     store.create("/a", b("a")).await.expect("create");
     let mut watch = store.watch("", store.current_revision()).await.expect("watch");
-    let ops = vec![
-        TxnOp::Create { key: "/b".into(), value: b("b") },
-        TxnOp::Delete { key: "/a".into(), expected: None },
-    ];
+    let ops =
+        vec![TxnOp::Create { key: "/b".into(), value: b("b") }, TxnOp::Delete { key: "/a".into(), expected: None }];
     let revision = store.txn(ops).await.expect("txn");
     let first = next_event(&mut watch).await;
     let second = next_event(&mut watch).await;

@@ -1,0 +1,390 @@
+//! `svcnet-bench`: drives an API server over HTTPS the way client-go does
+//! (one HTTP/2 connection per client, client-certificate auth) and prints
+//! a Markdown table of throughput, latency percentiles, list time, watch
+//! delivery latency and server RSS. `bench/apiserver.sh` runs it side by
+//! side with the same write load against etcd.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Parser;
+use http::{Method, Request};
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Parser, Clone)]
+struct Args {
+    /// host:port of the API server.
+    #[arg(long)]
+    addr: String,
+    /// svcnet data dir holding pki/ (ca.crt, admin.crt, admin.key).
+    #[arg(long)]
+    pki: std::path::PathBuf,
+    /// Objects per write phase.
+    #[arg(long, default_value_t = 10_000)]
+    objects: usize,
+    /// Server process id, to read its RSS.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Number of watchers for the delivery test.
+    #[arg(long, default_value_t = 100)]
+    watchers: usize,
+    /// Events created during the watch test.
+    #[arg(long, default_value_t = 1_000)]
+    watch_events: usize,
+    /// Only run the etcd write comparison against this etcd client URL
+    /// host:port (plain HTTP gRPC gateway).
+    #[arg(long)]
+    etcd: Option<String>,
+}
+
+#[derive(Clone)]
+struct Client {
+    send: SendRequest<Full<Bytes>>,
+    authority: String,
+}
+
+impl Client {
+    async fn connect(addr: &str, tls: Arc<rustls::ClientConfig>) -> Result<Client, BoxError> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let stream = tokio_rustls::TlsConnector::from(tls).connect(ServerName::try_from("localhost")?, tcp).await?;
+        let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        Ok(Client { send, authority: addr.to_string() })
+    }
+
+    async fn plain(addr: &str) -> Result<Client, BoxError> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await?;
+        tokio::spawn(conn);
+        Ok(Client { send, authority: addr.to_string() })
+    }
+
+    fn request(&self, method: Method, scheme: &str, path: &str, ct: &str, body: Bytes) -> Request<Full<Bytes>> {
+        Request::builder()
+            .method(method)
+            .uri(format!("{scheme}://{}{path}", self.authority))
+            .header("content-type", ct)
+            .header("accept", "application/json")
+            .body(Full::new(body))
+            .expect("static request parts are valid")
+    }
+
+    async fn call(&mut self, req: Request<Full<Bytes>>) -> Result<(u16, Bytes), BoxError> {
+        self.send.ready().await?;
+        let resp = self.send.send_request(req).await?;
+        let code = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((code, body))
+    }
+}
+
+fn tls(pki: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, BoxError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(pki.join("ca.crt"))? {
+        roots.add(c?)?;
+    }
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(pki.join("admin.crt"))?.collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(pki.join("admin.key"))?;
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+fn service(name: &str) -> Bytes {
+    let v = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": { "name": name, "labels": { "app": "bench", "tier": "web" } },
+        "spec": { "selector": { "app": name }, "ports": [{ "name": "http", "port": 80, "targetPort": 8080 }] },
+    });
+    Bytes::from(v.to_string())
+}
+
+struct Phase {
+    name: String,
+    clients: usize,
+    ops: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    errors: usize,
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx].as_secs_f64() * 1000.0
+}
+
+impl Phase {
+    fn row(&mut self) -> String {
+        self.latencies.sort();
+        format!(
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
+            self.name,
+            self.clients,
+            self.ops,
+            self.ops as f64 / self.elapsed.as_secs_f64(),
+            pct(&self.latencies, 0.5),
+            pct(&self.latencies, 0.99),
+            self.errors
+        )
+    }
+}
+
+/// Runs `ops` operations split over `clients` connections; `make` builds
+/// the i-th request and says which status codes count as success.
+async fn run_phase(
+    name: &str,
+    clients: &[Client],
+    ops: usize,
+    make: Arc<dyn Fn(&Client, usize) -> (Request<Full<Bytes>>, u16) + Send + Sync>,
+) -> Phase {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    let n = clients.len();
+    for (k, client) in clients.iter().enumerate() {
+        let mut client = client.clone();
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            let mut i = k;
+            while i < ops {
+                let (req, want) = make(&client, i);
+                let t = Instant::now();
+                match client.call(req).await {
+                    Ok((code, _)) if code == want => lat.push(t.elapsed()),
+                    Ok(_) | Err(_) => errors += 1,
+                }
+                i += n;
+            }
+            (lat, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((l, e)) = t.await {
+            latencies.extend(l);
+            errors += e;
+        }
+    }
+    Phase { name: name.to_string(), clients: n, ops, elapsed: start.elapsed(), latencies, errors }
+}
+
+async fn connect_many(args: &Args, tls: &Arc<rustls::ClientConfig>, n: usize) -> Result<Vec<Client>, BoxError> {
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(Client::connect(&args.addr, tls.clone()).await?);
+    }
+    Ok(v)
+}
+
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+async fn writes(args: &Args, tls: &Arc<rustls::ClientConfig>, clients: usize, prefix: &str, rows: &mut Vec<String>) -> Result<(), BoxError> {
+    let conns = connect_many(args, tls, clients).await?;
+    let ns = "default";
+    let p = prefix.to_string();
+    let create = Arc::new(move |c: &Client, i: usize| {
+        (c.request(Method::POST, "https", &format!("/api/v1/namespaces/{ns}/services"), "application/json", service(&format!("{p}-{i}"))), 201)
+    });
+    rows.push(run_phase("create", &conns, args.objects, create).await.row());
+    let p = prefix.to_string();
+    let update = Arc::new(move |c: &Client, i: usize| {
+        let patch = Bytes::from(json!({ "metadata": { "labels": { "rev": format!("r{i}") } } }).to_string());
+        (c.request(Method::PATCH, "https", &format!("/api/v1/namespaces/{ns}/services/{p}-{i}"), "application/merge-patch+json", patch), 200)
+    });
+    rows.push(run_phase("update (merge patch)", &conns, args.objects, update).await.row());
+    let p = prefix.to_string();
+    let delete = Arc::new(move |c: &Client, i: usize| {
+        (c.request(Method::DELETE, "https", &format!("/api/v1/namespaces/{ns}/services/{p}-{i}"), "application/json", Bytes::new()), 200)
+    });
+    rows.push(run_phase("delete", &conns, args.objects, delete).await.row());
+    Ok(())
+}
+
+async fn etcd_writes(addr: &str, clients: usize, objects: usize) -> Result<String, BoxError> {
+    let mut conns = Vec::new();
+    for _ in 0..clients {
+        conns.push(Client::plain(addr).await?);
+    }
+    use base64::Engine as _;
+    let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+    let put = Arc::new(move |c: &Client, i: usize| {
+        let key = format!("/registry/services/specs/default/etcd-{i}");
+        // Same compare-and-create shape kube-apiserver sends to etcd.
+        let txn = json!({
+            "compare": [{ "key": b64(key.as_bytes()), "target": "MOD", "mod_revision": "0", "result": "EQUAL" }],
+            "success": [{ "request_put": { "key": b64(key.as_bytes()), "value": b64(&service(&format!("etcd-{i}"))) } }],
+        });
+        (c.request(Method::POST, "http", "/v3/kv/txn", "application/json", Bytes::from(txn.to_string())), 200)
+    });
+    let mut phase = run_phase("etcd txn create", &conns, objects, put).await;
+    Ok(phase.row())
+}
+
+async fn list(args: &Args, tls: &Arc<rustls::ClientConfig>, rows: &mut Vec<String>) -> Result<(), BoxError> {
+    let mut c = Client::connect(&args.addr, tls.clone()).await?;
+    let mut times = Vec::new();
+    let mut items = 0;
+    for _ in 0..5 {
+        let req = c.request(Method::GET, "https", "/api/v1/namespaces/default/services", "application/json", Bytes::new());
+        let t = Instant::now();
+        let (_, body) = c.call(req).await?;
+        times.push(t.elapsed());
+        let v: Value = serde_json::from_slice(&body)?;
+        items = v["items"].as_array().map_or(0, Vec::len);
+    }
+    times.sort();
+    rows.push(format!("| list {items} services (JSON), median of 5 | 1 | 5 | - | {:.1} | {:.1} | 0 |", pct(&times, 0.5), pct(&times, 1.0)));
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let req = Request::builder()
+            .uri(format!("https://{}/api/v1/namespaces/default/services", c.authority))
+            .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
+            .body(Full::new(Bytes::new()))?;
+        let t = Instant::now();
+        c.call(req).await?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    rows.push(format!("| list {items} services (Table, as kubectl get), median of 3 | 1 | 3 | - | {:.1} | {:.1} | 0 |", pct(&times, 0.5), pct(&times, 1.0)));
+    Ok(())
+}
+
+async fn watch(args: &Args, tls: &Arc<rustls::ClientConfig>) -> Result<String, BoxError> {
+    // Watchers share 10 connections, as many informers share one client.
+    let conns = connect_many(args, tls, 10).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String, Instant)>();
+    let mut ready = Vec::new();
+    for w in 0..args.watchers {
+        let mut c = conns[w % conns.len()].clone();
+        let tx = tx.clone();
+        let (rtx, rrx) = tokio::sync::oneshot::channel();
+        ready.push(rrx);
+        tokio::spawn(async move {
+            let req = c.request(Method::GET, "https", "/api/v1/namespaces/watch-bench/configmaps?watch=true&resourceVersion=0&timeoutSeconds=120", "application/json", Bytes::new());
+            let Ok(()) = c.send.ready().await.map_err(|_| ()) else { return };
+            let Ok(resp) = c.send.send_request(req).await else { return };
+            let _ = rtx.send(());
+            let mut body = resp.into_body();
+            let mut buf = Vec::new();
+            while let Some(Ok(frame)) = body.frame().await {
+                let Ok(data) = frame.into_data() else { continue };
+                let now = Instant::now();
+                buf.extend_from_slice(&data);
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    if let Ok(v) = serde_json::from_slice::<Value>(&line) {
+                        if let Some(name) = v["object"]["metadata"]["name"].as_str() {
+                            let _ = tx.send((w, name.to_string(), now));
+                        }
+                    }
+                }
+            }
+        });
+    }
+    for r in ready {
+        let _ = r.await;
+    }
+    drop(tx);
+    let mut writer = Client::connect(&args.addr, tls.clone()).await?;
+    let mut sent = std::collections::HashMap::new();
+    let start = Instant::now();
+    for i in 0..args.watch_events {
+        let name = format!("w-{i}");
+        let body = Bytes::from(json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": name }, "data": { "i": i.to_string() } }).to_string());
+        let req = writer.request(Method::POST, "https", "/api/v1/namespaces/watch-bench/configmaps", "application/json", body);
+        let t = Instant::now();
+        writer.call(req).await?;
+        sent.insert(name, t);
+        // An even, bounded rate: about 500 events/s.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let expected = args.watchers * args.watch_events;
+    let mut delays = Vec::with_capacity(expected);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while delays.len() < expected {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some((_, name, at))) => {
+                if let Some(t) = sent.get(&name) {
+                    delays.push(at.saturating_duration_since(*t));
+                }
+            }
+            _ => break,
+        }
+    }
+    let _ = start;
+    delays.sort();
+    Ok(format!(
+        "| watch delivery: {} watchers x {} events | {} | {} | - | {:.2} | {:.2} | {} |",
+        args.watchers,
+        args.watch_events,
+        args.watchers,
+        delays.len(),
+        pct(&delays, 0.5),
+        pct(&delays, 0.99),
+        expected - delays.len()
+    ))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args = Args::parse();
+    if let Some(etcd) = &args.etcd {
+        println!("{}", etcd_writes(etcd, 32, args.objects).await?);
+        return Ok(());
+    }
+    let tls = tls(&args.pki)?;
+    let mut rows = Vec::new();
+    println!("| operation | clients | ops | ops/s | p50 ms | p99 ms | errors |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    writes(&args, &tls, 1, "one", &mut rows).await?;
+    writes(&args, &tls, 32, "many", &mut rows).await?;
+    for r in rows.drain(..) {
+        println!("{r}");
+    }
+    // Fill 10k services for the list and memory figures.
+    let conns = connect_many(&args, &tls, 32).await?;
+    let fill = Arc::new(|c: &Client, i: usize| {
+        (c.request(Method::POST, "https", "/api/v1/namespaces/default/services", "application/json", service(&format!("svc-{i}"))), 201)
+    });
+    run_phase("fill", &conns, args.objects, fill).await;
+    list(&args, &tls, &mut rows).await?;
+    for r in rows.drain(..) {
+        println!("{r}");
+    }
+    if let Some(pid) = args.pid {
+        if let Some(rss) = rss_mib(pid) {
+            println!("| server RSS with {} services stored | - | - | - | {rss:.1} MiB | - | - |", args.objects);
+        }
+    }
+    let mut ns = Client::connect(&args.addr, tls.clone()).await?;
+    let body = Bytes::from(json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "watch-bench" } }).to_string());
+    let req = ns.request(Method::POST, "https", "/api/v1/namespaces", "application/json", body);
+    ns.call(req).await?;
+    println!("{}", watch(&args, &tls).await?);
+    Ok(())
+}
