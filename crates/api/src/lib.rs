@@ -7,11 +7,15 @@
 //! - [`patch`]: JSON merge patch, JSON patch and strategic merge patch.
 //! - [`selector`]: label and field selectors.
 //! - [`table`]: server-side `meta.k8s.io/v1` Table columns per resource.
+//! - [`managed`]: server-side apply and `metadata.managedFields` tracking.
 //! - [`openapi`]: the OpenAPI v2 (JSON and protobuf) and v3 documents.
+//! - [`protobuf`]: decoding of Kubernetes protobuf request bodies to JSON.
 
 pub mod defaults;
+pub mod managed;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod schema;
 pub mod selector;

@@ -26,31 +26,67 @@ pub const REGISTRY_PREFIX: &str = "/registry/";
 /// an older resourceVersion.
 const HISTORY: usize = 20_000;
 
-/// An object as the cache holds it: decoded, with `metadata.resourceVersion`
-/// set, and serialized once for every reader.
+/// An object as the cache holds it: serialized once (with
+/// `metadata.resourceVersion` set) for every reader, plus what selectors
+/// need, extracted up front. The decoded JSON is not kept: a decoded
+/// object costs several times its serialized size, and lists and watches
+/// only need the bytes.
 #[derive(Debug)]
 pub struct CachedObject {
     pub key: String,
     pub namespace: String,
     pub name: String,
     pub rv: Revision,
-    pub value: Value,
     pub json: Bytes,
+    /// `metadata.labels`, sorted by key.
+    labels: Vec<(Box<str>, Box<str>)>,
+    /// The resource's selectable fields and their values.
+    fields: Vec<(&'static str, Box<str>)>,
+    /// Whether `metadata.deletionTimestamp` is set.
+    pub deleting: bool,
 }
 
 impl CachedObject {
-    fn decode(kv: &KeyValue, rv: Revision) -> Option<CachedObject> {
+    fn decode(resource: &ResourceInfo, kv: &KeyValue, rv: Revision) -> Option<CachedObject> {
         let mut value: Value = serde_json::from_slice(&kv.value).ok()?;
         let meta = value.get_mut("metadata")?.as_object_mut()?;
         meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
         let name = meta.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
         let namespace = meta.get("namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+        let deleting = meta.get("deletionTimestamp").is_some_and(|t| !t.is_null());
+        let mut labels: Vec<(Box<str>, Box<str>)> = meta
+            .get("labels")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| (k.as_str().into(), v.as_str().unwrap_or_default().into())).collect())
+            .unwrap_or_default();
+        labels.sort();
+        let fields = svcnet_api::selector::supported_fields(resource.plural)
+            .iter()
+            .filter_map(|f| svcnet_api::selector::field_value(resource.plural, &value, f).map(|v| (*f, v.into())))
+            .collect();
         let json = Bytes::from(serde_json::to_vec(&value).ok()?);
-        Some(CachedObject { key: kv.key.clone(), namespace, name, rv, value, json })
+        Some(CachedObject { key: kv.key.clone(), namespace, name, rv, json, labels, fields, deleting })
     }
 
-    pub fn labels(&self) -> Option<&serde_json::Map<String, Value>> {
-        self.value.get("metadata")?.get("labels")?.as_object()
+    /// The object, decoded afresh (callers that change it own the copy).
+    pub fn value(&self) -> Value {
+        // The bytes were produced by serde_json from a Value, so they parse.
+        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
+
+    /// The value of a selectable field, as field selectors compare it.
+    pub fn field(&self, path: &str) -> Option<String> {
+        match path {
+            "metadata.name" => Some(self.name.clone()),
+            "metadata.namespace" => Some(self.namespace.clone()),
+            _ => self.fields.iter().find(|(f, _)| *f == path).map(|(_, v)| v.to_string()),
+        }
+    }
+}
+
+impl svcnet_api::selector::Labels for CachedObject {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok().map(|i| self.labels[i].1.as_ref())
     }
 }
 
@@ -205,7 +241,7 @@ impl Cacher {
 
     fn apply(&self, kind: EventKind, kv: &KeyValue) {
         let rv = kv.mod_revision;
-        let Some(object) = CachedObject::decode(kv, rv) else {
+        let Some(object) = CachedObject::decode(self.resource, kv, rv) else {
             tracing::error!(key = %kv.key, "stored object is not valid JSON; skipping it");
             return;
         };
@@ -237,7 +273,7 @@ impl Cacher {
         let mut objects = BTreeMap::new();
         for kv in kvs {
             let mod_rv = kv.mod_revision;
-            match CachedObject::decode(&kv, mod_rv) {
+            match CachedObject::decode(self.resource, &kv, mod_rv) {
                 Some(o) => {
                     objects.insert(kv.key.clone(), Arc::new(o));
                 }

@@ -170,7 +170,7 @@ impl Api {
             (&Method::GET, Some(name)) => {
                 let obj = self.registry.get(res, ns, name).await?;
                 if sub == Some("scale") {
-                    return Ok(json_response(StatusCode::OK, &scale::from_object(res, &obj.value)?));
+                    return Ok(json_response(StatusCode::OK, &scale::from_object(res, &obj.value())?));
                 }
                 render_object(res, &obj, render, &query)
             }
@@ -378,16 +378,7 @@ fn include_object(query: &Query) -> Result<svcnet_api::table::IncludeObject> {
 fn render_list(res: &ResourceInfo, page: &crate::registry::ListPage, render: Render, query: &Query) -> Result<Response<Body>> {
     let rv = page.rv.to_string();
     if render == Render::Table {
-        let objects: Vec<&Value> = page.objects.iter().map(|o| &o.value).collect();
-        let options = svcnet_api::table::TableOptions {
-            include_object: include_object(query)?,
-            no_headers: false,
-            resource_version: &rv,
-            continue_token: page.continue_token.as_deref(),
-            remaining_item_count: page.remaining.map(|n| n as i64),
-        };
-        let table = svcnet_api::table::table_with(res.kind, &objects, jiff::Timestamp::now(), &options);
-        return Ok(json_response(StatusCode::OK, &table));
+        return table_list(res, page, query);
     }
     // Items are already serialized: splice them in rather than re-encode.
     let mut meta = json!({ "resourceVersion": rv });
@@ -413,11 +404,43 @@ fn render_list(res: &ResourceInfo, page: &crate::registry::ListPage, render: Ren
     Ok(bytes_response(StatusCode::OK, Bytes::from(out), "application/json"))
 }
 
+/// A list rendered as a Table, one row at a time: decoding every object at
+/// once would multiply the memory a large list needs.
+fn table_list(res: &ResourceInfo, page: &crate::registry::ListPage, query: &Query) -> Result<Response<Body>> {
+    let rv = page.rv.to_string();
+    let now = jiff::Timestamp::now();
+    let include_object = include_object(query)?;
+    let options = |no_headers| svcnet_api::table::TableOptions {
+        include_object,
+        no_headers,
+        resource_version: &rv,
+        continue_token: page.continue_token.as_deref(),
+        remaining_item_count: page.remaining.map(|n| n as i64),
+    };
+    let mut head = svcnet_api::table::table_with(res.kind, &[], now, &options(false));
+    let rows_json = head.as_object_mut().and_then(|m| m.remove("rows"));
+    let _ = rows_json;
+    let mut out = serde_json::to_vec(&head).unwrap_or_default();
+    out.pop();
+    out.extend_from_slice(b",\"rows\":[");
+    for (i, o) in page.objects.iter().enumerate() {
+        let value = o.value();
+        let mut one = svcnet_api::table::table_with(res.kind, &[&value], now, &options(true));
+        let row = one.get_mut("rows").and_then(|r| r.as_array_mut()).and_then(|r| r.pop()).unwrap_or(Value::Null);
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&serde_json::to_vec(&row).unwrap_or_default());
+    }
+    out.extend_from_slice(b"]}");
+    Ok(bytes_response(StatusCode::OK, Bytes::from(out), "application/json"))
+}
+
 fn render_object(res: &ResourceInfo, obj: &CachedObject, render: Render, query: &Query) -> Result<Response<Body>> {
     if render == Render::Table {
         let table = svcnet_api::table::table(
             res.kind,
-            &[&obj.value],
+            &[&obj.value()],
             jiff::Timestamp::now(),
             include_object(query)?,
             &obj.rv.to_string(),

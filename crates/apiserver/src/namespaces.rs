@@ -11,7 +11,6 @@ use tokio::sync::watch;
 
 use crate::error::{ApiError, Result};
 use crate::handler::Api;
-use crate::object::meta_str;
 use crate::registry::{DeleteOptions, ListOptions, Registry, WriteOptions};
 
 /// Namespaces that exist in every cluster and may not be deleted.
@@ -64,7 +63,7 @@ async fn finalize_terminating(registry: &Registry) -> Result<()> {
     let all = ListOptions { filter: Box::new(|_| true), filtered: false, limit: 0, continue_token: None };
     let namespaces = registry.list(ns_resource(), None, &all).await?;
     for ns in namespaces.objects {
-        if meta_str(&ns.value, "deletionTimestamp").is_empty() {
+        if !ns.deleting {
             continue;
         }
         let mut remaining = 0;
@@ -72,7 +71,7 @@ async fn finalize_terminating(registry: &Registry) -> Result<()> {
             let page = registry.list(r, Some(&ns.name), &all).await?;
             for o in page.objects {
                 remaining += 1;
-                if !meta_str(&o.value, "deletionTimestamp").is_empty() {
+                if o.deleting {
                     continue;
                 }
                 let opts = DeleteOptions { propagation_policy: Some("Background".into()), ..Default::default() };
@@ -83,7 +82,7 @@ async fn finalize_terminating(registry: &Registry) -> Result<()> {
             }
         }
         if remaining == 0 {
-            let mut obj = ns.value.clone();
+            let mut obj = ns.value();
             obj["spec"]["finalizers"] = json!([]);
             match registry.update(ns_resource(), None, &ns.name, Some("finalize"), obj, &WriteOptions::default()).await {
                 Ok(_) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => {}

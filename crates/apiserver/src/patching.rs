@@ -83,7 +83,7 @@ pub async fn patch(
     }
     if sub == Some("scale") {
         let current = registry.get(resource, ns, name).await?;
-        let scale_now = scale::from_object(resource, &current.value)?;
+        let scale_now = scale::from_object(resource, &current.value())?;
         let next = apply_patch(kind, &scale_now, &patch, "io.k8s.api.autoscaling.v1.Scale")?;
         let n = scale::replicas(resource, name, &next)?;
         let precondition = next.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string);

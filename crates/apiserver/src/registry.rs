@@ -151,7 +151,7 @@ impl Registry {
         let nsres = namespaces();
         match self.caches.cacher(nsres).get(&Cacher::key(nsres, None, ns)) {
             None => Err(ApiError::not_found("", "namespaces", ns)),
-            Some(o) if creating && !meta_str(&o.value, "deletionTimestamp").is_empty() => Err(ApiError::Forbidden(
+            Some(o) if creating && o.deleting => Err(ApiError::Forbidden(
                 format!("unable to create new content in namespace {ns} because it is being terminated"),
             )),
             Some(_) => Ok(()),
@@ -327,7 +327,7 @@ impl Registry {
     ) -> Result<Written> {
         for _ in 0..MAX_RETRIES {
             let current = self.get(resource, ns, name).await?;
-            let patched = apply(&current.value)?;
+            let patched = apply(&current.value())?;
             let warnings = check_body(resource, &patched, opts.validation)?;
             let precondition = meta_str(&patched, "resourceVersion").to_string();
             if precondition != current.rv.to_string() {
@@ -366,7 +366,7 @@ impl Registry {
         opts: &WriteOptions,
     ) -> Result<Written> {
         let strategy = strategy::for_resource(resource);
-        let old = &current.value;
+        let old = &current.value();
         if !obj.is_object() {
             return Err(ApiError::BadRequest("the body of the request is not a JSON object".into()));
         }
@@ -448,7 +448,7 @@ impl Registry {
         }
         for _ in 0..MAX_RETRIES {
             let current = self.get(resource, ns, name).await?;
-            let mut obj = current.value.clone();
+            let mut obj = current.value();
             if let Some(uid) = &opts.precondition_uid {
                 let actual = meta_str(&obj, "uid");
                 if uid != actual {

@@ -28,8 +28,7 @@ fn parse(resource: &ResourceInfo, query: &Query) -> Result<(LabelSelector, Field
 /// The filter of a watch.
 pub fn list_filter(resource: &'static ResourceInfo, query: &Query) -> Result<Filter> {
     let (labels, fields) = parse(resource, query)?;
-    let plural = resource.plural;
-    Ok(Arc::new(move |o| labels.matches_object(&o.value) && fields.matches_object(plural, &o.value)))
+    Ok(Arc::new(move |o| labels.matches(o) && fields.matches(|f| o.field(f))))
 }
 
 /// The options of a list.
@@ -37,9 +36,8 @@ pub fn list_options(resource: &'static ResourceInfo, query: &Query) -> Result<Li
     let (labels, fields) = parse(resource, query)?;
     let filtered = !labels.is_everything() || !fields.is_everything();
     let limit = query.int("limit")?.unwrap_or(0).max(0) as usize;
-    let plural = resource.plural;
     Ok(ListOptions {
-        filter: Box::new(move |o| labels.matches_object(&o.value) && fields.matches_object(plural, &o.value)),
+        filter: Box::new(move |o| labels.matches(o) && fields.matches(|f| o.field(f))),
         filtered,
         limit,
         continue_token: query.get("continue").filter(|c| !c.is_empty()).map(str::to_string),

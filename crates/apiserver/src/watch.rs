@@ -158,7 +158,7 @@ impl Encoder {
                     continue_token: None,
                     remaining_item_count: None,
                 };
-                let table = svcnet_api::table::table_with(self.resource.kind, &[&object.value], jiff::Timestamp::now(), &options);
+                let table = svcnet_api::table::table_with(self.resource.kind, &[&object.value()], jiff::Timestamp::now(), &options);
                 self.first = false;
                 out.extend_from_slice(&serde_json::to_vec(&table).unwrap_or_default());
             }

@@ -40,6 +40,9 @@ struct Args {
     /// Events created during the watch test.
     #[arg(long, default_value_t = 1_000)]
     watch_events: usize,
+    /// Skip the create/update/delete phases (measure a fresh fill only).
+    #[arg(long)]
+    skip_writes: bool,
     /// Only run the etcd write comparison against this etcd client URL
     /// host:port (plain HTTP gRPC gateway).
     #[arg(long)]
@@ -47,8 +50,15 @@ struct Args {
 }
 
 #[derive(Clone)]
+enum Sender {
+    H2(SendRequest<Full<Bytes>>),
+    /// etcd's JSON gateway speaks HTTP/1.1 only; one request at a time.
+    H1(Arc<tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>),
+}
+
+#[derive(Clone)]
 struct Client {
-    send: SendRequest<Full<Bytes>>,
+    send: Sender,
     authority: String,
 }
 
@@ -59,21 +69,43 @@ impl Client {
         let stream = tokio_rustls::TlsConnector::from(tls).connect(ServerName::try_from("localhost")?, tcp).await?;
         let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
         tokio::spawn(conn);
-        Ok(Client { send, authority: addr.to_string() })
+        Ok(Client { send: Sender::H2(send), authority: addr.to_string() })
     }
 
-    async fn plain(addr: &str) -> Result<Client, BoxError> {
+    async fn plain_http1(addr: &str) -> Result<Client, BoxError> {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
-        let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await?;
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
         tokio::spawn(conn);
-        Ok(Client { send, authority: addr.to_string() })
+        Ok(Client { send: Sender::H1(Arc::new(tokio::sync::Mutex::new(send))), authority: addr.to_string() })
+    }
+
+    /// Sends a request and returns the streaming response.
+    async fn open(&mut self, req: Request<Full<Bytes>>) -> Result<http::Response<hyper::body::Incoming>, BoxError> {
+        match &mut self.send {
+            Sender::H2(s) => {
+                s.ready().await?;
+                Ok(s.send_request(req).await?)
+            }
+            Sender::H1(s) => {
+                let mut s = s.lock().await;
+                s.ready().await?;
+                Ok(s.send_request(req).await?)
+            }
+        }
     }
 
     fn request(&self, method: Method, scheme: &str, path: &str, ct: &str, body: Bytes) -> Request<Full<Bytes>> {
+        // HTTP/2 carries the authority in the URI; HTTP/1.1 wants an
+        // origin-form target and a Host header.
+        let uri = match self.send {
+            Sender::H2(_) => format!("{scheme}://{}{path}", self.authority),
+            Sender::H1(_) => path.to_string(),
+        };
         Request::builder()
             .method(method)
-            .uri(format!("{scheme}://{}{path}", self.authority))
+            .uri(uri)
+            .header("host", &self.authority)
             .header("content-type", ct)
             .header("accept", "application/json")
             .body(Full::new(body))
@@ -81,8 +113,7 @@ impl Client {
     }
 
     async fn call(&mut self, req: Request<Full<Bytes>>) -> Result<(u16, Bytes), BoxError> {
-        self.send.ready().await?;
-        let resp = self.send.send_request(req).await?;
+        let resp = self.open(req).await?;
         let code = resp.status().as_u16();
         let body = resp.into_body().collect().await?.to_bytes();
         Ok((code, body))
@@ -225,15 +256,19 @@ async fn writes(args: &Args, tls: &Arc<rustls::ClientConfig>, clients: usize, pr
     Ok(())
 }
 
-async fn etcd_writes(addr: &str, clients: usize, objects: usize) -> Result<String, BoxError> {
+/// Durable creates against etcd, shaped as kube-apiserver sends them
+/// (a compare-and-create txn). Success is judged by status only: keys are
+/// unique, so no compare fails.
+async fn etcd_writes(addr: &str, clients: usize, objects: usize, prefix: &str) -> Result<String, BoxError> {
     let mut conns = Vec::new();
     for _ in 0..clients {
-        conns.push(Client::plain(addr).await?);
+        conns.push(Client::plain_http1(addr).await?);
     }
     use base64::Engine as _;
     let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+    let prefix = prefix.to_string();
     let put = Arc::new(move |c: &Client, i: usize| {
-        let key = format!("/registry/services/specs/default/etcd-{i}");
+        let key = format!("/registry/services/specs/default/{prefix}-{i}");
         // Same compare-and-create shape kube-apiserver sends to etcd.
         let txn = json!({
             "compare": [{ "key": b64(key.as_bytes()), "target": "MOD", "mod_revision": "0", "result": "EQUAL" }],
@@ -286,8 +321,7 @@ async fn watch(args: &Args, tls: &Arc<rustls::ClientConfig>) -> Result<String, B
         ready.push(rrx);
         tokio::spawn(async move {
             let req = c.request(Method::GET, "https", "/api/v1/namespaces/watch-bench/configmaps?watch=true&resourceVersion=0&timeoutSeconds=120", "application/json", Bytes::new());
-            let Ok(()) = c.send.ready().await.map_err(|_| ()) else { return };
-            let Ok(resp) = c.send.send_request(req).await else { return };
+            let Ok(resp) = c.open(req).await else { return };
             let _ = rtx.send(());
             let mut body = resp.into_body();
             let mut buf = Vec::new();
@@ -354,15 +388,20 @@ async fn watch(args: &Args, tls: &Arc<rustls::ClientConfig>) -> Result<String, B
 async fn main() -> Result<(), BoxError> {
     let args = Args::parse();
     if let Some(etcd) = &args.etcd {
-        println!("{}", etcd_writes(etcd, 32, args.objects).await?);
+        println!("| operation | clients | ops | ops/s | p50 ms | p99 ms | errors |");
+        println!("| --- | --- | --- | --- | --- | --- | --- |");
+        println!("{}", etcd_writes(etcd, 1, args.objects, "one").await?);
+        println!("{}", etcd_writes(etcd, 32, args.objects, "many").await?);
         return Ok(());
     }
     let tls = tls(&args.pki)?;
     let mut rows = Vec::new();
     println!("| operation | clients | ops | ops/s | p50 ms | p99 ms | errors |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    writes(&args, &tls, 1, "one", &mut rows).await?;
-    writes(&args, &tls, 32, "many", &mut rows).await?;
+    if !args.skip_writes {
+        writes(&args, &tls, 1, "one", &mut rows).await?;
+        writes(&args, &tls, 32, "many", &mut rows).await?;
+    }
     for r in rows.drain(..) {
         println!("{r}");
     }
@@ -372,14 +411,18 @@ async fn main() -> Result<(), BoxError> {
         (c.request(Method::POST, "https", "/api/v1/namespaces/default/services", "application/json", service(&format!("svc-{i}"))), 201)
     });
     run_phase("fill", &conns, args.objects, fill).await;
+    drop(conns);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_stored = args.pid.and_then(rss_mib);
     list(&args, &tls, &mut rows).await?;
     for r in rows.drain(..) {
         println!("{r}");
     }
-    if let Some(pid) = args.pid {
-        if let Some(rss) = rss_mib(pid) {
-            println!("| server RSS with {} services stored | - | - | - | {rss:.1} MiB | - | - |", args.objects);
-        }
+    if let Some(rss) = rss_stored {
+        println!("| server RSS with {} services stored | - | - | - | {rss:.1} MiB | - | - |", args.objects);
+    }
+    if let Some(rss) = args.pid.and_then(rss_mib) {
+        println!("| server RSS after listing them as JSON and Table | - | - | - | {rss:.1} MiB | - | - |");
     }
     let mut ns = Client::connect(&args.addr, tls.clone()).await?;
     let body = Bytes::from(json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "watch-bench" } }).to_string());

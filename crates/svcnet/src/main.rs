@@ -76,7 +76,11 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
 
 async fn serve(args: ServerArgs) -> Result<(), BoxError> {
     std::fs::create_dir_all(&args.data_dir)?;
-    let store = EmbeddedStore::open(&args.data_dir.join("store"), EmbeddedStoreConfig::default()).await?;
+    // The API server's watch cache is the store's only watcher and keeps its
+    // own history for clients, so the store needs only enough history to
+    // bridge a reconnect of that one watcher.
+    let store_config = EmbeddedStoreConfig { history_events: 10_000, ..EmbeddedStoreConfig::default() };
+    let store = EmbeddedStore::open(&args.data_dir.join("store"), store_config).await?;
     let server = ApiServer::start(ApiServerConfig::new(&args.data_dir, args.api_port), store.clone() as Arc<_>).await?;
     println!(
         "svcnet API server ready at https://{} — export KUBECONFIG={}",

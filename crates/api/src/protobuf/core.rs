@@ -115,11 +115,6 @@ pub(super) static CEPH_FS_VOLUME_SOURCE: Message = Message::new("core.v1.CephFSV
     (6, "readOnly", value(BOOL)),
 ]);
 
-pub(super) static SECRET_REFERENCE: Message = Message::new("core.v1.SecretReference", &[
-    (1, "name", value(STRING)),
-    (2, "namespace", value(STRING)),
-]);
-
 pub(super) static FLOCKER_VOLUME_SOURCE: Message = Message::new("core.v1.FlockerVolumeSource", &[
     (1, "datasetName", value(STRING)),
     (2, "datasetUUID", value(STRING)),
@@ -719,7 +714,7 @@ pub(super) static TOPOLOGY_SPREAD_CONSTRAINT: Message = Message::new("core.v1.To
 ]);
 
 pub(super) static HOST_ALIAS: Message = Message::new("core.v1.HostAlias", &[
-    (1, "ip", value(STRING)),
+    (1, "ip", always(STRING)),
     (2, "hostnames", list(STRING)),
 ]);
 

@@ -1,0 +1,87 @@
+//! Message tables of `k8s.io/api/apps/v1`: Deployment and ReplicaSet.
+//!
+//! Field numbers and Go field shapes come from the struct tags in
+//! `k8s.io/api/apps/v1/types.go`, in Go struct order.
+
+use super::core::POD_TEMPLATE_SPEC;
+use super::message::*;
+use super::meta::{LABEL_SELECTOR, OBJECT_META};
+
+pub(super) static DEPLOYMENT: Message = Message::new("apps.v1.Deployment", &[
+    (1, "metadata", value(msg(&OBJECT_META))),
+    (2, "spec", value(msg(&DEPLOYMENT_SPEC))),
+    (3, "status", value(msg(&DEPLOYMENT_STATUS))),
+]);
+
+pub(super) static DEPLOYMENT_SPEC: Message = Message::new("apps.v1.DeploymentSpec", &[
+    (1, "replicas", ptr(INT32)),
+    (2, "selector", ptr_or_null(msg(&LABEL_SELECTOR))),
+    (3, "template", value(msg(&POD_TEMPLATE_SPEC))),
+    (4, "strategy", value(msg(&DEPLOYMENT_STRATEGY))),
+    (5, "minReadySeconds", value(INT32)),
+    (6, "revisionHistoryLimit", ptr(INT32)),
+    (7, "paused", value(BOOL)),
+    (9, "progressDeadlineSeconds", ptr(INT32)),
+]);
+
+pub(super) static DEPLOYMENT_STRATEGY: Message = Message::new("apps.v1.DeploymentStrategy", &[
+    (1, "type", value(STRING)),
+    (2, "rollingUpdate", ptr(msg(&ROLLING_UPDATE_DEPLOYMENT))),
+]);
+
+pub(super) static ROLLING_UPDATE_DEPLOYMENT: Message = Message::new("apps.v1.RollingUpdateDeployment", &[
+    (1, "maxUnavailable", ptr(INT_OR_STRING)),
+    (2, "maxSurge", ptr(INT_OR_STRING)),
+]);
+
+pub(super) static DEPLOYMENT_STATUS: Message = Message::new("apps.v1.DeploymentStatus", &[
+    (1, "observedGeneration", value(INT64)),
+    (2, "replicas", value(INT32)),
+    (3, "updatedReplicas", value(INT32)),
+    (7, "readyReplicas", value(INT32)),
+    (4, "availableReplicas", value(INT32)),
+    (5, "unavailableReplicas", value(INT32)),
+    (9, "terminatingReplicas", ptr(INT32)),
+    (6, "conditions", list(msg(&DEPLOYMENT_CONDITION))),
+    (8, "collisionCount", ptr(INT32)),
+]);
+
+pub(super) static DEPLOYMENT_CONDITION: Message = Message::new("apps.v1.DeploymentCondition", &[
+    (1, "type", always(STRING)),
+    (2, "status", always(STRING)),
+    (6, "lastUpdateTime", value(TIME)),
+    (7, "lastTransitionTime", value(TIME)),
+    (4, "reason", value(STRING)),
+    (5, "message", value(STRING)),
+]);
+
+pub(super) static REPLICA_SET: Message = Message::new("apps.v1.ReplicaSet", &[
+    (1, "metadata", value(msg(&OBJECT_META))),
+    (2, "spec", value(msg(&REPLICA_SET_SPEC))),
+    (3, "status", value(msg(&REPLICA_SET_STATUS))),
+]);
+
+pub(super) static REPLICA_SET_SPEC: Message = Message::new("apps.v1.ReplicaSetSpec", &[
+    (1, "replicas", ptr(INT32)),
+    (4, "minReadySeconds", value(INT32)),
+    (2, "selector", ptr_or_null(msg(&LABEL_SELECTOR))),
+    (3, "template", value(msg(&POD_TEMPLATE_SPEC))),
+]);
+
+pub(super) static REPLICA_SET_STATUS: Message = Message::new("apps.v1.ReplicaSetStatus", &[
+    (1, "replicas", always(INT32)),
+    (2, "fullyLabeledReplicas", value(INT32)),
+    (4, "readyReplicas", value(INT32)),
+    (5, "availableReplicas", value(INT32)),
+    (7, "terminatingReplicas", ptr(INT32)),
+    (3, "observedGeneration", value(INT64)),
+    (6, "conditions", list(msg(&REPLICA_SET_CONDITION))),
+]);
+
+pub(super) static REPLICA_SET_CONDITION: Message = Message::new("apps.v1.ReplicaSetCondition", &[
+    (1, "type", always(STRING)),
+    (2, "status", always(STRING)),
+    (3, "lastTransitionTime", value(TIME)),
+    (4, "reason", value(STRING)),
+    (5, "message", value(STRING)),
+]);
