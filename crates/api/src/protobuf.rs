@@ -22,13 +22,20 @@
 //!
 //! [`Writer`] and [`encode_unknown`] build protobuf inputs for tests.
 
+// The tables keep one message per call and one field per line.
+#[rustfmt::skip]
 mod apps;
+#[rustfmt::skip]
 mod autoscaling;
+#[rustfmt::skip]
 mod core;
 mod decode;
+#[rustfmt::skip]
 mod discovery;
 mod message;
+#[rustfmt::skip]
 mod meta;
+#[rustfmt::skip]
 mod networking;
 mod wire;
 
@@ -160,11 +167,8 @@ static KINDS: &[(&str, &str, &Message)] = &[
 ];
 
 /// meta.k8s.io kinds, which every group version serves.
-static META_KINDS: &[(&str, &Message)] = &[
-    ("DeleteOptions", &meta::DELETE_OPTIONS),
-    ("Status", &meta::STATUS),
-    ("WatchEvent", &meta::WATCH_EVENT),
-];
+static META_KINDS: &[(&str, &Message)] =
+    &[("DeleteOptions", &meta::DELETE_OPTIONS), ("Status", &meta::STATUS), ("WatchEvent", &meta::WATCH_EVENT)];
 
 /// What `raw` holds for an apiVersion and kind.
 enum Root {
@@ -174,9 +178,7 @@ enum Root {
 }
 
 fn root(api_version: &str, kind: &str) -> Option<Root> {
-    let find = |kind: &str| {
-        KINDS.iter().find(|(v, k, _)| *v == api_version && *k == kind).map(|(_, _, m)| *m)
-    };
+    let find = |kind: &str| KINDS.iter().find(|(v, k, _)| *v == api_version && *k == kind).map(|(_, _, m)| *m);
     if let Some(message) = find(kind) {
         return Some(Root::Object(message));
     }
@@ -184,10 +186,7 @@ fn root(api_version: &str, kind: &str) -> Option<Root> {
         return Some(Root::List(message));
     }
     let v1 = api_version == "v1" || api_version.ends_with("/v1");
-    META_KINDS
-        .iter()
-        .find(|(k, _)| v1 && *k == kind)
-        .map(|(_, m)| Root::Object(m))
+    META_KINDS.iter().find(|(k, _)| v1 && *k == kind).map(|(_, m)| Root::Object(m))
 }
 
 fn decode_at_depth(bytes: &[u8], depth: usize) -> Result<Value, ProtobufError> {
@@ -196,17 +195,11 @@ fn decode_at_depth(bytes: &[u8], depth: usize) -> Result<Value, ProtobufError> {
     let fields: &[Field] = match root(&envelope.api_version, &envelope.kind) {
         Some(Root::Object(message)) => message.fields,
         Some(Root::List(item)) => {
-            list_fields = [
-                (1, "metadata", value(msg(&meta::LIST_META))),
-                (2, "items", list_or_null(msg(item))),
-            ];
+            list_fields = [(1, "metadata", value(msg(&meta::LIST_META))), (2, "items", list_or_null(msg(item)))];
             &list_fields
         }
         None => {
-            return Err(ProtobufError::UnsupportedKind {
-                api_version: envelope.api_version,
-                kind: envelope.kind,
-            });
+            return Err(ProtobufError::UnsupportedKind { api_version: envelope.api_version, kind: envelope.kind });
         }
     };
     // TypeMeta is embedded first in every kind, kind before apiVersion,
@@ -232,9 +225,7 @@ struct Envelope<'a> {
 
 impl<'a> Envelope<'a> {
     fn parse(bytes: &'a [u8]) -> Result<Envelope<'a>, ProtobufError> {
-        let body = bytes
-            .strip_prefix(&MAGIC)
-            .ok_or(ProtobufError::malformed(Malformation::MissingMagic))?;
+        let body = bytes.strip_prefix(&MAGIC).ok_or(ProtobufError::malformed(Malformation::MissingMagic))?;
         let mut envelope = Envelope { api_version: String::new(), kind: String::new(), raw: &[] };
         let (mut content_encoding, mut content_type) = (String::new(), String::new());
         let mut reader = Reader::new(body);

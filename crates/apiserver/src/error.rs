@@ -93,6 +93,16 @@ pub enum ApiError {
     AlreadyExists { group: String, kind: String, name: String },
     #[error("Operation cannot be fulfilled on {kind} {name:?}: {detail}")]
     Conflict { group: String, kind: String, name: String, detail: String },
+    /// Server-side apply found fields owned by other managers.
+    #[error("{message}")]
+    ApplyConflict {
+        group: String,
+        kind: String,
+        name: String,
+        message: String,
+        /// (reason, message, field) per conflicting field.
+        causes: Vec<(&'static str, String, String)>,
+    },
     #[error("{0}")]
     Expired(String),
     #[error("{0}")]
@@ -128,7 +138,7 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::NoRoute => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::NotAcceptable(_) => 406,
-            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => 409,
+            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => 409,
             ApiError::Expired(_) | ApiError::Gone(_) => 410,
             ApiError::TooLarge { .. } => 413,
             ApiError::UnsupportedMediaType(_) => 415,
@@ -147,7 +157,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::AlreadyExists { .. } => "AlreadyExists",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
             ApiError::Expired(_) => "Expired",
             ApiError::Gone(_) => "Gone",
             ApiError::TooLarge { .. } => "RequestEntityTooLarge",
@@ -192,6 +202,17 @@ impl ApiError {
                 Some(d)
             }
             ApiError::InvalidPatch(cause) => Some(json!({ "causes": [{ "message": cause }] })),
+            ApiError::ApplyConflict { group, kind, name, causes, .. } => {
+                let mut d = json!({ "name": name, "kind": kind });
+                if !group.is_empty() {
+                    d["group"] = json!(group);
+                }
+                d["causes"] = causes
+                    .iter()
+                    .map(|(reason, message, field)| json!({ "reason": reason, "message": message, "field": field }))
+                    .collect();
+                Some(d)
+            }
             _ => None,
         };
         if let Some(d) = details {

@@ -201,7 +201,7 @@ impl Api {
                     return Err(ApiError::MethodNotAllowed);
                 }
                 let bytes = read_body(req).await?;
-                let opts = delete_options(&query, &bytes)?;
+                let opts = delete_options(&query, &bytes, &content_type)?;
                 let d = self.registry.delete(res, ns, name, &opts).await?;
                 let code = if d.gone { StatusCode::OK } else { StatusCode::ACCEPTED };
                 Ok(json_response(code, &d.object))
@@ -211,7 +211,7 @@ impl Api {
                     return Err(ApiError::MethodNotAllowed);
                 }
                 let bytes = read_body(req).await?;
-                let opts = delete_options(&query, &bytes)?;
+                let opts = delete_options(&query, &bytes, &content_type)?;
                 let list = selectors::list_options(res, &query)?;
                 let deleted = self.registry.delete_collection(res, ns, &list, &opts).await?;
                 let list = json!({
@@ -269,7 +269,7 @@ fn written(code: StatusCode, w: &Written) -> Response<Body> {
     with_warnings(json_response(code, &w.object), &w.warnings)
 }
 
-fn write_options(query: &Query, _user_agent: &str, _op: &str) -> Result<WriteOptions> {
+fn write_options(query: &Query, user_agent: &str, _op: &str) -> Result<WriteOptions> {
     let dry_run = match query.get("dryRun") {
         None | Some("") => false,
         Some("All") => true,
@@ -277,14 +277,26 @@ fn write_options(query: &Query, _user_agent: &str, _op: &str) -> Result<WriteOpt
             return Err(ApiError::BadRequest(format!("Invalid dry run value: {other:?}: supported values: \"All\"")));
         }
     };
+    let field_manager = query.get("fieldManager");
+    if let Some(m) = field_manager {
+        if m.len() > 128 {
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                vec![crate::FieldCause::invalid("fieldManager", &json!(m), "must be at most 128 characters long")],
+            ));
+        }
+    }
     Ok(WriteOptions {
         dry_run,
         validation: FieldValidation::parse(query.get("fieldValidation"))?,
-        field_manager: query.get("fieldManager").map(str::to_string),
+        manager: svcnet_api::managed::manager_name(field_manager, user_agent),
+        track_managed_fields: true,
     })
 }
 
-fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions> {
+fn delete_options(query: &Query, body: &Bytes, content_type: &str) -> Result<DeleteOptions> {
     let mut opts = DeleteOptions {
         grace_period_seconds: query.int("gracePeriodSeconds")?,
         propagation_policy: query.get("propagationPolicy").map(str::to_string),
@@ -292,8 +304,7 @@ fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions> {
         ..DeleteOptions::default()
     };
     if !body.is_empty() {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?;
+        let v = parse_document(body, content_type)?;
         if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
             opts.grace_period_seconds = Some(g);
         }
@@ -346,9 +357,12 @@ pub fn parse_document(bytes: &[u8], content_type: &str) -> Result<Value> {
     match media {
         "application/yaml" | "application/apply-patch+yaml" => serde_yaml::from_slice::<Value>(bytes)
             .map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}"))),
-        "application/vnd.kubernetes.protobuf" => Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"
-        ))),
+        // client-go's typed clients (kubectl create configmap, secret, ...)
+        // send protobuf.
+        "application/vnd.kubernetes.protobuf" => svcnet_api::protobuf::decode(bytes).map_err(|e| match e {
+            svcnet_api::protobuf::ProtobufError::Malformed { .. } => ApiError::BadRequest(e.to_string()),
+            other => ApiError::UnsupportedMediaType(other.to_string()),
+        }),
         _ => serde_json::from_slice::<Value>(bytes).map_err(|e| {
             ApiError::BadRequest(format!("couldn't get version/kind; json parse error: {e}"))
         }),
@@ -358,7 +372,7 @@ pub fn parse_document(bytes: &[u8], content_type: &str) -> Result<Value> {
 async fn read_object(req: Request<hyper::body::Incoming>, content_type: &str) -> Result<Value> {
     let bytes = read_body(req).await?;
     let media = content_type.split(';').next().unwrap_or("").trim();
-    if !matches!(media, "application/json" | "application/yaml" | "" | "*/*") {
+    if !matches!(media, "application/json" | "application/yaml" | "application/vnd.kubernetes.protobuf" | "" | "*/*") {
         return Err(ApiError::UnsupportedMediaType(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf"
         )));

@@ -44,11 +44,26 @@ impl FieldValidation {
 }
 
 /// Options common to every write.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct WriteOptions {
     pub dry_run: bool,
     pub validation: FieldValidation,
-    pub field_manager: Option<String>,
+    /// Who makes the change, for `metadata.managedFields`.
+    pub manager: String,
+    /// Record the change in managedFields as an Update by `manager`
+    /// (server-side apply records its own Apply entries instead).
+    pub track_managed_fields: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            dry_run: false,
+            validation: FieldValidation::default(),
+            manager: "kube-apiserver".into(),
+            track_managed_fields: true,
+        }
+    }
 }
 
 /// The result of a write: the object as stored, plus warnings for the
@@ -220,6 +235,10 @@ impl Registry {
         }
         svcnet_api::defaults::apply(resource.kind, &mut obj);
         strategy.prepare_for_create(resource, &mut obj);
+        if opts.track_managed_fields {
+            let now = object::now_rfc3339();
+            svcnet_api::managed::track_update(None, &mut obj, &opts.manager, None, resource.definition, &now);
+        }
 
         let attempts = if generate_name.is_empty() { 1 } else { 8 };
         for _ in 0..attempts {
@@ -390,6 +409,10 @@ impl Registry {
         }
         carry_server_metadata(&mut obj, old, resource, ns);
         svcnet_api::defaults::apply(resource.kind, &mut obj);
+        if opts.track_managed_fields {
+            let now = object::now_rfc3339();
+            svcnet_api::managed::track_update(Some(old), &mut obj, &opts.manager, sub, resource.definition, &now);
+        }
         if strategy::tracks_generation(resource) && obj.get("spec") != old.get("spec") {
             let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
             if let Some(meta) = meta_mut(&mut obj) {

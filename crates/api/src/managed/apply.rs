@@ -82,9 +82,9 @@ pub fn apply_to_subresource(
             let Some(allowed) = allowed_by_last_applied(&kind, &live_object) else {
                 return Err(ApplyError::Conflicts(conflicts));
             };
-            let (waived, remaining): (Vec<_>, Vec<_>) = conflicts.into_iter().partition(|c| allowed.has(&c.path.0));
-            if !remaining.is_empty() || waived.is_empty() {
-                return Err(ApplyError::Conflicts(if remaining.is_empty() { waived } else { remaining }));
+            let remaining: Vec<Conflict> = conflicts.into_iter().filter(|c| !allowed.has(&c.path.0)).collect();
+            if !remaining.is_empty() {
+                return Err(ApplyError::Conflicts(remaining));
             }
             request.apply(managed, true)?
         }

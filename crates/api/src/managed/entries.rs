@@ -175,10 +175,6 @@ impl Managed {
         self.entries.is_empty()
     }
 
-    pub(crate) fn get(&self, id: &str) -> Option<&Entry> {
-        self.entries.get(id)
-    }
-
     pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut Entry> {
         self.entries.get_mut(id)
     }

@@ -154,6 +154,12 @@ static VALUE_STRUCTS: &[(&str, &[&str])] = &[
     ("io.k8s.api.networking.v1.IngressStatus", &["loadBalancer"]),
 ];
 
+/// Granular list fields Go always serializes (no `omitempty`): an empty Go
+/// object holds them as `null`, so creating them does not mark the list
+/// itself with `"."`.
+static NULL_WHEN_EMPTY: &[(&str, &str)] =
+    &[("io.k8s.api.core.v1.PodSpec", "containers"), ("io.k8s.api.discovery.v1.Endpoint", "addresses")];
+
 /// The list type of `field` in the struct `definition`, when the table
 /// names it.
 pub fn list_type(definition: &str, field: &str) -> Option<ListType> {
@@ -194,6 +200,12 @@ pub fn atomic_structs() -> impl Iterator<Item = &'static str> {
 pub(crate) fn is_value_struct(definition: &str, field: &str, top_level: bool) -> bool {
     (top_level && matches!(field, "metadata" | "spec" | "status"))
         || VALUE_STRUCTS.iter().any(|(d, fields)| *d == definition && fields.contains(&field))
+}
+
+/// Whether `field` of the struct `definition` is `null` in an empty Go
+/// object rather than absent.
+pub(crate) fn is_null_when_empty(definition: &str, field: &str) -> bool {
+    NULL_WHEN_EMPTY.contains(&(definition, field))
 }
 
 /// Every (definition, field) value struct the table names.
@@ -249,6 +261,9 @@ mod tests {
         }
         for definition in atomic_structs() {
             assert_eq!(node(definition).kind(), SchemaKind::Object, "{definition}");
+        }
+        for (definition, field) in NULL_WHEN_EMPTY {
+            assert!(node(definition).property(field).is_some_and(|p| p.kind() == SchemaKind::Array), "{definition}.{field}");
         }
         for (definition, field) in value_structs() {
             let property = node(definition).property(field).unwrap_or_else(|| panic!("{definition}.{field}"));

@@ -210,6 +210,11 @@ fn first_occurrences<'v>(list: &Ty<'_>, items: &'v [Value]) -> Vec<(PathElement,
     elements(list, items).into_iter().filter(|(pe, _)| seen.insert(pe.clone())).collect()
 }
 
+/// The items of a list value (none for absent or null).
+fn items_of(value: Option<&Value>) -> &[Value] {
+    value.and_then(Value::as_array).map_or(&[], Vec::as_slice)
+}
+
 fn is_empty_collection(value: Option<&Value>) -> bool {
     match value {
         None | Some(Value::Null) => true,
@@ -345,8 +350,7 @@ fn walk_compare(l: Option<&Value>, r: Option<&Value>, ty: Ty<'_>, path: &mut Vec
             false
         }
         Shape::List => {
-            let items = |v: Option<&Value>| v.and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
-            let (li, ri) = (items(l), items(r));
+            let (li, ri) = (items_of(l), items_of(r));
             let left: BTreeMap<PathElement, &Value> = first_occurrences(&ty, li).into_iter().collect();
             let right = first_occurrences(&ty, ri);
             let item_ty = ty.item();
@@ -408,8 +412,7 @@ pub(crate) fn merge(l: Option<&Value>, r: Option<&Value>, ty: Ty<'_>) -> Option<
         }
         Shape::List if not_array(l) || not_array(r) || (is_empty_collection(l) && is_empty_collection(r)) => leaf(),
         Shape::List => {
-            let items = |v: Option<&Value>| v.and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
-            Some(Value::Array(merge_items(&ty, items(l), items(r))))
+            Some(Value::Array(merge_items(&ty, items_of(l), items_of(r))))
         }
     }
 }
@@ -540,15 +543,21 @@ pub(crate) fn prune(value: &mut Value, ty: Ty<'_>, last: &FieldSet, owned: &Fiel
 // Normalisation
 
 /// Adds `{}` for every struct field that is a Go value rather than a
-/// pointer, wherever its parent exists: kube-apiserver compares Go objects,
-/// in which such fields always exist.
+/// pointer, and `null` for lists Go always writes, wherever their parent
+/// exists: kube-apiserver compares Go objects, in which such fields always
+/// exist.
 pub(crate) fn fill_value_structs(value: &mut Value, ty: Ty<'_>) {
     match (ty, value) {
         (Ty::Struct { node, top, .. }, Value::Object(map)) => {
             if let Some(definition) = node.definition_name() {
                 for (name, _) in node.properties() {
-                    if !map.contains_key(name) && topology::is_value_struct(definition, name, top) {
+                    if map.contains_key(name) {
+                        continue;
+                    }
+                    if topology::is_value_struct(definition, name, top) {
                         map.insert(name.to_string(), Value::Object(Map::new()));
+                    } else if topology::is_null_when_empty(definition, name) {
+                        map.insert(name.to_string(), Value::Null);
                     }
                 }
             }
@@ -720,7 +729,8 @@ mod tests {
         let live = json!({"spec": {"ports": [{"port": 1}, {"port": 2}, {"port": 3}]}});
         let config = json!({"spec": {"ports": [{"port": 3, "name": "c"}, {"port": 1}]}});
         let merged = merge(Some(&live), Some(&config), service()).expect("merged");
-        assert_eq!(merged["spec"]["ports"], json!([{"port": 3, "name": "c"}, {"port": 2}, {"port": 1}]));
+        // Port 2 stays before port 3 as it stood; 3 and 1 follow the configuration.
+        assert_eq!(merged["spec"]["ports"], json!([{"port": 2}, {"port": 3, "name": "c"}, {"port": 1}]));
     }
 
     #[test]

@@ -26,6 +26,13 @@ use super::{Kind, Operation, UNKNOWN_MANAGER, managed_fields_of, set_managed_fie
 /// existing object without entries stays untracked until its next apply.
 /// Should recording fail (an unknown definition), `new` keeps `old`'s
 /// managedFields.
+///
+/// Known differences from kube-apiserver: which fields a write ignores is
+/// `status` (main resource) or `spec` (`status` subresource) for every
+/// kind, where Kubernetes takes them from each kind's strategy (some also
+/// reset labels or owner references); entries of other apiVersions are
+/// read as if they were of the served one (one version is served per
+/// kind, so there is nothing to convert).
 pub fn track_update(old: Option<&Value>, new: &mut Value, manager: &str, subresource: Option<&str>, definition: &str, now: &str) {
     if !track(old, new, manager, subresource.unwrap_or(""), definition, now) {
         set_managed_fields(new, old.and_then(managed_fields_of).cloned());

@@ -27,11 +27,7 @@ pub(super) const MAX_DEPTH: usize = 100;
 const GO_ZERO_TIME: i64 = -62_135_596_800;
 
 /// The JSON object of a message with these `fields`.
-pub(super) fn object(
-    fields: &[Field],
-    bytes: &[u8],
-    depth: usize,
-) -> Result<Map<String, Value>, ProtobufError> {
+pub(super) fn object(fields: &[Field], bytes: &[u8], depth: usize) -> Result<Map<String, Value>, ProtobufError> {
     if depth > MAX_DEPTH {
         return Err(ProtobufError::malformed(Malformation::TooDeep));
     }
@@ -114,12 +110,7 @@ fn one(ty: Ty, values: &[WireValue<'_>], depth: usize) -> Result<Value, Protobuf
 
 /// The elements one occurrence of a repeated field contributes: one, or
 /// several for packed scalars (accepted even though Kubernetes never packs).
-fn elements(
-    ty: Ty,
-    value: WireValue<'_>,
-    items: &mut Vec<Value>,
-    depth: usize,
-) -> Result<(), ProtobufError> {
+fn elements(ty: Ty, value: WireValue<'_>, items: &mut Vec<Value>, depth: usize) -> Result<(), ProtobufError> {
     let malformed = ProtobufError::malformed;
     match (ty, value) {
         (Ty::Int32 | Ty::Int64 | Ty::Bool, WireValue::Len(bytes)) => {
@@ -176,9 +167,7 @@ fn scalar(ty: Ty, value: WireValue<'_>) -> Result<Value, Malformation> {
             // Go's JSON encoder replaces invalid UTF-8 the same way.
             Value::String(String::from_utf8_lossy(bytes).into_owned())
         }
-        (Ty::Bytes, WireValue::Len(bytes)) => {
-            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
-        }
+        (Ty::Bytes, WireValue::Len(bytes)) => Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
         // Go keeps the low 32 bits of a sign-extended int32 varint.
         (Ty::Int32, WireValue::Varint(v)) => Value::from(v as u32 as i32),
         (Ty::Int64, WireValue::Varint(v)) => Value::from(v as i64),

@@ -99,7 +99,9 @@ fn shape_matches(shape: Shape, node: &SchemaNode<'_>) -> bool {
 fn always_written(shape: Shape) -> bool {
     match shape {
         Shape::One(Presence::Always | Presence::PtrOrNull, _) | Shape::ListOrNull(_) => true,
-        Shape::One(Presence::Value, ty) => !matches!(ty, Ty::String | Ty::Int32 | Ty::Int64 | Ty::Bool | Ty::Bytes | Ty::Double),
+        Shape::One(Presence::Value, ty) => {
+            !matches!(ty, Ty::String | Ty::Int32 | Ty::Int64 | Ty::Bool | Ty::Bytes | Ty::Double)
+        }
         _ => false,
     }
 }
@@ -230,18 +232,14 @@ fn go_durations_are_formatted_like_time_duration_string() {
 fn int_or_string_becomes_a_number_or_a_string() {
     let service = |target: Writer| {
         let target = target.finish();
-        let raw = Writer::new()
-            .message(2, |spec| spec.message(1, |port| port.int32(3, 80).bytes(4, &target)))
-            .finish();
+        let raw = Writer::new().message(2, |spec| spec.message(1, |port| port.int32(3, 80).bytes(4, &target))).finish();
         decode(&encode_unknown("v1", "Service", &raw)).expect("decodes")["spec"]["ports"][0]["targetPort"].clone()
     };
     assert_eq!(service(Writer::new().int64(1, 0).int32(2, 8080)), json!(8080));
     assert_eq!(service(Writer::new().int64(1, 1).string(3, "http")), json!("http"));
     assert_eq!(service(Writer::new()), json!(0));
     let bad = Writer::new().int64(1, 7).finish();
-    let raw = Writer::new()
-        .message(2, |spec| spec.message(1, |port| port.bytes(4, &bad)))
-        .finish();
+    let raw = Writer::new().message(2, |spec| spec.message(1, |port| port.bytes(4, &bad))).finish();
     let err = decode(&encode_unknown("v1", "Service", &raw)).expect_err("type 7 is invalid");
     assert_eq!(
         err.to_string(),

@@ -224,12 +224,7 @@ mod tests {
 
     #[test]
     fn reader_reads_back_what_the_writer_wrote() {
-        let bytes = Writer::new()
-            .int64(1, -1)
-            .string(2, "hi")
-            .double(3, 1.5)
-            .int32(300, -2)
-            .finish();
+        let bytes = Writer::new().int64(1, -1).string(2, "hi").double(3, 1.5).int32(300, -2).finish();
         assert_eq!(
             fields(&bytes),
             Ok(vec![
@@ -248,11 +243,7 @@ mod tests {
 
     #[test]
     fn every_truncation_of_a_message_is_an_error_not_a_panic() {
-        let bytes = Writer::new()
-            .string(1, "hello")
-            .int64(2, 1 << 40)
-            .double(3, 2.0)
-            .finish();
+        let bytes = Writer::new().string(1, "hello").int64(2, 1 << 40).double(3, 2.0).finish();
         // Field ends: 2+5 bytes, then 1+6, then 1+8.
         assert_eq!(bytes.len(), 23);
         for cut in 1..bytes.len() {
@@ -263,7 +254,10 @@ mod tests {
 
     #[test]
     fn eleven_byte_varints_and_groups_are_rejected() {
-        assert_eq!(fields(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]), Err(Malformation::VarintOverflow));
+        assert_eq!(
+            fields(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
+            Err(Malformation::VarintOverflow)
+        );
         assert_eq!(fields(&[0x0b]), Err(Malformation::WireType(3)));
         assert_eq!(fields(&[0x00]), Err(Malformation::FieldNumber(0)));
     }
