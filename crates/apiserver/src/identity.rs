@@ -97,11 +97,11 @@ mod tests {
     fn admin_certificate_names_the_admin_in_system_masters() {
         let dir = tempfile::tempdir().expect("tempdir");
         let pki = crate::pki::Pki::load_or_create(dir.path(), &[]).expect("pki");
-        let (cert, _) = pki.issue_client("jane", &["dev", "ops"]).expect("issue");
+        let (cert, _) = pki.issue_client("jane", Some("dev")).expect("issue");
         let der = pem_to_der(&cert);
         let id = Identity::from_certificate(&der).expect("parse");
         assert_eq!(id.user, "jane");
-        assert_eq!(id.groups, vec!["dev", "ops"]);
+        assert_eq!(id.groups, vec!["dev"]);
         assert!(!id.is_admin());
         let admin = Identity::from_certificate(&pem_to_der(&pki.admin_cert)).expect("parse");
         assert_eq!(admin.user, "kubernetes-admin");

@@ -104,7 +104,7 @@ impl Pki {
         server_params.not_after = rcgen::date_time_ymd(2124, 1, 1);
         let server_cert = server_params.signed_by(&server_key, &issuer)?;
 
-        let (admin_cert, admin_key) = issue_client_cert(&issuer, "kubernetes-admin", &["system:masters"])?;
+        let (admin_cert, admin_key) = issue_client_cert(&issuer, "kubernetes-admin", Some("system:masters"))?;
         Ok(Pki {
             ca_cert: ca_cert.pem(),
             ca_key: ca_key.serialize_pem(),
@@ -115,9 +115,10 @@ impl Pki {
         })
     }
 
-    /// Issues a client certificate for `user` in `groups`, signed by the CA;
-    /// used by tests to act as users other than the admin.
-    pub fn issue_client(&self, user: &str, groups: &[&str]) -> Result<(String, String), PkiError> {
+    /// Issues a client certificate for `user`, in `group` if given, signed
+    /// by the CA; used by tests to act as users other than the admin.
+    /// (One group only: rcgen keeps one value per attribute type.)
+    pub fn issue_client(&self, user: &str, group: Option<&str>) -> Result<(String, String), PkiError> {
         let ca_key = KeyPair::from_pem(&self.ca_key)?;
         // Re-deriving the issuer from parameters is enough: only its name and
         // key matter for signing, and both are the CA's.
@@ -126,7 +127,7 @@ impl Pki {
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let issuer = Issuer::new(ca_params, &ca_key);
-        issue_client_cert(&issuer, user, groups)
+        issue_client_cert(&issuer, user, group)
     }
 
     /// A kubeconfig for the admin user, with everything embedded.
@@ -141,16 +142,12 @@ impl Pki {
     }
 }
 
-fn issue_client_cert(
-    issuer: &Issuer<'_, &KeyPair>,
-    user: &str,
-    groups: &[&str],
-) -> Result<(String, String), PkiError> {
+fn issue_client_cert(issuer: &Issuer<'_, &KeyPair>, user: &str, group: Option<&str>) -> Result<(String, String), PkiError> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
-    for g in groups {
-        name.push(DnType::OrganizationName, *g);
+    if let Some(g) = group {
+        name.push(DnType::OrganizationName, g);
     }
     name.push(DnType::CommonName, user);
     params.distinguished_name = name;

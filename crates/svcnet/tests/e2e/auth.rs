@@ -26,7 +26,7 @@ fn the_admin_certificate_is_authorized_and_others_are_forbidden() {
     // A certificate signed by the cluster CA for a user outside
     // system:masters authenticates but may not read services.
     let pki = svcnet_apiserver::pki::Pki::load_or_create(&c.dir.path().join("pki"), &[]).expect("pki");
-    let (cert, key) = pki.issue_client("jane", &["developers"]).expect("issue");
+    let (cert, key) = pki.issue_client("jane", Some("developers")).expect("issue");
     std::fs::write(c.dir.path().join("jane.crt"), cert).expect("write");
     std::fs::write(c.dir.path().join("jane.key"), key).expect("write");
     let jane_crt = c.dir.path().join("jane.crt");
