@@ -131,3 +131,27 @@ fn invalid_selectors_and_patches_are_bad_requests() {
     assert_eq!(s["kind"], "Status");
     assert!(s["details"]["causes"][0]["message"].as_str().is_some_and(|m| m.contains("frobnicate")), "{body}");
 }
+
+#[test]
+fn generate_name_and_server_dry_run_behave_as_in_kubernetes() {
+    let c = Cluster::start();
+    let (code, body) = c.curl(
+        true,
+        &["-X", "POST", "-H", "Content-Type: application/json", "--data",
+          r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":"job-"}}"#,
+          &c.url("/api/v1/namespaces/default/configmaps")],
+    );
+    assert_eq!(code, 201, "{body}");
+    let name = json(&body)["metadata"]["name"].as_str().expect("name").to_string();
+    assert!(name.starts_with("job-") && name.len() == 9, "{name}");
+    c.ok(&["get", "configmap", &name]);
+
+    // --dry-run=server validates and answers but stores nothing.
+    let out = c.ok_with(
+        crate::harness::KUBECTL,
+        &["apply", "--dry-run=server", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dry\ndata:\n  a: b\n"),
+    );
+    assert!(out.contains("(server dry run)"), "{out}");
+    c.fails(&["get", "configmap", "dry"], None);
+}

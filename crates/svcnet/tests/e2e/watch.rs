@@ -108,3 +108,19 @@ fn field_selectors_filter_lists_and_watches() {
     let out = c.ok(&["get", "configmaps", "--field-selector", "metadata.name=two", "-o", "name"]);
     assert_eq!(out.trim(), "configmap/two");
 }
+
+#[test]
+fn watch_lists_send_initial_events_then_a_bookmark() {
+    let c = Cluster::start();
+    c.ok(&["create", "configmap", "first", "--from-literal=a=b"]);
+    let (code, body) = c.curl(
+        true,
+        &[&c.url("/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1")],
+    );
+    assert_eq!(code, 200);
+    let events: Vec<serde_json::Value> = body.lines().map(json).collect();
+    assert_eq!(events[0]["type"], "ADDED", "{body}");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "first");
+    let bookmark = events.iter().find(|e| e["type"] == "BOOKMARK").expect("a bookmark");
+    assert_eq!(bookmark["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true", "{body}");
+}
