@@ -13,68 +13,63 @@ pub struct FieldCause {
     /// "FieldValueInvalid", "FieldValueRequired", "FieldValueNotSupported",
     /// "FieldValueDuplicate", "FieldValueForbidden", "FieldValueTooLong"...
     pub reason: &'static str,
-    /// The full message, e.g. `metadata.name: Invalid value: "A": ...`.
+    /// The error without the field, e.g. `Invalid value: "A": ...`, as
+    /// kube-apiserver puts it in a cause (`field.Error.ErrorBody`).
     pub message: String,
     /// The field path, e.g. "spec.ports[0].port".
     pub field: String,
 }
 
+/// A value as Go's `%#v`-ish rendering in field errors shows it: strings
+/// quoted, lists of strings as `[]string{"a"}`, numbers and booleans bare.
+pub fn go_value(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            let inner: Vec<String> = items.iter().filter_map(Value::as_str).map(|s| format!("{s:?}")).collect();
+            format!("[]string{{{}}}", inner.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
 impl FieldCause {
-    /// `field: Invalid value: <value>: detail`, as field.Invalid renders it.
+    /// `Invalid value: <value>: detail`, as field.Invalid renders it.
     pub fn invalid(field: impl Into<String>, value: &Value, detail: impl AsRef<str>) -> Self {
-        let field = field.into();
-        let shown = match value {
-            Value::String(s) => format!("{s:?}"),
-            other => other.to_string(),
-        };
         Self {
             reason: "FieldValueInvalid",
-            message: format!("{field}: Invalid value: {shown}: {}", detail.as_ref()),
-            field,
+            message: format!("Invalid value: {}: {}", go_value(value), detail.as_ref()),
+            field: field.into(),
         }
     }
 
     pub fn required(field: impl Into<String>, detail: impl AsRef<str>) -> Self {
-        let field = field.into();
         let detail = detail.as_ref();
-        let message = if detail.is_empty() {
-            format!("{field}: Required value")
-        } else {
-            format!("{field}: Required value: {detail}")
-        };
-        Self { reason: "FieldValueRequired", message, field }
+        let message =
+            if detail.is_empty() { "Required value".to_string() } else { format!("Required value: {detail}") };
+        Self { reason: "FieldValueRequired", message, field: field.into() }
     }
 
     pub fn forbidden(field: impl Into<String>, detail: impl AsRef<str>) -> Self {
-        let field = field.into();
-        Self {
-            reason: "FieldValueForbidden",
-            message: format!("{field}: Forbidden: {}", detail.as_ref()),
-            field,
-        }
+        Self { reason: "FieldValueForbidden", message: format!("Forbidden: {}", detail.as_ref()), field: field.into() }
     }
 
     pub fn duplicate(field: impl Into<String>, value: &Value) -> Self {
-        let field = field.into();
-        let shown = match value {
-            Value::String(s) => format!("{s:?}"),
-            other => other.to_string(),
-        };
-        Self { reason: "FieldValueDuplicate", message: format!("{field}: Duplicate value: {shown}"), field }
+        Self { reason: "FieldValueDuplicate", message: format!("Duplicate value: {}", go_value(value)), field: field.into() }
     }
 
     pub fn not_supported(field: impl Into<String>, value: &Value, supported: &[&str]) -> Self {
-        let field = field.into();
-        let shown = match value {
-            Value::String(s) => format!("{s:?}"),
-            other => other.to_string(),
-        };
         let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
         Self {
             reason: "FieldValueNotSupported",
-            message: format!("{field}: Unsupported value: {shown}: supported values: {}", list.join(", ")),
-            field,
+            message: format!("Unsupported value: {}: supported values: {}", go_value(value), list.join(", ")),
+            field: field.into(),
         }
+    }
+
+    /// `field: body`, as the Status message lists each cause.
+    pub fn full(&self) -> String {
+        if self.field.is_empty() { self.message.clone() } else { format!("{}: {}", self.field, self.message) }
     }
 }
 
@@ -232,7 +227,7 @@ impl ApiError {
                 format!("Operation cannot be fulfilled on {} {name:?}: {detail}", qualified(kind, group))
             }
             ApiError::Invalid { group, kind, name, causes } => {
-                let list: Vec<&str> = causes.iter().map(|c| c.message.as_str()).collect();
+                let list: Vec<String> = causes.iter().map(FieldCause::full).collect();
                 let head = format!("{} {name:?} is invalid", qualified_kind(kind, group));
                 if list.len() == 1 {
                     format!("{head}: {}", list[0])

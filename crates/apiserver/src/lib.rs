@@ -7,8 +7,10 @@
 //! and watches are served from the [`cacher`], which follows the store.
 //! Every error becomes a `metav1.Status` in [`error`].
 
+pub mod allocation;
 mod apply;
 mod body;
+mod bootstrap;
 pub mod cacher;
 mod decode;
 mod discovery;
@@ -48,6 +50,8 @@ pub struct ApiServerConfig {
     /// Extra IPs the serving certificate must name (e.g. the `kubernetes`
     /// Service's cluster IP).
     pub extra_san_ips: Vec<IpAddr>,
+    /// Service cluster IP and NodePort ranges.
+    pub ranges: allocation::Ranges,
 }
 
 impl ApiServerConfig {
@@ -55,7 +59,8 @@ impl ApiServerConfig {
         ApiServerConfig {
             data_dir: data_dir.into(),
             bind: SocketAddr::from(([127, 0, 0, 1], port)),
-            extra_san_ips: vec![IpAddr::from([10, 96, 0, 1])],
+            extra_san_ips: Vec::new(),
+            ranges: allocation::Ranges::default(),
         }
     }
 }
@@ -83,12 +88,16 @@ impl ApiServer {
     /// Generates or loads the PKI, writes the admin kubeconfig, creates the
     /// built-in namespaces, and starts serving.
     pub async fn start(config: ApiServerConfig, store: Arc<dyn Store>) -> Result<ApiServer, StartError> {
-        let pki = pki::Pki::load_or_create(&config.data_dir.join("pki"), &config.extra_san_ips)?;
+        // The serving certificate also names the `kubernetes` Service's IP,
+        // which pods use to reach the API server.
+        let mut san_ips = config.extra_san_ips.clone();
+        san_ips.push(IpAddr::V4(config.ranges.nth_ip(1)));
+        let pki = pki::Pki::load_or_create(&config.data_dir.join("pki"), &san_ips)?;
         let listener = server::bind(config.bind).await?;
         let addr = listener.local_addr().map_err(|source| server::ServeError::Bind { addr: config.bind, source })?;
         let tls = server::tls_config(&pki)?;
-        let registry = Registry::new(store).await?;
-        namespaces::ensure_builtin(&registry).await?;
+        let registry = Registry::new(store, config.ranges.clone()).await?;
+        bootstrap::ensure(&registry, addr.port()).await?;
         let api = Arc::new(handler::Api { registry, openapi: openapi::OpenApi::default(), address: addr.to_string() });
         let kubeconfig = config.data_dir.join("kubeconfig");
         pki::write_private(&kubeconfig, pki.admin_kubeconfig(&format!("https://{addr}")).as_bytes())?;

@@ -1,37 +1,21 @@
-//! Namespace lifecycle: the built-in namespaces exist from the start, and
-//! a deleted namespace is emptied and then finalized, as kube-controller-
+//! Namespace lifecycle: a deleted namespace is emptied and then finalized, as kube-controller-
 //! manager's namespace controller does.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use svcnet_api::resources::{self, RESOURCES};
+use svcnet_api::resources::RESOURCES;
 use tokio::sync::watch;
 
 use crate::error::{ApiError, Result};
 use crate::handler::Api;
 use crate::registry::{DeleteOptions, ListOptions, Registry, WriteOptions};
 
-/// Namespaces that exist in every cluster and may not be deleted.
-pub const BUILTIN: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub(crate) use crate::bootstrap::ns_resource;
+
+/// Built-in namespaces that may not be deleted, as in Kubernetes.
 pub const UNDELETABLE: [&str; 3] = ["default", "kube-system", "kube-public"];
-
-fn ns_resource() -> &'static resources::ResourceInfo {
-    resources::by_plural("", "namespaces").expect("namespaces are served")
-}
-
-/// Creates the built-in namespaces that do not exist yet.
-pub async fn ensure_builtin(registry: &Registry) -> Result<()> {
-    for name in BUILTIN {
-        let obj = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name } });
-        match registry.create(ns_resource(), None, obj, &WriteOptions::default()).await {
-            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
 
 /// Runs the namespace finalizer until shutdown.
 pub fn spawn_lifecycle(api: Arc<Api>, mut shutdown: watch::Receiver<bool>) {

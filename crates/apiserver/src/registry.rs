@@ -13,8 +13,9 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use svcnet_api::resources::{self, ResourceInfo};
-use svcnet_store::{Revision, Store};
+use svcnet_store::{Revision, Store, TxnOp};
 
+use crate::allocation::{self, Ranges};
 use crate::cacher::{CachedObject, Cacher, Caches};
 use crate::error::{ApiError, FieldCause, Result};
 use crate::object::{self, meta_mut, meta_str};
@@ -111,6 +112,7 @@ pub struct ListOptions {
 pub struct Registry {
     pub store: Arc<dyn Store>,
     pub caches: Arc<Caches>,
+    pub ranges: Ranges,
 }
 
 /// The largest number of times a write is retried after losing a race
@@ -118,9 +120,54 @@ pub struct Registry {
 const MAX_RETRIES: usize = 16;
 
 impl Registry {
-    pub async fn new(store: Arc<dyn Store>) -> Result<Registry> {
+    pub async fn new(store: Arc<dyn Store>, ranges: Ranges) -> Result<Registry> {
         let caches = Caches::start(store.clone()).await?;
-        Ok(Registry { store, caches })
+        Ok(Registry { store, caches, ranges })
+    }
+
+    /// Writes a new object together with the allocation keys it owns.
+    async fn commit_create(&self, resource: &ResourceInfo, key: &str, obj: &Value) -> Result<Revision, svcnet_store::Error> {
+        let owned = allocation::owned_keys(resource, obj);
+        let value = encode(obj).map_err(|e| svcnet_store::Error::Corrupt(e.to_string()))?;
+        if owned.is_empty() {
+            return self.store.create(key, value).await;
+        }
+        let mut ops = vec![TxnOp::Create { key: key.to_string(), value }];
+        ops.extend(owned.into_iter().map(|k| TxnOp::Create { key: k, value: allocation::key_value(obj) }));
+        self.store.txn(ops).await
+    }
+
+    /// Replaces an object, taking and releasing allocation keys as its
+    /// owned set changes, all in one transaction.
+    async fn commit_update(
+        &self,
+        resource: &ResourceInfo,
+        key: &str,
+        obj: &Value,
+        old: &Value,
+        expected: Revision,
+    ) -> Result<Revision, svcnet_store::Error> {
+        let new_keys = allocation::owned_keys(resource, obj);
+        let old_keys = allocation::owned_keys(resource, old);
+        let value = encode(obj).map_err(|e| svcnet_store::Error::Corrupt(e.to_string()))?;
+        if new_keys == old_keys {
+            return self.store.update(key, value, expected).await;
+        }
+        let mut ops = vec![TxnOp::Update { key: key.to_string(), value, expected }];
+        ops.extend(new_keys.difference(&old_keys).map(|k| TxnOp::Create { key: k.clone(), value: allocation::key_value(obj) }));
+        ops.extend(old_keys.difference(&new_keys).map(|k| TxnOp::Delete { key: k.clone(), expected: None }));
+        self.store.txn(ops).await
+    }
+
+    /// Removes an object and releases everything it had allocated.
+    async fn commit_delete(&self, resource: &ResourceInfo, key: &str, old: &Value, expected: Revision) -> Result<Revision, svcnet_store::Error> {
+        let owned = allocation::owned_keys(resource, old);
+        if owned.is_empty() {
+            return self.store.delete(key, Some(expected)).await.map(|kv| kv.mod_revision);
+        }
+        let mut ops = vec![TxnOp::Delete { key: key.to_string(), expected: Some(expected) }];
+        ops.extend(owned.into_iter().map(|k| TxnOp::Delete { key: k, expected: None }));
+        self.store.txn(ops).await
     }
 
     fn not_found(resource: &ResourceInfo, name: &str) -> ApiError {
@@ -249,6 +296,7 @@ impl Registry {
                 }
             }
             let name = meta_str(&obj, "name").to_string();
+            allocation::allocate(self.store.as_ref(), &self.ranges, resource, &mut obj, None).await?;
             let mut causes: Vec<FieldCause> = strategy::name_errors(resource, &name)
                 .into_iter()
                 .map(|m| FieldCause::invalid("metadata.name", &json!(name), m))
@@ -262,10 +310,13 @@ impl Registry {
                 return Ok(Written { object: obj, warnings });
             }
             let key = Cacher::key(resource, ns, &name);
-            match self.store.create(&key, encode(&obj)?).await {
+            match self.commit_create(resource, &key, &obj).await {
                 Ok(rev) => {
                     set_rv(&mut obj, rev);
                     return Ok(Written { object: obj, warnings });
+                }
+                Err(svcnet_store::Error::AlreadyExists(k)) if k != key => {
+                    return Err(allocation::taken_error(resource, &obj, &k));
                 }
                 Err(svcnet_store::Error::AlreadyExists(_)) if !generate_name.is_empty() => continue,
                 Err(svcnet_store::Error::AlreadyExists(_)) => {
@@ -419,6 +470,9 @@ impl Registry {
                 meta.insert("generation".into(), json!(generation));
             }
         }
+        if meta_str(&obj, "deletionTimestamp").is_empty() || !object::finalizers(&obj).is_empty() {
+            allocation::allocate(self.store.as_ref(), &self.ranges, resource, &mut obj, Some(old)).await?;
+        }
         let mut causes = metadata_causes(&obj);
         causes.extend(strategy.validate_update(resource, &obj, old));
         if !causes.is_empty() {
@@ -429,12 +483,11 @@ impl Registry {
             if opts.dry_run {
                 return Ok(Written { object: obj, warnings: Vec::new() });
             }
-            let deleted = self
-                .store
-                .delete(&current.key, Some(current.rv))
+            let rev = self
+                .commit_delete(resource, &current.key, old, current.rv)
                 .await
                 .map_err(|e| store_write_error(e, resource, name))?;
-            set_rv(&mut obj, deleted.mod_revision);
+            set_rv(&mut obj, rev);
             return Ok(Written { object: obj, warnings: Vec::new() });
         }
         set_rv(&mut obj, current.rv);
@@ -446,11 +499,11 @@ impl Registry {
         if opts.dry_run {
             return Ok(Written { object: obj, warnings: Vec::new() });
         }
-        let rev = self
-            .store
-            .update(&current.key, encode(&obj)?, current.rv)
-            .await
-            .map_err(|e| store_write_error(e, resource, name))?;
+        let rev = match self.commit_update(resource, &current.key, &obj, old, current.rv).await {
+            Ok(rev) => rev,
+            Err(svcnet_store::Error::AlreadyExists(k)) => return Err(allocation::taken_error(resource, &obj, &k)),
+            Err(e) => return Err(store_write_error(e, resource, name)),
+        };
         set_rv(&mut obj, rev);
         Ok(Written { object: obj, warnings: Vec::new() })
     }
@@ -526,9 +579,9 @@ impl Registry {
                 if opts.dry_run {
                     return Ok(Deleted { object: obj, gone: true });
                 }
-                match self.store.delete(&current.key, Some(current.rv)).await {
-                    Ok(kv) => {
-                        set_rv(&mut obj, kv.mod_revision);
+                match self.commit_delete(resource, &current.key, &obj, current.rv).await {
+                    Ok(rev) => {
+                        set_rv(&mut obj, rev);
                         return Ok(Deleted { object: obj, gone: true });
                     }
                     Err(svcnet_store::Error::Conflict { .. }) => continue,
@@ -677,7 +730,7 @@ fn metadata_causes(obj: &Value) -> Vec<FieldCause> {
         if total > 256 * 1024 {
             causes.push(FieldCause {
                 reason: "FieldValueTooLong",
-                message: format!("metadata.annotations: Too long: must have at most 262144 bytes"),
+                message: "Too long: must have at most 262144 bytes".into(),
                 field: "metadata.annotations".into(),
             });
         }

@@ -35,6 +35,20 @@ struct ServerArgs {
     /// HTTPS port of the API server on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 6443)]
     api_port: u16,
+    /// The range Service cluster IPs come from.
+    #[arg(long, default_value = "10.96.0.0/12", value_parser = parse_cidr)]
+    service_cidr: (std::net::Ipv4Addr, u8),
+    /// The range NodePorts come from.
+    #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
+    service_node_port_range: (u16, u16),
+}
+
+fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    svcnet_apiserver::allocation::parse_cidr(s).ok_or_else(|| format!("{s:?} is not an IPv4 CIDR such as 10.96.0.0/12"))
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    svcnet_apiserver::allocation::parse_port_range(s).ok_or_else(|| format!("{s:?} is not a port range such as 30000-32767"))
 }
 
 fn main() -> ExitCode {
@@ -81,7 +95,12 @@ async fn serve(args: ServerArgs) -> Result<(), BoxError> {
     // bridge a reconnect of that one watcher.
     let store_config = EmbeddedStoreConfig { history_events: 10_000, ..EmbeddedStoreConfig::default() };
     let store = EmbeddedStore::open(&args.data_dir.join("store"), store_config).await?;
-    let server = ApiServer::start(ApiServerConfig::new(&args.data_dir, args.api_port), store.clone() as Arc<_>).await?;
+    let mut config = ApiServerConfig::new(&args.data_dir, args.api_port);
+    config.ranges = svcnet_apiserver::allocation::Ranges {
+        service_cidr: args.service_cidr,
+        node_ports: args.service_node_port_range,
+    };
+    let server = ApiServer::start(config, store.clone() as Arc<_>).await?;
     println!(
         "svcnet API server ready at https://{} — export KUBECONFIG={}",
         server.addr,

@@ -73,8 +73,9 @@ fn create_from_a_file_and_get_in_every_output_format() {
     let path = c.dir.path().join("svc.yaml");
     std::fs::write(&path, SERVICE).expect("write");
     c.ok(&["create", "-f", path.to_str().expect("path")]);
+    // The built-in `kubernetes` Service is there too, as on any cluster.
     let name = c.ok(&["get", "svc", "-o", "name"]);
-    assert_eq!(name.trim(), "service/service-clusterip");
+    assert_eq!(name.trim(), "service/kubernetes\nservice/service-clusterip");
     let jp = c.ok(&["get", "svc", "service-clusterip", "-o", "jsonpath={.spec.ports[0].targetPort}"]);
     assert_eq!(jp, "80");
     let yaml = c.ok(&["get", "svc", "service-clusterip", "-o", "yaml"]);

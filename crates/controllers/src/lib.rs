@@ -1,0 +1,10 @@
+//! svcnet's controllers, as kube-controller-manager runs them.
+//!
+//! Each controller is a pure function from a snapshot of the objects it
+//! reads to the objects it should write (sans-IO, table-tested); the
+//! runtime that feeds them from watches and applies their output lives
+//! beside them.
+
+pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
