@@ -90,8 +90,8 @@ fn create_from_a_file_and_get_in_every_output_format() {
     assert!(all_ns.lines().next().is_some_and(|h| h.starts_with("NAMESPACE")), "{all_ns}");
     let selected = c.ok(&["get", "svc", "-l", "tier=web", "-o", "name"]);
     assert_eq!(selected.trim(), "service/service-clusterip");
-    let none = c.ok(&["get", "svc", "-l", "tier!=web", "-o", "name"]);
-    assert_eq!(none.trim(), "");
+    let others = c.ok(&["get", "svc", "-l", "tier!=web", "-o", "name"]);
+    assert_eq!(others.trim(), "service/kubernetes");
     // create again: AlreadyExists.
     let err = c.fails(&["create", "-f", path.to_str().expect("path")], None);
     assert!(err.contains("AlreadyExists") && err.contains("\"service-clusterip\" already exists"), "{err}");
