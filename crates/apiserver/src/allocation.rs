@@ -99,11 +99,10 @@ fn cluster_ips(obj: &Value) -> Vec<String> {
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default();
-    if ips.is_empty() {
-        if let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str) {
+    if ips.is_empty()
+        && let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str) {
             ips.push(ip.to_string());
         }
-    }
     ips.retain(|ip| !ip.is_empty() && ip != "None");
     ips
 }
@@ -196,11 +195,10 @@ pub async fn allocate(
     let old_ips = old.map(cluster_ips).unwrap_or_default();
     let old_headless = old.and_then(|o| o.pointer("/spec/clusterIP")).and_then(Value::as_str) == Some("None");
     let mut ip = spec.get("clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
-    if ip.is_empty() {
-        if let Some(first) = spec.get("clusterIPs").and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str) {
+    if ip.is_empty()
+        && let Some(first) = spec.get("clusterIPs").and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str) {
             ip = first.to_string();
         }
-    }
     if ip.is_empty() && old_kind.is_some_and(|k| k != "ExternalName") {
         if old_headless {
             ip = "None".into();

@@ -23,7 +23,8 @@ pub struct ChannelBody {
 }
 
 impl ChannelBody {
-    pub fn new(rx: mpsc::Receiver<Bytes>) -> Body {
+    /// The boxed response body streaming what `rx` yields.
+    pub fn boxed(rx: mpsc::Receiver<Bytes>) -> Body {
         ChannelBody { rx }.boxed_unsync()
     }
 }

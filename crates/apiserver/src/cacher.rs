@@ -258,11 +258,10 @@ impl Cacher {
         };
         let event = Arc::new(CacheEvent { rv, kind, object, prev });
         state.rv = rv;
-        if state.history.len() == HISTORY {
-            if let Some(old) = state.history.pop_front() {
+        if state.history.len() == HISTORY
+            && let Some(old) = state.history.pop_front() {
                 state.oldest = old.rv;
             }
-        }
         state.history.push_back(event.clone());
         // Sent under the lock so a subscriber's replay and live stream meet
         // without a gap or a duplicate.

@@ -278,8 +278,8 @@ fn write_options(query: &Query, user_agent: &str, _op: &str) -> Result<WriteOpti
         }
     };
     let field_manager = query.get("fieldManager");
-    if let Some(m) = field_manager {
-        if m.len() > 128 {
+    if let Some(m) = field_manager
+        && m.len() > 128 {
             return Err(ApiError::invalid(
                 "meta.k8s.io",
                 "PatchOptions",
@@ -287,7 +287,6 @@ fn write_options(query: &Query, user_agent: &str, _op: &str) -> Result<WriteOpti
                 vec![crate::FieldCause::invalid("fieldManager", &json!(m), "must be at most 128 characters long")],
             ));
         }
-    }
     Ok(WriteOptions {
         dry_run,
         validation: FieldValidation::parse(query.get("fieldValidation"))?,
@@ -373,9 +372,7 @@ async fn read_object(req: Request<hyper::body::Incoming>, content_type: &str) ->
     let bytes = read_body(req).await?;
     let media = content_type.split(';').next().unwrap_or("").trim();
     if !matches!(media, "application/json" | "application/yaml" | "application/vnd.kubernetes.protobuf" | "" | "*/*") {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf"
-        )));
+        return Err(ApiError::UnsupportedMediaType("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf".to_string()));
     }
     let v = parse_document(&bytes, content_type)?;
     if !v.is_object() {

@@ -536,8 +536,8 @@ impl Registry {
                     });
                 }
             }
-            if let Some(rv) = &opts.precondition_rv {
-                if *rv != current.rv.to_string() {
+            if let Some(rv) = &opts.precondition_rv
+                && *rv != current.rv.to_string() {
                     return Err(ApiError::Conflict {
                         group: resource.group.into(),
                         kind: resource.plural.into(),
@@ -548,7 +548,6 @@ impl Registry {
                         ),
                     });
                 }
-            }
             let mut finalizers = object::finalizers(&obj);
             let policy_finalizer = match opts.propagation_policy.as_deref() {
                 Some("Orphan") => Some("orphan"),
@@ -568,11 +567,10 @@ impl Registry {
                 }
             };
             let already_deleting = !meta_str(&obj, "deletionTimestamp").is_empty();
-            if let Some(f) = policy_finalizer {
-                if !already_deleting && !finalizers.iter().any(|x| x == f) {
+            if let Some(f) = policy_finalizer
+                && !already_deleting && !finalizers.iter().any(|x| x == f) {
                     finalizers.push(f.to_string());
                 }
-            }
             let grace = self.grace_period(resource, &obj, opts);
             let namespace_pending = resource.plural == "namespaces" && has_spec_finalizers(&obj);
             if finalizers.is_empty() && grace == 0 && !namespace_pending {
@@ -715,26 +713,23 @@ fn metadata_causes(obj: &Value) -> Vec<FieldCause> {
             if let Some(msg) = qualified_name_error(k) {
                 causes.push(FieldCause::invalid(format!("metadata.{field}"), &json!(k), msg));
             }
-            if what == "label" {
-                if let Some(v) = v.as_str() {
-                    if let Some(msg) = label_value_error(v) {
-                        causes.push(FieldCause::invalid(format!("metadata.labels"), &json!(v), msg));
+            if what == "label"
+                && let Some(v) = v.as_str()
+                    && let Some(msg) = label_value_error(v) {
+                        causes.push(FieldCause::invalid("metadata.labels".to_string(), &json!(v), msg));
                     }
-                }
-            }
         }
     }
     if let Some(total) = meta.get("annotations").and_then(Value::as_object).map(|m| {
         m.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum::<usize>()
-    }) {
-        if total > 256 * 1024 {
+    })
+        && total > 256 * 1024 {
             causes.push(FieldCause {
                 reason: "FieldValueTooLong",
                 message: "Too long: must have at most 262144 bytes".into(),
                 field: "metadata.annotations".into(),
             });
         }
-    }
     causes
 }
 
@@ -744,11 +739,10 @@ fn qualified_name_error(key: &str) -> Option<String> {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
     };
-    if let Some(p) = prefix {
-        if p.is_empty() || !object::dns1123_subdomain_errors(p).is_empty() {
+    if let Some(p) = prefix
+        && (p.is_empty() || !object::dns1123_subdomain_errors(p).is_empty()) {
             return Some("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into());
         }
-    }
     let ok = !name.is_empty()
         && name.len() <= 63
         && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))

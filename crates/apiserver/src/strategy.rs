@@ -16,11 +16,10 @@ pub trait Strategy: Send + Sync {
     /// Called on create after metadata is filled in: reset fields a client
     /// cannot set and apply defaults.
     fn prepare_for_create(&self, resource: &ResourceInfo, obj: &mut Value) {
-        if resource.has_status && !keeps_status_on_create(resource) {
-            if let Some(map) = obj.as_object_mut() {
+        if resource.has_status && !keeps_status_on_create(resource)
+            && let Some(map) = obj.as_object_mut() {
                 map.remove("status");
             }
-        }
         if resource.plural == "namespaces" {
             obj["spec"]["finalizers"] = json!(["kubernetes"]);
             obj["status"] = json!({ "phase": "Active" });

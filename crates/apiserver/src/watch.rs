@@ -65,11 +65,10 @@ pub fn serve(
         };
         let matches = |o: &CachedObject| o.key.starts_with(&prefix) && filter(o);
         for event in sub.replay.drain(..) {
-            if let Some(line) = encoder.event(&event, &matches) {
-                if tx.send(line).await.is_err() {
+            if let Some(line) = encoder.event(&event, &matches)
+                && tx.send(line).await.is_err() {
                     return;
                 }
-            }
         }
         if send_initial && bookmarks {
             let _ = tx.send(encoder.bookmark(sub.rv, true)).await;
@@ -95,11 +94,10 @@ pub fn serve(
                             continue;
                         }
                         last_rv = event.rv;
-                        if let Some(line) = encoder.event(&event, &matches) {
-                            if tx.send(line).await.is_err() {
+                        if let Some(line) = encoder.event(&event, &matches)
+                            && tx.send(line).await.is_err() {
                                 return;
                             }
-                        }
                     }
                     // A watcher that cannot keep up is closed; the client
                     // resumes from its last resourceVersion, which the
@@ -109,7 +107,7 @@ pub fn serve(
             }
         }
     });
-    let mut resp = Response::new(ChannelBody::new(rx));
+    let mut resp = Response::new(ChannelBody::boxed(rx));
     *resp.status_mut() = StatusCode::OK;
     resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     resp.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache, private"));

@@ -178,13 +178,16 @@ impl Phase {
     }
 }
 
+/// Builds the i-th request of a phase and the status code that means success.
+type MakeRequest = Arc<dyn Fn(&Client, usize) -> (Request<Full<Bytes>>, u16) + Send + Sync>;
+
 /// Runs `ops` operations split over `clients` connections; `make` builds
 /// the i-th request and says which status codes count as success.
 async fn run_phase(
     name: &str,
     clients: &[Client],
     ops: usize,
-    make: Arc<dyn Fn(&Client, usize) -> (Request<Full<Bytes>>, u16) + Send + Sync>,
+    make: MakeRequest,
 ) -> Phase {
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -331,11 +334,10 @@ async fn watch(args: &Args, tls: &Arc<rustls::ClientConfig>) -> Result<String, B
                 buf.extend_from_slice(&data);
                 while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=pos).collect();
-                    if let Ok(v) = serde_json::from_slice::<Value>(&line) {
-                        if let Some(name) = v["object"]["metadata"]["name"].as_str() {
+                    if let Ok(v) = serde_json::from_slice::<Value>(&line)
+                        && let Some(name) = v["object"]["metadata"]["name"].as_str() {
                             let _ = tx.send((w, name.to_string(), now));
                         }
-                    }
                 }
             }
         });

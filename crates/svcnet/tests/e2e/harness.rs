@@ -1,7 +1,7 @@
 //! A real svcnet process per test, driven by the real kubectl and curl.
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -91,10 +91,6 @@ impl Cluster {
         child.wait_with_output().expect("kubectl output")
     }
 
-    pub fn kubectl(&self, args: &[&str]) -> Output {
-        self.kubectl_with(KUBECTL, args, None)
-    }
-
     /// Runs kubectl and returns stdout, failing the test on a non-zero exit.
     pub fn ok(&self, args: &[&str]) -> String {
         self.ok_with(KUBECTL, args, None)
@@ -151,8 +147,8 @@ impl Cluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
-        dir
+        
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
     }
 
     /// Stops svcnet with SIGTERM and waits for it to exit; returns its
@@ -186,8 +182,4 @@ impl Drop for Cluster {
 /// Parses JSON output of kubectl.
 pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-pub fn exists(path: &Path) -> bool {
-    path.exists()
 }
