@@ -34,7 +34,9 @@ mod trigger_time;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
+};
 use k8s_openapi::jiff::Timestamp;
 
 pub use self::pod::{
@@ -44,8 +46,8 @@ pub use self::pod::{
 };
 pub(crate) use self::pod::{parse_ip, service_port_protocol};
 pub use self::repack::repack_subsets;
-pub(crate) use self::trigger_time::format_trigger_time;
 pub use self::trigger_time::TriggerTimeTracker;
+pub(crate) use self::trigger_time::format_trigger_time;
 
 /// The most addresses one Endpoints object carries (`maxCapacity`).
 pub const MAX_ENDPOINTS_CAPACITY: usize = 1000;
@@ -199,9 +201,8 @@ pub fn reconcile_endpoints(
 /// updates the label.
 pub fn endpoints_equal(a: &Endpoints, b: &Endpoints) -> bool {
     let labels = |e: &Endpoints| e.metadata.labels.clone().unwrap_or_default();
-    let over_capacity = |e: &Endpoints| {
-        e.metadata.annotations.as_ref().and_then(|a| a.get(OVER_CAPACITY_ANNOTATION)).cloned()
-    };
+    let over_capacity =
+        |e: &Endpoints| e.metadata.annotations.as_ref().and_then(|a| a.get(OVER_CAPACITY_ANNOTATION)).cloned();
     normalized_subsets(a) == normalized_subsets(b) && labels(a) == labels(b) && over_capacity(a) == over_capacity(b)
 }
 
@@ -256,7 +257,9 @@ fn endpoint_address(service: &Service, family: Option<IpFamily>, pod: &Pod) -> O
         ip: ip.to_owned(),
         // Never empty in practice: a pod gets an IP only once scheduled.
         node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty()),
-        hostname: should_set_hostname(pod, service).then(|| pod.spec.as_ref().and_then(|s| s.hostname.clone())).flatten(),
+        hostname: should_set_hostname(pod, service)
+            .then(|| pod.spec.as_ref().and_then(|s| s.hostname.clone()))
+            .flatten(),
         target_ref: Some(pod_reference(pod)),
     })
 }

@@ -95,13 +95,8 @@ pub fn pod_is_terminating(pod: &Pod) -> bool {
 /// empty (objects written by clients that only know the singular field).
 pub fn pod_ips(pod: &Pod) -> Vec<&str> {
     let Some(status) = pod.status.as_ref() else { return Vec::new() };
-    let listed: Vec<&str> = status
-        .pod_ips
-        .iter()
-        .flatten()
-        .map(|ip| ip.ip.as_str())
-        .filter(|ip| !ip.is_empty())
-        .collect();
+    let listed: Vec<&str> =
+        status.pod_ips.iter().flatten().map(|ip| ip.ip.as_str()).filter(|ip| !ip.is_empty()).collect();
     if !listed.is_empty() {
         return listed;
     }
@@ -156,8 +151,7 @@ pub fn resolve_target_port(service_port: &ServicePort, pod: &Pod) -> Option<i32>
     };
     let protocol = service_port_protocol(service_port);
     let spec = pod.spec.as_ref()?;
-    let sidecars =
-        spec.init_containers.iter().flatten().filter(|c| c.restart_policy.as_deref() == Some("Always"));
+    let sidecars = spec.init_containers.iter().flatten().filter(|c| c.restart_policy.as_deref() == Some("Always"));
     spec.containers
         .iter()
         .chain(sidecars)

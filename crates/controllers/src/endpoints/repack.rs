@@ -148,11 +148,11 @@ pub(crate) fn truncate_subsets(subsets: &mut Vec<EndpointSubset>, max_capacity: 
             addresses.truncate(share);
         }
         left -= count(list);
-        if truncate_ready {
-            subset.not_ready_addresses = None;
-        }
         if count(list) == 0 {
             *list = None;
+        }
+        if truncate_ready {
+            subset.not_ready_addresses = None;
         }
     }
     subsets.retain(|s| count(&s.addresses) + count(&s.not_ready_addresses) > 0);
@@ -249,7 +249,8 @@ mod tests {
     fn repacking_is_independent_of_input_order() {
         let a = addr("10.0.0.1", "a");
         let b = addr("10.0.0.2", "b");
-        let one = [subset(&[a.clone()], &[], &[port("x", 1), port("y", 2)]), subset(&[b.clone()], &[], &[port("y", 2)])];
+        let one =
+            [subset(&[a.clone()], &[], &[port("x", 1), port("y", 2)]), subset(&[b.clone()], &[], &[port("y", 2)])];
         let two = [subset(&[b], &[], &[port("y", 2)]), subset(&[a], &[], &[port("y", 2), port("x", 1)])];
         assert_eq!(repack_subsets(&one), repack_subsets(&two));
     }

@@ -44,10 +44,8 @@ impl TriggerTimeTracker {
     /// pod deleted) yield `None`. Like Kubernetes' tracker, it can be wrong
     /// when one object changes several times between two syncs.
     pub fn compute(&mut self, service: &Service, pods: &[&Pod]) -> Option<Timestamp> {
-        let key = (
-            service.metadata.namespace.clone().unwrap_or_default(),
-            service.metadata.name.clone().unwrap_or_default(),
-        );
+        let key =
+            (service.metadata.namespace.clone().unwrap_or_default(), service.metadata.name.clone().unwrap_or_default());
         let previous = self.services.remove(&key);
         let was_known = previous.is_some();
         let previous = previous.unwrap_or_default();
