@@ -10,6 +10,7 @@
 //! - [`managed`]: server-side apply and `metadata.managedFields` tracking.
 //! - [`openapi`]: the OpenAPI v2 (JSON and protobuf) and v3 documents.
 //! - [`protobuf`]: decoding of Kubernetes protobuf request bodies to JSON.
+//! - [`validation`]: kind-specific validation with kube-apiserver's exact messages.
 
 pub mod defaults;
 pub mod managed;
@@ -20,3 +21,4 @@ pub mod resources;
 pub mod schema;
 pub mod selector;
 pub mod table;
+pub mod validation;

@@ -209,19 +209,16 @@ pub async fn allocate(
     if ip.is_empty() {
         ip = pick_ip(store, ranges).await?.to_string();
     } else if ip != "None" {
-        match ip.parse::<Ipv4Addr>() {
-            Ok(addr) if !ranges.contains_ip(addr) && !old_ips.contains(&ip) => {
+        // Validation has checked syntax and range already; this is the
+        // allocator's own guard for callers that skip validation.
+        if let Ok(addr) = ip.parse::<Ipv4Addr>() {
+            if !ranges.contains_ip(addr) && !old_ips.contains(&ip) {
                 return Err(invalid(FieldCause::invalid(
                     "spec.clusterIPs",
                     &json!([ip]),
-                    format!(
-                        "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {}",
-                        ranges.cidr_string()
-                    ),
+                    format!("failed to allocate IP {ip}: {}", svcnet_api::validation::MISMATCHED_NETWORK),
                 )));
             }
-            // Syntax errors are reported by validation.
-            _ => {}
         }
     }
     spec.insert("clusterIP".into(), json!(ip));
@@ -267,7 +264,7 @@ pub async fn allocate(
                         return Err(invalid(FieldCause::invalid(
                             format!("spec.ports[{i}].nodePort"),
                             &json!(n),
-                            format!("provided port is not in the valid range. The range of valid ports is {lo}-{hi}"),
+                            svcnet_api::validation::node_port_range_detail((lo, hi)),
                         )));
                     }
                     n

@@ -113,6 +113,8 @@ pub struct Registry {
     pub store: Arc<dyn Store>,
     pub caches: Arc<Caches>,
     pub ranges: Ranges,
+    /// What validation needs to know about the cluster.
+    pub validation: svcnet_api::validation::Context,
 }
 
 /// The largest number of times a write is retried after losing a race
@@ -122,7 +124,11 @@ const MAX_RETRIES: usize = 16;
 impl Registry {
     pub async fn new(store: Arc<dyn Store>, ranges: Ranges) -> Result<Registry> {
         let caches = Caches::start(store.clone()).await?;
-        Ok(Registry { store, caches, ranges })
+        let validation = svcnet_api::validation::Context {
+            service_cidrs: vec![(std::net::IpAddr::V4(ranges.service_cidr.0), ranges.service_cidr.1)],
+            node_port_range: ranges.node_ports,
+        };
+        Ok(Registry { store, caches, ranges, validation })
     }
 
     /// Writes a new object together with the allocation keys it owns.
@@ -296,16 +302,16 @@ impl Registry {
                 }
             }
             let name = meta_str(&obj, "name").to_string();
-            allocation::allocate(self.store.as_ref(), &self.ranges, resource, &mut obj, None).await?;
             let mut causes: Vec<FieldCause> = strategy::name_errors(resource, &name)
                 .into_iter()
                 .map(|m| FieldCause::invalid("metadata.name", &json!(name), m))
                 .collect();
             causes.extend(metadata_causes(&obj));
-            causes.extend(strategy.validate(resource, &obj));
+            causes.extend(strategy.validate(resource, &obj, &self.validation));
             if !causes.is_empty() {
                 return Err(ApiError::invalid(resource.group, resource.kind, &name, causes));
             }
+            allocation::allocate(self.store.as_ref(), &self.ranges, resource, &mut obj, None).await?;
             if opts.dry_run {
                 return Ok(Written { object: obj, warnings });
             }
@@ -470,13 +476,13 @@ impl Registry {
                 meta.insert("generation".into(), json!(generation));
             }
         }
-        if meta_str(&obj, "deletionTimestamp").is_empty() || !object::finalizers(&obj).is_empty() {
-            allocation::allocate(self.store.as_ref(), &self.ranges, resource, &mut obj, Some(old)).await?;
-        }
         let mut causes = metadata_causes(&obj);
-        causes.extend(strategy.validate_update(resource, &obj, old));
+        causes.extend(strategy.validate_update(resource, &obj, old, &self.validation));
         if !causes.is_empty() {
             return Err(ApiError::invalid(resource.group, resource.kind, name, causes));
+        }
+        if meta_str(&obj, "deletionTimestamp").is_empty() || !object::finalizers(&obj).is_empty() {
+            allocation::allocate(self.store.as_ref(), &self.ranges, resource, &mut obj, Some(old)).await?;
         }
         // An object being deleted goes away once its last finalizer does.
         if !meta_str(&obj, "deletionTimestamp").is_empty() && object::finalizers(&obj).is_empty() && !has_spec_finalizers(&obj) {

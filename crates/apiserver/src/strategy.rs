@@ -8,7 +8,14 @@
 use serde_json::{Value, json};
 use svcnet_api::resources::ResourceInfo;
 
+use svcnet_api::validation::{Context, FieldError};
+
 use crate::error::FieldCause;
+
+/// Validation errors as Status causes.
+pub fn causes(errors: Vec<FieldError>) -> Vec<FieldCause> {
+    errors.into_iter().map(|e| FieldCause { reason: e.reason(), message: e.body(), field: e.field.clone() }).collect()
+}
 use crate::object;
 
 /// Hooks a kind may override. Defaults implement the generic behaviour.
@@ -27,6 +34,9 @@ pub trait Strategy: Send + Sync {
         if resource.plural == "pods" && obj.get("status").is_none() {
             obj["status"] = json!({ "phase": "Pending", "qosClass": "BestEffort" });
         }
+        if resource.plural == "services" {
+            svcnet_api::validation::prepare_service_create(obj);
+        }
     }
 
     /// Called on an update of the main resource: by default the status is
@@ -38,6 +48,9 @@ pub trait Strategy: Send + Sync {
         if resource.plural == "namespaces" {
             // spec.finalizers changes only through /finalize.
             copy_field(new, old, "spec");
+        }
+        if resource.plural == "services" {
+            svcnet_api::validation::prepare_service_update(new, old);
         }
     }
 
@@ -58,14 +71,15 @@ pub trait Strategy: Send + Sync {
         *new = merged;
     }
 
-    /// Kind-specific validation of a new object.
-    fn validate(&self, _resource: &ResourceInfo, _obj: &Value) -> Vec<FieldCause> {
-        Vec::new()
+    /// Kind-specific validation of a new object (kube-apiserver's rules,
+    /// from `svcnet_api::validation`).
+    fn validate(&self, resource: &ResourceInfo, obj: &Value, ctx: &Context) -> Vec<FieldCause> {
+        causes(svcnet_api::validation::validate(resource.kind, obj, ctx))
     }
 
     /// Kind-specific validation of an update.
-    fn validate_update(&self, resource: &ResourceInfo, new: &Value, _old: &Value) -> Vec<FieldCause> {
-        self.validate(resource, new)
+    fn validate_update(&self, resource: &ResourceInfo, new: &Value, old: &Value, ctx: &Context) -> Vec<FieldCause> {
+        causes(svcnet_api::validation::validate_update(resource.kind, new, old, ctx))
     }
 }
 

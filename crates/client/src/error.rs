@@ -118,7 +118,7 @@ impl ApiError {
         let decoded = serde_json::from_slice::<Status>(body)
             .ok()
             .filter(|s| s.code.is_some() || s.reason.is_some() || s.message.is_some());
-        let mut status = decoded.unwrap_or_else(|| {
+        let status = decoded.unwrap_or_else(|| {
             let text = String::from_utf8_lossy(&body[..body.len().min(1024)]).trim().to_string();
             Status {
                 status: Some("Failure".into()),
@@ -126,13 +126,21 @@ impl ApiError {
                 ..Status::default()
             }
         });
+        ApiError::from_status(status, http_code)
+    }
+
+    /// Wraps a `Status`, filling in code and reason from `http_code` where
+    /// the server left them out.
+    pub fn from_status(mut status: Status, http_code: u16) -> ApiError {
         if status.code.is_none_or(|c| c == 0) {
             status.code = Some(i32::from(http_code));
         }
-        if status.reason.as_deref().is_none_or(str::is_empty) {
-            status.reason = Some(default_reason(http_code).into());
+        let error = ApiError { status };
+        if error.reason().is_empty() {
+            let reason = default_reason(error.code());
+            return ApiError { status: Status { reason: Some(reason.into()), ..error.status } };
         }
-        ApiError { status }
+        error
     }
 
     pub fn code(&self) -> u16 {
@@ -200,15 +208,20 @@ mod tests {
 
     #[test]
     fn already_exists_is_not_a_conflict() {
-        let exists = Error::Api(Box::new(ApiError::from_response(409, br#"{"kind":"Status","reason":"AlreadyExists","code":409}"#)));
-        let conflict = Error::Api(Box::new(ApiError::from_response(409, br#"{"kind":"Status","reason":"Conflict","code":409}"#)));
+        let exists = Error::Api(Box::new(ApiError::from_response(
+            409,
+            br#"{"kind":"Status","reason":"AlreadyExists","code":409}"#,
+        )));
+        let conflict =
+            Error::Api(Box::new(ApiError::from_response(409, br#"{"kind":"Status","reason":"Conflict","code":409}"#)));
         assert!(exists.is_already_exists() && !exists.is_conflict());
         assert!(conflict.is_conflict() && !conflict.is_already_exists());
     }
 
     #[test]
     fn expired_and_gone_are_both_gone() {
-        let expired = Error::Api(Box::new(ApiError::from_response(410, br#"{"kind":"Status","reason":"Expired","code":410}"#)));
+        let expired =
+            Error::Api(Box::new(ApiError::from_response(410, br#"{"kind":"Status","reason":"Expired","code":410}"#)));
         assert!(expired.is_gone());
         assert!(Error::Gone(Box::new(ApiError::from_response(410, b""))).is_gone());
     }

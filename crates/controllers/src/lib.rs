@@ -8,3 +8,6 @@
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod runtime;
+
+pub use runtime::{ControllerConfig, ControllerManager};

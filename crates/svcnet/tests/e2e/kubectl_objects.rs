@@ -112,9 +112,18 @@ fn describe_service_shows_selector_type_ports_and_affinity() {
 fn patch_supports_strategic_merge_json_merge_and_json_patch() {
     let c = Cluster::start();
     c.apply(SERVICE);
-    c.ok(&["patch", "svc", "service-clusterip", "-p", r#"{"spec":{"ports":[{"port":443,"targetPort":8443,"name":"https"}]}}"#]);
+    // A second port needs both ports named, as kube-apiserver insists.
+    let err = c.fails(&["patch", "svc", "service-clusterip", "-p", r#"{"spec":{"ports":[{"port":443,"targetPort":8443,"name":"https"}]}}"#], None);
+    assert!(err.contains("spec.ports[1].name: Required value"), "{err}");
+    c.ok(&[
+        "patch",
+        "svc",
+        "service-clusterip",
+        "-p",
+        r#"{"spec":{"ports":[{"port":80,"name":"http"},{"port":443,"targetPort":8443,"name":"https"}]}}"#,
+    ]);
     let svc = json(&c.ok(&["get", "svc", "service-clusterip", "-o", "json"]));
-    // Strategic merge keys ports by port: the new one joins the old one.
+    // Strategic merge keys ports by port: port 80 gains its name, 443 joins.
     let ports: Vec<i64> = svc["spec"]["ports"].as_array().expect("ports").iter().filter_map(|p| p["port"].as_i64()).collect();
     assert_eq!(ports.len(), 2, "{svc}");
     assert!(ports.contains(&80) && ports.contains(&443));

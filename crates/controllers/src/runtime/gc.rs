@@ -1,0 +1,198 @@
+//! The garbage collector: dependents whose owners are gone are deleted,
+//! and owners deleted with `propagationPolicy: Foreground` or `Orphan`
+//! (the `foregroundDeletion` / `orphan` finalizers) are finished, as
+//! kube-controller-manager's garbage collector does for the kinds svcnet
+//! serves: Pods owned by ReplicaSets, ReplicaSets by Deployments,
+//! EndpointSlices by Services and Endpoints.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::Resource;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use serde_json::json;
+use svcnet_client::{Api, Client, DeleteParams, Object, ObjectKey, Patch, PatchParams, Preconditions};
+
+use super::Informers;
+
+const FOREGROUND: &str = "foregroundDeletion";
+const ORPHAN: &str = "orphan";
+
+/// Runs the garbage collector: a full pass after every burst of changes.
+pub fn spawn(inf: Arc<Informers>, client: Client) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    macro_rules! wake_on {
+        ($informer:expr) => {{
+            let mut sub = $informer.subscribe();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Some(n) = sub.recv().await {
+                    let _ = n;
+                    let _ = tx.try_send(());
+                }
+            });
+        }};
+    }
+    wake_on!(inf.pods);
+    wake_on!(inf.replicasets);
+    wake_on!(inf.deployments);
+    wake_on!(inf.services);
+    wake_on!(inf.endpoints);
+    wake_on!(inf.slices);
+    tokio::spawn(async move {
+        inf.wait_synced().await;
+        loop {
+            // Let a burst of changes settle into one pass.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Err(e) = pass(&inf, &client).await {
+                tracing::debug!(error = %e, "garbage collection pass failed; will retry");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            if rx.recv().await.is_none() {
+                return;
+            }
+        }
+    });
+}
+
+/// Whether the owner a reference names still exists (same uid).
+fn owner_exists(inf: &Informers, ns: Option<&str>, r: &OwnerReference) -> Option<bool> {
+    let key = ObjectKey { namespace: ns.map(str::to_string), name: r.name.clone() };
+    let uid = |m: &ObjectMeta| m.uid.as_deref() == Some(r.uid.as_str());
+    match (r.api_version.as_str(), r.kind.as_str()) {
+        ("apps/v1", "Deployment") => Some(inf.deployments.store().get(&key).is_some_and(|o| uid(&o.metadata))),
+        ("apps/v1", "ReplicaSet") => Some(inf.replicasets.store().get(&key).is_some_and(|o| uid(&o.metadata))),
+        ("v1", "Service") => Some(inf.services.store().get(&key).is_some_and(|o| uid(&o.metadata))),
+        ("v1", "Endpoints") => Some(inf.endpoints.store().get(&key).is_some_and(|o| uid(&o.metadata))),
+        ("v1", "Pod") => Some(inf.pods.store().get(&key).is_some_and(|o| uid(&o.metadata))),
+        // Owners of kinds svcnet does not serve are left alone.
+        _ => None,
+    }
+}
+
+fn deleting_with(meta: &ObjectMeta, finalizer: &str) -> bool {
+    meta.deletion_timestamp.is_some() && meta.finalizers.as_ref().is_some_and(|f| f.iter().any(|x| x == finalizer))
+}
+
+fn owned_by(meta: &ObjectMeta, owner: &ObjectMeta) -> bool {
+    let uid = owner.uid.as_deref().unwrap_or_default();
+    meta.owner_references.as_ref().is_some_and(|refs| refs.iter().any(|r| r.uid == uid))
+}
+
+/// Everything the collector can see, as (metadata, kind) of dependents.
+fn dependents(inf: &Informers) -> Vec<(ObjectMeta, &'static str)> {
+    let mut all = Vec::new();
+    all.extend(inf.pods.store().state().iter().map(|o| (o.metadata.clone(), Pod::KIND)));
+    all.extend(inf.replicasets.store().state().iter().map(|o| (o.metadata.clone(), ReplicaSet::KIND)));
+    all.extend(inf.slices.store().state().iter().map(|o| (o.metadata.clone(), EndpointSlice::KIND)));
+    all.retain(|(m, _)| m.owner_references.as_ref().is_some_and(|r| !r.is_empty()));
+    all
+}
+
+async fn delete_dependent(client: &Client, meta: &ObjectMeta, kind: &str, policy: DeleteParams) -> svcnet_client::Result<()> {
+    let ns = meta.namespace.clone().unwrap_or_default();
+    let name = meta.name.clone().unwrap_or_default();
+    let params = DeleteParams {
+        preconditions: meta.uid.clone().map(|uid| Preconditions { uid: Some(uid), resource_version: None }),
+        ..policy
+    };
+    let result = match kind {
+        "Pod" => Api::<Pod>::namespaced(client.clone(), &ns).delete(&name, &params).await.map(|_| ()),
+        "ReplicaSet" => Api::<ReplicaSet>::namespaced(client.clone(), &ns).delete(&name, &params).await.map(|_| ()),
+        _ => Api::<EndpointSlice>::namespaced(client.clone(), &ns).delete(&name, &params).await.map(|_| ()),
+    };
+    match result {
+        Err(e) if e.is_not_found() || e.is_conflict() => Ok(()),
+        other => other,
+    }
+}
+
+async fn patch_meta<K>(client: &Client, meta: &ObjectMeta, patch: serde_json::Value) -> svcnet_client::Result<()>
+where
+    K: Object + k8s_openapi::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    let ns = meta.namespace.clone().unwrap_or_default();
+    let name = meta.name.clone().unwrap_or_default();
+    match Api::<K>::namespaced(client.clone(), &ns).patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn patch_dependent(client: &Client, meta: &ObjectMeta, kind: &str, patch: serde_json::Value) -> svcnet_client::Result<()> {
+    match kind {
+        "Pod" => patch_meta::<Pod>(client, meta, patch).await,
+        "ReplicaSet" => patch_meta::<ReplicaSet>(client, meta, patch).await,
+        _ => patch_meta::<EndpointSlice>(client, meta, patch).await,
+    }
+}
+
+fn without(list: Option<&Vec<String>>, item: &str) -> Vec<String> {
+    list.map(|l| l.iter().filter(|x| *x != item).cloned().collect()).unwrap_or_default()
+}
+
+async fn pass(inf: &Informers, client: &Client) -> svcnet_client::Result<()> {
+    let deps = dependents(inf);
+    // 1. Dependents whose every (known) owner is gone.
+    for (meta, kind) in &deps {
+        let refs = meta.owner_references.as_deref().unwrap_or_default();
+        let verdicts: Vec<Option<bool>> = refs.iter().map(|r| owner_exists(inf, meta.namespace.as_deref(), r)).collect();
+        let all_gone = verdicts.iter().all(|v| *v == Some(false));
+        if all_gone && meta.deletion_timestamp.is_none() {
+            delete_dependent(client, meta, kind, DeleteParams::background()).await?;
+        }
+    }
+    // 2. Owners being deleted in the foreground or orphaning.
+    let mut owners: Vec<(ObjectMeta, &'static str)> = Vec::new();
+    owners.extend(inf.deployments.store().state().iter().map(|o| (o.metadata.clone(), Deployment::KIND)));
+    owners.extend(inf.replicasets.store().state().iter().map(|o| (o.metadata.clone(), ReplicaSet::KIND)));
+    owners.extend(inf.services.store().state().iter().map(|o| (o.metadata.clone(), Service::KIND)));
+    owners.extend(inf.endpoints.store().state().iter().map(|o| (o.metadata.clone(), Endpoints::KIND)));
+    for (owner, kind) in owners {
+        if deleting_with(&owner, ORPHAN) {
+            let uid = owner.uid.clone().unwrap_or_default();
+            for (meta, dkind) in deps.iter().filter(|(m, _)| owned_by(m, &owner)) {
+                let refs: Vec<&OwnerReference> =
+                    meta.owner_references.iter().flatten().filter(|r| r.uid != uid).collect();
+                patch_dependent(client, meta, dkind, json!({ "metadata": { "ownerReferences": refs } })).await?;
+            }
+            remove_finalizer(client, &owner, kind, ORPHAN).await?;
+        } else if deleting_with(&owner, FOREGROUND) {
+            let mut blocking = 0;
+            for (meta, dkind) in deps.iter().filter(|(m, _)| owned_by(m, &owner)) {
+                blocking += 1;
+                if meta.deletion_timestamp.is_none() {
+                    let params = DeleteParams { propagation_policy: Some(svcnet_client::PropagationPolicy::Foreground), ..DeleteParams::default() };
+                    delete_dependent(client, meta, dkind, params).await?;
+                }
+            }
+            if blocking == 0 {
+                remove_finalizer(client, &owner, kind, FOREGROUND).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn remove_finalizer(client: &Client, owner: &ObjectMeta, kind: &str, finalizer: &str) -> svcnet_client::Result<()> {
+    let patch = json!({ "metadata": {
+        "finalizers": without(owner.finalizers.as_ref(), finalizer),
+        "resourceVersion": owner.resource_version,
+    } });
+    let result = match kind {
+        "Deployment" => patch_meta::<Deployment>(client, owner, patch).await,
+        "ReplicaSet" => patch_meta::<ReplicaSet>(client, owner, patch).await,
+        "Service" => patch_meta::<Service>(client, owner, patch).await,
+        _ => patch_meta::<Endpoints>(client, owner, patch).await,
+    };
+    match result {
+        Err(e) if e.is_conflict() => Ok(()),
+        other => other,
+    }
+}
+

@@ -1,0 +1,119 @@
+//! A deduplicating work queue, as client-go's workqueue: a key queued
+//! while already waiting is queued once; a key being worked on is queued
+//! again only after its worker finishes, so one key is never reconciled
+//! by two workers at once.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use svcnet_client::ObjectKey;
+use tokio::sync::Notify;
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<ObjectKey>,
+    queued: HashSet<ObjectKey>,
+    active: HashSet<ObjectKey>,
+    /// Keys added while active: re-queued when their worker is done.
+    dirty: HashSet<ObjectKey>,
+}
+
+/// A shared work queue of object keys.
+#[derive(Clone, Default)]
+pub struct Queue {
+    state: Arc<Mutex<State>>,
+    notify: Arc<Notify>,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is a few collections updated in single statements; a
+        // panic elsewhere cannot leave it inconsistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn add(&self, key: ObjectKey) {
+        let mut s = self.lock();
+        if s.active.contains(&key) {
+            s.dirty.insert(key);
+            return;
+        }
+        if s.queued.insert(key.clone()) {
+            s.queue.push_back(key);
+            drop(s);
+            self.notify.notify_one();
+        }
+    }
+
+    /// Adds `key` after `delay` (retries, requeue-after).
+    pub fn add_after(&self, key: ObjectKey, delay: Duration) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            this.add(key);
+        });
+    }
+
+    /// The next key to work on; marks it active until [`Queue::done`].
+    pub async fn next(&self) -> ObjectKey {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let mut s = self.lock();
+                if let Some(key) = s.queue.pop_front() {
+                    s.queued.remove(&key);
+                    s.active.insert(key.clone());
+                    if !s.queue.is_empty() {
+                        self.notify.notify_one();
+                    }
+                    return key;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    pub fn done(&self, key: &ObjectKey) {
+        let mut s = self.lock();
+        s.active.remove(key);
+        if s.dirty.remove(key) && s.queued.insert(key.clone()) {
+            s.queue.push_back(key.clone());
+            drop(s);
+            self.notify.notify_one();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_key_added_twice_is_worked_once() {
+        let q = Queue::default();
+        q.add(ObjectKey::namespaced("a", "x"));
+        q.add(ObjectKey::namespaced("a", "x"));
+        q.add(ObjectKey::namespaced("a", "y"));
+        assert_eq!(q.len(), 2);
+        let k = q.next().await;
+        assert_eq!(k, ObjectKey::namespaced("a", "x"));
+        q.done(&k);
+        assert_eq!(q.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_key_added_while_active_comes_back_after_done() {
+        let q = Queue::default();
+        q.add(ObjectKey::namespaced("a", "x"));
+        let k = q.next().await;
+        q.add(k.clone());
+        assert_eq!(q.len(), 0, "not queued while its worker runs");
+        q.done(&k);
+        assert_eq!(q.len(), 1);
+    }
+}
