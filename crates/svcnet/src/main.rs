@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use svcnet_apiserver::{ApiServer, ApiServerConfig};
+use svcnet_controllers::{ControllerConfig, ControllerManager};
 use svcnet_store::{EmbeddedStore, EmbeddedStoreConfig};
 
 #[derive(Parser)]
@@ -20,11 +21,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the sandbox cluster: API server and store (controllers, nodes,
+    /// Run the sandbox cluster: API server, store and controllers (nodes,
     /// DNS and ingress join as they land).
     Up(ServerArgs),
     /// Run the Kubernetes API server alone, on its embedded store.
     Apiserver(ServerArgs),
+    /// Run the controllers (endpoints, endpointslices, deployments,
+    /// replicasets, garbage collector) against an API server.
+    ControllerManager(ClientArgs),
+}
+
+#[derive(Args, Clone)]
+struct ClientArgs {
+    /// kubeconfig of the API server to control (default: $KUBECONFIG,
+    /// ~/.kube/config, or the in-cluster service account).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Most endpoints per EndpointSlice.
+    #[arg(long, default_value_t = 100)]
+    max_endpoints_per_slice: usize,
 }
 
 #[derive(Args, Clone)]
@@ -84,11 +99,32 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn run(cli: Cli) -> Result<(), BoxError> {
     match cli.command {
-        Command::Up(args) | Command::Apiserver(args) => serve(args).await,
+        Command::Up(args) => serve(args, true).await,
+        Command::Apiserver(args) => serve(args, false).await,
+        Command::ControllerManager(args) => controller_manager(args).await,
     }
 }
 
-async fn serve(args: ServerArgs) -> Result<(), BoxError> {
+fn client_for(kubeconfig: Option<&std::path::Path>, component: &str) -> Result<svcnet_client::Client, BoxError> {
+    let config = match kubeconfig {
+        Some(path) => svcnet_client::Config::from_kubeconfig(path)?,
+        None => svcnet_client::Config::infer()?,
+    };
+    let agent = format!("{component}/{}", env!("CARGO_PKG_VERSION"));
+    Ok(svcnet_client::Client::new(config)?.with_user_agent(&agent)?)
+}
+
+async fn controller_manager(args: ClientArgs) -> Result<(), BoxError> {
+    let client = client_for(args.kubeconfig.as_deref(), "svcnet-controller-manager")?;
+    let config = ControllerConfig { max_endpoints_per_slice: args.max_endpoints_per_slice.max(1), ..ControllerConfig::default() };
+    let manager = ControllerManager::start(client, config);
+    manager.informers.wait_synced().await;
+    println!("svcnet controller-manager ready");
+    wait_for_signal().await?;
+    Ok(())
+}
+
+async fn serve(args: ServerArgs, with_controllers: bool) -> Result<(), BoxError> {
     std::fs::create_dir_all(&args.data_dir)?;
     // The API server's watch cache is the store's only watcher and keeps its
     // own history for clients, so the store needs only enough history to
@@ -101,6 +137,16 @@ async fn serve(args: ServerArgs) -> Result<(), BoxError> {
         node_ports: args.service_node_port_range,
     };
     let server = ApiServer::start(config, store.clone() as Arc<_>).await?;
+    // The controllers talk to the API server over HTTPS like any client,
+    // so they behave the same inside `up` and standalone.
+    let _controllers = if with_controllers {
+        let client = client_for(Some(&server.kubeconfig), "svcnet-controller-manager")?;
+        let manager = ControllerManager::start(client, ControllerConfig::default());
+        manager.informers.wait_synced().await;
+        Some(manager)
+    } else {
+        None
+    };
     println!(
         "svcnet API server ready at https://{} — export KUBECONFIG={}",
         server.addr,

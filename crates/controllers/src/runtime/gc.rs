@@ -153,6 +153,12 @@ async fn pass(inf: &Informers, client: &Client) -> svcnet_client::Result<()> {
     owners.extend(inf.replicasets.store().state().iter().map(|o| (o.metadata.clone(), ReplicaSet::KIND)));
     owners.extend(inf.services.store().state().iter().map(|o| (o.metadata.clone(), Service::KIND)));
     owners.extend(inf.endpoints.store().state().iter().map(|o| (o.metadata.clone(), Endpoints::KIND)));
+    // Leaves of the ownership tree can be deleted in the foreground too
+    // (a dependent of a foreground deletion is); with no dependents of
+    // their own, their finalizer goes at once.
+    owners.extend(inf.pods.store().state().iter().map(|o| (o.metadata.clone(), Pod::KIND)));
+    owners.extend(inf.slices.store().state().iter().map(|o| (o.metadata.clone(), EndpointSlice::KIND)));
+    owners.retain(|(m, _)| m.deletion_timestamp.is_some());
     for (owner, kind) in owners {
         if deleting_with(&owner, ORPHAN) {
             let uid = owner.uid.clone().unwrap_or_default();
@@ -188,6 +194,8 @@ async fn remove_finalizer(client: &Client, owner: &ObjectMeta, kind: &str, final
         "Deployment" => patch_meta::<Deployment>(client, owner, patch).await,
         "ReplicaSet" => patch_meta::<ReplicaSet>(client, owner, patch).await,
         "Service" => patch_meta::<Service>(client, owner, patch).await,
+        "Pod" => patch_meta::<Pod>(client, owner, patch).await,
+        "EndpointSlice" => patch_meta::<EndpointSlice>(client, owner, patch).await,
         _ => patch_meta::<Endpoints>(client, owner, patch).await,
     };
     match result {

@@ -223,9 +223,13 @@ async fn sync_replicaset(
         expectations.expect(key, created, deleted);
     }
     if let Some(status) = actions.status {
+        // The whole status is replaced (a merge patch could not clear the
+        // counters serde leaves out when they are zero); a conflict means
+        // the ReplicaSet changed and the next pass recomputes.
         let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
-        let patch = json!({ "status": status });
-        match rs_api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        let mut next = (*rs).clone();
+        next.status = Some(status);
+        match rs_api.replace_status(&key.name, &PostParams::default(), &next).await {
             Ok(_) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
@@ -398,8 +402,16 @@ async fn sync_deployment(
         d_api.patch(&key.name, &PatchParams::default(), &Patch::Merge(patch)).await?;
     }
     if actions.status_changed {
-        let patch = json!({ "status": actions.status });
-        match d_api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        // Replaced whole, for the same reason as ReplicaSet status. The
+        // revision annotation written above bumped the resourceVersion,
+        // so read the latest first.
+        let mut next = match d_api.get(&key.name).await {
+            Ok(d) => d,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        next.status = Some(actions.status.clone());
+        match d_api.replace_status(&key.name, &PostParams::default(), &next).await {
             Ok(_) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),

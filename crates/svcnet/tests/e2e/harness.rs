@@ -29,7 +29,8 @@ macro_rules! assert_eventually {
     }};
 }
 
-/// A running `svcnet apiserver` with its own data directory.
+/// A running `svcnet up` (API server and controllers) with its own data
+/// directory.
 pub struct Cluster {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
@@ -46,7 +47,7 @@ impl Cluster {
     /// Starts (or restarts) svcnet on an existing data directory.
     pub fn start_in(dir: tempfile::TempDir) -> Cluster {
         let mut child = Command::new(env!("CARGO_BIN_EXE_svcnet"))
-            .args(["apiserver", "--api-port", "0", "--data-dir"])
+            .args(["up", "--api-port", "0", "--data-dir"])
             .arg(dir.path())
             .env("SVCNET_LOG", "warn")
             .stdout(Stdio::piped())
@@ -121,6 +122,11 @@ impl Cluster {
             String::from_utf8_lossy(&out.stdout)
         );
         String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Whether kubectl fails (for polling until something is gone).
+    pub fn kubectl_fails_quietly(&self, args: &[&str]) -> bool {
+        !self.kubectl_with(KUBECTL, args, None).status.success()
     }
 
     /// curl against the API server; returns (HTTP status, body).

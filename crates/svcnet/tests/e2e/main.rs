@@ -4,6 +4,7 @@
 mod harness;
 
 mod auth;
+mod controllers;
 mod durability;
 mod errors;
 mod kubectl_basics;
