@@ -47,6 +47,15 @@ struct Args {
     /// host:port (plain HTTP gRPC gateway).
     #[arg(long)]
     etcd: Option<String>,
+    /// Run the endpoints-latency scenario instead: this many Services...
+    #[arg(long)]
+    endpoint_services: Option<usize>,
+    /// ...each selecting this many pods.
+    #[arg(long, default_value_t = 10)]
+    pods_per_service: usize,
+    /// Pods whose Ready change is timed.
+    #[arg(long, default_value_t = 300)]
+    samples: usize,
 }
 
 #[derive(Clone)]
@@ -386,9 +395,128 @@ async fn watch(args: &Args, tls: &Arc<rustls::ClientConfig>) -> Result<String, B
     ))
 }
 
+/// Pod Ready → Endpoints / EndpointSlice latency: `services` Services of
+/// `pods_per_service` pods each; then `samples` pods, one at a time, are
+/// marked Ready with a new IP through the status subresource, and two
+/// watches (Endpoints, EndpointSlices) time when that IP first appears.
+async fn endpoints_latency(args: &Args, tls: &Arc<rustls::ClientConfig>, services: usize) -> Result<(), BoxError> {
+    let ns = "ep-bench";
+    let conns = connect_many(args, tls, 16).await?;
+    let mut c = conns[0].clone();
+    let body = Bytes::from(json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } }).to_string());
+    c.call(c.request(Method::POST, "https", "/api/v1/namespaces", "application/json", body)).await?;
+    let svc = Arc::new(move |c: &Client, i: usize| {
+        let body = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": format!("s{i}") },
+            "spec": { "selector": { "app": format!("s{i}") }, "ports": [{ "port": 80, "targetPort": 8080 }] } });
+        (c.request(Method::POST, "https", &format!("/api/v1/namespaces/{ns}/services"), "application/json", Bytes::from(body.to_string())), 201)
+    });
+    let t = Instant::now();
+    run_phase("services", &conns, services, svc).await;
+    let per = args.pods_per_service;
+    let pods = services * per;
+    let pod = Arc::new(move |c: &Client, i: usize| {
+        let body = json!({ "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": format!("p{i}"), "labels": { "app": format!("s{}", i / per) } },
+            "spec": { "containers": [{ "name": "c", "image": "svcnet/echoserver:1.0", "ports": [{ "containerPort": 8080 }] }] } });
+        (c.request(Method::POST, "https", &format!("/api/v1/namespaces/{ns}/pods"), "application/json", Bytes::from(body.to_string())), 201)
+    });
+    run_phase("pods", &conns, pods, pod).await;
+    // Half the pods start Ready, so every Service has endpoints to update.
+    let ready = Arc::new(move |c: &Client, i: usize| {
+        let ip = format!("10.{}.{}.{}", 200 + i / 65536, (i / 256) % 256, i % 256);
+        let body = json!({ "status": { "phase": "Running", "podIP": ip, "podIPs": [{ "ip": ip }],
+            "conditions": [{ "type": "Ready", "status": "True" }] } });
+        (c.request(Method::PATCH, "https", &format!("/api/v1/namespaces/{ns}/pods/p{}/status", i * 2), "application/merge-patch+json", Bytes::from(body.to_string())), 200)
+    });
+    run_phase("ready", &conns, pods / 2, ready).await;
+    eprintln!("created {services} services and {pods} pods in {:.1}s; letting the controllers settle", t.elapsed().as_secs_f64());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // Watch both kinds from now on.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(&'static str, String, Instant)>();
+    for (kind, path) in [("endpoints", "endpoints"), ("slices", "endpointslices")] {
+        let mut w = Client::connect(&args.addr, tls.clone()).await?;
+        let api = if kind == "slices" { "/apis/discovery.k8s.io/v1" } else { "/api/v1" };
+        let req = w.request(Method::GET, "https", &format!("{api}/namespaces/{ns}/{path}?watch=true&timeoutSeconds=600"), "application/json", Bytes::new());
+        let resp = w.open(req).await?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut body = resp.into_body();
+            let mut buf = Vec::new();
+            while let Some(Ok(frame)) = body.frame().await {
+                let Ok(data) = frame.into_data() else { continue };
+                let now = Instant::now();
+                buf.extend_from_slice(&data);
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    // Every IP in the object is a candidate; the receiver
+                    // keeps the first sighting of the one it waits for.
+                    let text = String::from_utf8_lossy(&line);
+                    for part in text.split('"') {
+                        if part.starts_with("10.2") && part.matches('.').count() == 3 {
+                            let _ = tx.send((kind, part.to_string(), now));
+                        }
+                    }
+                }
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while rx.try_recv().is_ok() {}
+    let mut ep_lat = Vec::new();
+    let mut slice_lat = Vec::new();
+    let mut writer = Client::connect(&args.addr, tls.clone()).await?;
+    for k in 0..args.samples.min(pods / 2) {
+        // Odd pods are not ready yet: make one Ready with a fresh IP.
+        let i = 2 * k + 1;
+        let ip = format!("10.{}.{}.{}", 220 + i / 65536, (i / 256) % 256, i % 256);
+        let body = json!({ "status": { "phase": "Running", "podIP": ip, "podIPs": [{ "ip": ip }],
+            "conditions": [{ "type": "Ready", "status": "True" }] } });
+        let start = Instant::now();
+        let req = writer.request(Method::PATCH, "https", &format!("/api/v1/namespaces/{ns}/pods/p{i}/status"), "application/merge-patch+json", Bytes::from(body.to_string()));
+        writer.call(req).await?;
+        let (mut ep, mut sl) = (None, None);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while ep.is_none() || sl.is_none() {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((kind, seen, at))) if seen == ip => {
+                    let d = at.saturating_duration_since(start);
+                    if kind == "endpoints" && ep.is_none() {
+                        ep = Some(d);
+                    } else if kind == "slices" && sl.is_none() {
+                        sl = Some(d);
+                    }
+                }
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+        ep_lat.extend(ep);
+        slice_lat.extend(sl);
+    }
+    ep_lat.sort();
+    slice_lat.sort();
+    println!("| operation | samples | p50 ms | p99 ms | max ms |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (name, l) in [("pod Ready → Endpoints", &ep_lat), ("pod Ready → EndpointSlice", &slice_lat)] {
+        println!(
+            "| {name} ({services} services x {per} pods) | {} | {:.1} | {:.1} | {:.1} |",
+            l.len(),
+            pct(l, 0.5),
+            pct(l, 0.99),
+            pct(l, 1.0)
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args = Args::parse();
+    if let Some(services) = args.endpoint_services {
+        let tls = tls(&args.pki)?;
+        return endpoints_latency(&args, &tls, services).await;
+    }
     if let Some(etcd) = &args.etcd {
         println!("| operation | clients | ops | ops/s | p50 ms | p99 ms | errors |");
         println!("| --- | --- | --- | --- | --- | --- | --- |");

@@ -59,6 +59,10 @@ pub struct ReflectorConfig {
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
     pub channel_capacity: usize,
+    /// Drop `metadata.managedFields` from stored objects (default on):
+    /// consumers rarely need them, and they are often the largest part of
+    /// an object, as kube-controller-manager's informers also find.
+    pub strip_managed_fields: bool,
 }
 
 impl Default for ReflectorConfig {
@@ -71,6 +75,7 @@ impl Default for ReflectorConfig {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             channel_capacity: 1024,
+            strip_managed_fields: true,
         }
     }
 }
@@ -256,7 +261,8 @@ impl<K: Object> Reflector<K> {
         let list = self.api.list_all(&params).await?;
         let rv = list.resource_version().to_string();
         let mut objects = BTreeMap::new();
-        for object in list.items {
+        for mut object in list.items {
+            self.trim(&mut object);
             match ObjectKey::of(&object) {
                 Some(key) => {
                     objects.insert(key, Arc::new(object));
@@ -346,7 +352,14 @@ impl<K: Object> Reflector<K> {
         if refused { Next::List } else { Next::Watch(rv) }
     }
 
-    fn apply(&self, object: K) {
+    fn trim(&self, object: &mut K) {
+        if self.config.strip_managed_fields {
+            object.metadata_mut().managed_fields = None;
+        }
+    }
+
+    fn apply(&self, mut object: K) {
+        self.trim(&mut object);
         let Some(key) = ObjectKey::of(&object) else {
             tracing::warn!(kind = K::KIND, "skipping a watch event for an object without a name");
             return;

@@ -14,34 +14,51 @@ use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde_json::json;
-use svcnet_client::{Api, Client, DeleteParams, Object, ObjectKey, Patch, PatchParams, Preconditions};
+use svcnet_client::{Api, ChangeKind, Client, DeleteParams, Notification, Object, ObjectKey, Patch, PatchParams, Preconditions};
 
 use super::Informers;
 
 const FOREGROUND: &str = "foregroundDeletion";
 const ORPHAN: &str = "orphan";
 
-/// Runs the garbage collector: a full pass after every burst of changes.
+/// Runs the garbage collector. A pass scans everything, so it runs only
+/// when something can have made garbage: an owner was deleted or is being
+/// deleted, or a dependent appeared whose owner is missing; plus once after
+/// the informers sync, and every minute as a safety net.
 pub fn spawn(inf: Arc<Informers>, client: Client) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
     macro_rules! wake_on {
-        ($informer:expr) => {{
+        ($informer:expr, $interesting:expr) => {{
             let mut sub = $informer.subscribe();
             let tx = tx.clone();
+            let inf = inf.clone();
             tokio::spawn(async move {
                 while let Some(n) = sub.recv().await {
-                    let _ = n;
-                    let _ = tx.try_send(());
+                    let wake = match &n {
+                        Notification::Resync => true,
+                        Notification::Changed(c) => {
+                            c.kind == ChangeKind::Deleted
+                                || c.object.metadata.deletion_timestamp.is_some()
+                                || $interesting(&inf, &c.object.metadata)
+                        }
+                    };
+                    if wake {
+                        let _ = tx.try_send(());
+                    }
                 }
             });
         }};
     }
-    wake_on!(inf.pods);
-    wake_on!(inf.replicasets);
-    wake_on!(inf.deployments);
-    wake_on!(inf.services);
-    wake_on!(inf.endpoints);
-    wake_on!(inf.slices);
+    let orphaned = |inf: &Informers, meta: &ObjectMeta| {
+        meta.owner_references.iter().flatten().any(|r| owner_exists(inf, meta.namespace.as_deref(), r) == Some(false))
+    };
+    let never = |_: &Informers, _: &ObjectMeta| false;
+    wake_on!(inf.pods, orphaned);
+    wake_on!(inf.replicasets, orphaned);
+    wake_on!(inf.slices, orphaned);
+    wake_on!(inf.deployments, never);
+    wake_on!(inf.services, never);
+    wake_on!(inf.endpoints, never);
     tokio::spawn(async move {
         inf.wait_synced().await;
         loop {
@@ -52,8 +69,9 @@ pub fn spawn(inf: Arc<Informers>, client: Client) {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
-            if rx.recv().await.is_none() {
-                return;
+            match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+                Ok(None) => return,
+                Ok(Some(())) | Err(_) => {}
             }
         }
     });
@@ -83,13 +101,48 @@ fn owned_by(meta: &ObjectMeta, owner: &ObjectMeta) -> bool {
     meta.owner_references.as_ref().is_some_and(|refs| refs.iter().any(|r| r.uid == uid))
 }
 
-/// Everything the collector can see, as (metadata, kind) of dependents.
-fn dependents(inf: &Informers) -> Vec<(ObjectMeta, &'static str)> {
+/// An object the collector looks at, held by reference to the informer's
+/// copy.
+enum Item {
+    Pod(Arc<Pod>),
+    ReplicaSet(Arc<ReplicaSet>),
+    Slice(Arc<EndpointSlice>),
+    Deployment(Arc<Deployment>),
+    Service(Arc<Service>),
+    Endpoints(Arc<Endpoints>),
+}
+
+impl Item {
+    fn meta(&self) -> &ObjectMeta {
+        match self {
+            Item::Pod(o) => &o.metadata,
+            Item::ReplicaSet(o) => &o.metadata,
+            Item::Slice(o) => &o.metadata,
+            Item::Deployment(o) => &o.metadata,
+            Item::Service(o) => &o.metadata,
+            Item::Endpoints(o) => &o.metadata,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Item::Pod(_) => Pod::KIND,
+            Item::ReplicaSet(_) => ReplicaSet::KIND,
+            Item::Slice(_) => EndpointSlice::KIND,
+            Item::Deployment(_) => Deployment::KIND,
+            Item::Service(_) => Service::KIND,
+            Item::Endpoints(_) => Endpoints::KIND,
+        }
+    }
+}
+
+/// Objects that have owners.
+fn dependents(inf: &Informers) -> Vec<Item> {
     let mut all = Vec::new();
-    all.extend(inf.pods.store().state().iter().map(|o| (o.metadata.clone(), Pod::KIND)));
-    all.extend(inf.replicasets.store().state().iter().map(|o| (o.metadata.clone(), ReplicaSet::KIND)));
-    all.extend(inf.slices.store().state().iter().map(|o| (o.metadata.clone(), EndpointSlice::KIND)));
-    all.retain(|(m, _)| m.owner_references.as_ref().is_some_and(|r| !r.is_empty()));
+    all.extend(inf.pods.store().state().into_iter().map(Item::Pod));
+    all.extend(inf.replicasets.store().state().into_iter().map(Item::ReplicaSet));
+    all.extend(inf.slices.store().state().into_iter().map(Item::Slice));
+    all.retain(|i| i.meta().owner_references.as_ref().is_some_and(|r| !r.is_empty()));
     all
 }
 
@@ -139,46 +192,51 @@ fn without(list: Option<&Vec<String>>, item: &str) -> Vec<String> {
 async fn pass(inf: &Informers, client: &Client) -> svcnet_client::Result<()> {
     let deps = dependents(inf);
     // 1. Dependents whose every (known) owner is gone.
-    for (meta, kind) in &deps {
+    for item in &deps {
+        let meta = item.meta();
         let refs = meta.owner_references.as_deref().unwrap_or_default();
-        let verdicts: Vec<Option<bool>> = refs.iter().map(|r| owner_exists(inf, meta.namespace.as_deref(), r)).collect();
-        let all_gone = verdicts.iter().all(|v| *v == Some(false));
+        let all_gone = refs.iter().all(|r| owner_exists(inf, meta.namespace.as_deref(), r) == Some(false));
         if all_gone && meta.deletion_timestamp.is_none() {
-            delete_dependent(client, meta, kind, DeleteParams::background()).await?;
+            delete_dependent(client, meta, item.kind(), DeleteParams::background()).await?;
         }
     }
-    // 2. Owners being deleted in the foreground or orphaning.
-    let mut owners: Vec<(ObjectMeta, &'static str)> = Vec::new();
-    owners.extend(inf.deployments.store().state().iter().map(|o| (o.metadata.clone(), Deployment::KIND)));
-    owners.extend(inf.replicasets.store().state().iter().map(|o| (o.metadata.clone(), ReplicaSet::KIND)));
-    owners.extend(inf.services.store().state().iter().map(|o| (o.metadata.clone(), Service::KIND)));
-    owners.extend(inf.endpoints.store().state().iter().map(|o| (o.metadata.clone(), Endpoints::KIND)));
-    // Leaves of the ownership tree can be deleted in the foreground too
-    // (a dependent of a foreground deletion is); with no dependents of
-    // their own, their finalizer goes at once.
-    owners.extend(inf.pods.store().state().iter().map(|o| (o.metadata.clone(), Pod::KIND)));
-    owners.extend(inf.slices.store().state().iter().map(|o| (o.metadata.clone(), EndpointSlice::KIND)));
-    owners.retain(|(m, _)| m.deletion_timestamp.is_some());
-    for (owner, kind) in owners {
-        if deleting_with(&owner, ORPHAN) {
+    // 2. Owners being deleted in the foreground or orphaning. Leaves of the
+    // ownership tree can be deleted in the foreground too (a dependent of a
+    // foreground deletion is); with no dependents, their finalizer goes at
+    // once.
+    let mut owners: Vec<Item> = Vec::new();
+    owners.extend(inf.deployments.store().state().into_iter().map(Item::Deployment));
+    owners.extend(inf.replicasets.store().state().into_iter().map(Item::ReplicaSet));
+    owners.extend(inf.services.store().state().into_iter().map(Item::Service));
+    owners.extend(inf.endpoints.store().state().into_iter().map(Item::Endpoints));
+    owners.extend(inf.pods.store().state().into_iter().map(Item::Pod));
+    owners.extend(inf.slices.store().state().into_iter().map(Item::Slice));
+    owners.retain(|o| o.meta().deletion_timestamp.is_some());
+    for owner_item in owners {
+        let (owner, kind) = (owner_item.meta(), owner_item.kind());
+        if deleting_with(owner, ORPHAN) {
             let uid = owner.uid.clone().unwrap_or_default();
-            for (meta, dkind) in deps.iter().filter(|(m, _)| owned_by(m, &owner)) {
+            for dep in deps.iter().filter(|d| owned_by(d.meta(), owner)) {
+                let meta = dep.meta();
                 let refs: Vec<&OwnerReference> =
                     meta.owner_references.iter().flatten().filter(|r| r.uid != uid).collect();
-                patch_dependent(client, meta, dkind, json!({ "metadata": { "ownerReferences": refs } })).await?;
+                patch_dependent(client, meta, dep.kind(), json!({ "metadata": { "ownerReferences": refs } })).await?;
             }
-            remove_finalizer(client, &owner, kind, ORPHAN).await?;
-        } else if deleting_with(&owner, FOREGROUND) {
+            remove_finalizer(client, owner, kind, ORPHAN).await?;
+        } else if deleting_with(owner, FOREGROUND) {
             let mut blocking = 0;
-            for (meta, dkind) in deps.iter().filter(|(m, _)| owned_by(m, &owner)) {
+            for dep in deps.iter().filter(|d| owned_by(d.meta(), owner)) {
                 blocking += 1;
-                if meta.deletion_timestamp.is_none() {
-                    let params = DeleteParams { propagation_policy: Some(svcnet_client::PropagationPolicy::Foreground), ..DeleteParams::default() };
-                    delete_dependent(client, meta, dkind, params).await?;
+                if dep.meta().deletion_timestamp.is_none() {
+                    let params = DeleteParams {
+                        propagation_policy: Some(svcnet_client::PropagationPolicy::Foreground),
+                        ..DeleteParams::default()
+                    };
+                    delete_dependent(client, dep.meta(), dep.kind(), params).await?;
                 }
             }
             if blocking == 0 {
-                remove_finalizer(client, &owner, kind, FOREGROUND).await?;
+                remove_finalizer(client, owner, kind, FOREGROUND).await?;
             }
         }
     }

@@ -3,7 +3,7 @@
 //! with the pure functions in [`crate::endpoints`] and
 //! [`crate::endpointslice`], and write the result.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,24 +27,93 @@ fn namespace(key: &ObjectKey) -> &str {
     key.namespace.as_deref().unwrap_or("default")
 }
 
-/// Queues the Services whose selector matches a pod's current or previous
-/// labels. Remembering the previous labels is what makes a relabelled pod
-/// leave its old Service's endpoints.
-#[derive(Default, Clone)]
+/// Which pods carry which labels: lets a Service find its pods by its
+/// selector without scanning every pod, and lets a pod change find the
+/// Services its old and new labels match (so a relabelled pod leaves its
+/// old Service's endpoints).
+#[derive(Clone)]
 struct PodIndex {
-    labels: Arc<Mutex<HashMap<ObjectKey, BTreeMap<String, String>>>>,
+    inner: Arc<Mutex<IndexState>>,
+    ready: tokio::sync::watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct IndexState {
+    labels: HashMap<ObjectKey, BTreeMap<String, String>>,
+    /// (namespace, label key, label value) → pods.
+    by_label: HashMap<(String, String, String), HashSet<ObjectKey>>,
+    /// namespace → pods, for empty selectors.
+    by_namespace: HashMap<String, HashSet<ObjectKey>>,
 }
 
 impl PodIndex {
+    fn new() -> Self {
+        PodIndex { inner: Arc::default(), ready: tokio::sync::watch::channel(false).0 }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, IndexState> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a pod's labels (`None`: the pod is gone); returns its
+    /// previous labels.
+    fn update(&self, key: &ObjectKey, pod: Option<&Pod>) -> Option<BTreeMap<String, String>> {
+        let ns = key.namespace.clone().unwrap_or_default();
+        let mut st = self.lock();
+        let old = st.labels.remove(key);
+        if let Some(old) = &old {
+            for (k, v) in old {
+                let slot = (ns.clone(), k.clone(), v.clone());
+                if let Some(set) = st.by_label.get_mut(&slot) {
+                    set.remove(key);
+                    if set.is_empty() {
+                        st.by_label.remove(&slot);
+                    }
+                }
+            }
+        }
+        match pod {
+            Some(p) => {
+                let labels = p.metadata.labels.clone().unwrap_or_default();
+                for (k, v) in &labels {
+                    st.by_label.entry((ns.clone(), k.clone(), v.clone())).or_default().insert(key.clone());
+                }
+                st.by_namespace.entry(ns).or_default().insert(key.clone());
+                st.labels.insert(key.clone(), labels);
+            }
+            None => {
+                if let Some(set) = st.by_namespace.get_mut(&ns) {
+                    set.remove(key);
+                }
+            }
+        }
+        old
+    }
+
+    /// Pods in `ns` whose labels include all of `selector`.
+    fn select(&self, ns: &str, selector: &BTreeMap<String, String>) -> Vec<ObjectKey> {
+        let st = self.lock();
+        let matches = |k: &ObjectKey| {
+            st.labels.get(k).is_some_and(|l| selector.iter().all(|(sk, sv)| l.get(sk) == Some(sv)))
+        };
+        if selector.is_empty() {
+            return st.by_namespace.get(ns).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        }
+        // Start from the rarest label of the selector.
+        let smallest = selector
+            .iter()
+            .map(|(k, v)| st.by_label.get(&(ns.to_string(), k.clone(), v.clone())))
+            .min_by_key(|set| set.map_or(0, HashSet::len));
+        match smallest.flatten() {
+            Some(set) => set.iter().filter(|k| matches(k)).cloned().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Services in the pod's namespace selecting its old or new labels.
     fn services_for(&self, inf: &Informers, key: &ObjectKey, pod: Option<&Pod>) -> Vec<ObjectKey> {
         let new = pod.and_then(|p| p.metadata.labels.clone()).unwrap_or_default();
-        let old = {
-            let mut labels = self.labels.lock().unwrap_or_else(|p| p.into_inner());
-            match pod {
-                Some(_) => labels.insert(key.clone(), new.clone()),
-                None => labels.remove(key),
-            }
-        };
+        let old = self.update(key, pod);
         let ns = key.namespace.as_deref();
         let selects = |svc: &Service, labels: &BTreeMap<String, String>| {
             svc.spec.as_ref().and_then(|s| s.selector.as_ref()).is_some_and(|sel| sel.iter().all(|(k, v)| labels.get(k) == Some(v)))
@@ -58,11 +127,28 @@ impl PodIndex {
             .filter_map(|s| key_of(s.as_ref()))
             .collect()
     }
+
+    /// Waits until the index holds every pod of the first full list.
+    async fn wait_ready(&self) {
+        let mut rx = self.ready.subscribe();
+        let _ = rx.wait_for(|r| *r).await.is_ok();
+    }
+}
+
+/// The pods a Service selects, from the index and the informer's store.
+fn selected_pods(inf: &Informers, index: &PodIndex, service: &Service) -> Vec<Arc<Pod>> {
+    let ns = service.metadata.namespace.as_deref().unwrap_or_default();
+    let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else { return Vec::new() };
+    let store = inf.pods.store();
+    let mut pods: Vec<Arc<Pod>> = index.select(ns, selector).iter().filter_map(|k| store.get(k)).collect();
+    // A deterministic order keeps the reconcilers' output stable.
+    pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    pods
 }
 
 /// Feeds a queue of Service keys from Service, Pod and (optionally)
 /// Endpoints/EndpointSlice changes.
-fn feed_service_queue(inf: &Arc<Informers>, queue: &Queue, watch_endpoints: bool, watch_slices: bool) {
+fn feed_service_queue(inf: &Arc<Informers>, queue: &Queue, index: &PodIndex, watch_endpoints: bool, watch_slices: bool) {
     let all_services = |inf: &Informers, queue: &Queue| {
         for s in inf.services.store().state() {
             if let Some(k) = key_of(s.as_ref()) {
@@ -83,18 +169,18 @@ fn feed_service_queue(inf: &Arc<Informers>, queue: &Queue, watch_endpoints: bool
         });
     }
     {
-        let (inf, queue) = (inf.clone(), queue.clone());
+        let (inf, queue, index) = (inf.clone(), queue.clone(), index.clone());
         let mut sub = inf.pods.subscribe();
-        let index = PodIndex::default();
         tokio::spawn(async move {
             while let Some(n) = sub.recv().await {
                 match n {
                     Notification::Resync => {
                         for p in inf.pods.store().state() {
                             if let Some(k) = key_of(p.as_ref()) {
-                                index.services_for(&inf, &k, Some(&p));
+                                index.update(&k, Some(&p));
                             }
                         }
+                        index.ready.send_replace(true);
                         all_services(&inf, &queue);
                     }
                     Notification::Changed(c) => {
@@ -134,21 +220,22 @@ fn feed_service_queue(inf: &Arc<Informers>, queue: &Queue, watch_endpoints: bool
     }
 }
 
-fn pods_in<'a>(pods: &'a [Arc<Pod>], ns: &str) -> Vec<&'a Pod> {
-    pods.iter().filter(|p| p.metadata.namespace.as_deref() == Some(ns)).map(|p| p.as_ref()).collect()
-}
-
 /// Runs the Endpoints controller until its informers stop.
 pub fn spawn_endpoints(inf: Arc<Informers>, client: Client, workers: usize) {
     let queue = Queue::default();
-    feed_service_queue(&inf, &queue, true, false);
+    let index = PodIndex::new();
+    feed_service_queue(&inf, &queue, &index, true, false);
     let tracker = Arc::new(Mutex::new(TriggerTimeTracker::new()));
     for _ in 0..workers {
-        let (inf, client, queue, tracker) = (inf.clone(), client.clone(), queue.clone(), tracker.clone());
+        let (inf, client, queue, tracker, index) = (inf.clone(), client.clone(), queue.clone(), tracker.clone(), index.clone());
         tokio::spawn(async move {
+            // Nothing is written until every informer is synced and the
+            // index is built: a partial view would empty live Endpoints.
+            inf.wait_synced().await;
+            index.wait_ready().await;
             loop {
                 let key = queue.next().await;
-                if let Err(e) = sync_endpoints(&inf, &client, &tracker, &key).await {
+                if let Err(e) = sync_endpoints(&inf, &index, &client, &tracker, &key).await {
                     tracing::debug!(error = %e, service = ?key, "syncing endpoints failed; retrying");
                     queue.add_after(key.clone(), RETRY);
                 }
@@ -160,6 +247,7 @@ pub fn spawn_endpoints(inf: Arc<Informers>, client: Client, workers: usize) {
 
 async fn sync_endpoints(
     inf: &Informers,
+    index: &PodIndex,
     client: &Client,
     tracker: &Mutex<TriggerTimeTracker>,
     key: &ObjectKey,
@@ -178,8 +266,8 @@ async fn sync_endpoints(
         }
         return Ok(());
     };
-    let all_pods = inf.pods.store().state();
-    let pods = pods_in(&all_pods, ns);
+    let selected = selected_pods(inf, index, &service);
+    let pods: Vec<&Pod> = selected.iter().map(|p| p.as_ref()).collect();
     let trigger = tracker.lock().unwrap_or_else(|p| p.into_inner()).compute(&service, &pods);
     let existing = inf.endpoints.store().get(key);
     match endpoints::reconcile_endpoints(&service, &pods, existing.as_deref(), trigger) {
@@ -197,13 +285,16 @@ async fn sync_endpoints(
 /// Runs the EndpointSlice controller until its informers stop.
 pub fn spawn_endpointslices(inf: Arc<Informers>, client: Client, workers: usize, max_per_slice: usize) {
     let queue = Queue::default();
-    feed_service_queue(&inf, &queue, false, true);
+    let index = PodIndex::new();
+    feed_service_queue(&inf, &queue, &index, false, true);
     for _ in 0..workers {
-        let (inf, client, queue) = (inf.clone(), client.clone(), queue.clone());
+        let (inf, client, queue, index) = (inf.clone(), client.clone(), queue.clone(), index.clone());
         tokio::spawn(async move {
+            inf.wait_synced().await;
+            index.wait_ready().await;
             loop {
                 let key = queue.next().await;
-                if let Err(e) = sync_slices(&inf, &client, &key, max_per_slice).await {
+                if let Err(e) = sync_slices(&inf, &index, &client, &key, max_per_slice).await {
                     tracing::debug!(error = %e, service = ?key, "syncing endpoint slices failed; retrying");
                     queue.add_after(key.clone(), RETRY);
                 }
@@ -247,13 +338,19 @@ async fn apply_slice_changes(client: &Client, ns: &str, changes: SliceChanges) -
     Ok(())
 }
 
-async fn sync_slices(inf: &Informers, client: &Client, key: &ObjectKey, max_per_slice: usize) -> svcnet_client::Result<()> {
+async fn sync_slices(
+    inf: &Informers,
+    index: &PodIndex,
+    client: &Client,
+    key: &ObjectKey,
+    max_per_slice: usize,
+) -> svcnet_client::Result<()> {
     let ns = namespace(key);
     // A deleted Service's slices are its dependents: the garbage collector
     // removes them.
     let Some(service) = inf.services.store().get(key) else { return Ok(()) };
-    let all_pods = inf.pods.store().state();
-    let pods = pods_in(&all_pods, ns);
+    let selected = selected_pods(inf, index, &service);
+    let pods: Vec<&Pod> = selected.iter().map(|p| p.as_ref()).collect();
     let existing = slices_of(inf, ns, &key.name, endpointslice::CONTROLLER_NAME);
     let existing: Vec<&EndpointSlice> = existing.iter().map(|s| s.as_ref()).collect();
     let nodes = inf.nodes.store();
@@ -306,6 +403,7 @@ pub fn spawn_mirroring(inf: Arc<Informers>, client: Client) {
     }
     let (inf2, client2, queue2) = (inf, client, queue);
     tokio::spawn(async move {
+        inf2.wait_synced().await;
         loop {
             let key = queue2.next().await;
             if let Err(e) = sync_mirror(&inf2, &client2, &key).await {

@@ -121,6 +121,7 @@ pub fn spawn_replicasets(inf: Arc<Informers>, client: Client, recorder: Recorder
         let (inf, client, queue, expectations, recorder) =
             (inf.clone(), client.clone(), queue.clone(), expectations.clone(), recorder.clone());
         tokio::spawn(async move {
+            inf.wait_synced().await;
             loop {
                 let key = queue.next().await;
                 match sync_replicaset(&inf, &client, &expectations, &recorder, &key).await {
@@ -304,6 +305,7 @@ pub fn spawn_deployments(inf: Arc<Informers>, client: Client, recorder: Recorder
     for _ in 0..workers {
         let (inf, client, queue, recorder) = (inf.clone(), client.clone(), queue.clone(), recorder.clone());
         tokio::spawn(async move {
+            inf.wait_synced().await;
             loop {
                 let key = queue.next().await;
                 match sync_deployment(&inf, &client, &recorder, &key).await {

@@ -10,4 +10,5 @@ mod errors;
 mod kubectl_basics;
 mod kubectl_objects;
 mod python_client;
+mod seeds;
 mod watch;
