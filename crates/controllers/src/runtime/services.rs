@@ -194,12 +194,17 @@ fn feed_service_queue(inf: &Arc<Informers>, queue: &Queue, index: &PodIndex, wat
         });
     }
     if watch_endpoints {
+        // Only deletions, as kube's Endpoints controller: an Endpoints object
+        // written before its (selector-less) Service must not be taken for
+        // the leftover of a deleted Service.
         let queue = queue.clone();
         let mut sub = inf.endpoints.subscribe();
         tokio::spawn(async move {
             while let Some(n) = sub.recv().await {
                 if let Notification::Changed(c) = n {
-                    queue.add(c.key);
+                    if c.kind == svcnet_client::ChangeKind::Deleted {
+                        queue.add(c.key);
+                    }
                 }
             }
         });
