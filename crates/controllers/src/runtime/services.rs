@@ -111,27 +111,84 @@ impl PodIndex {
     }
 
     /// Services in the pod's namespace selecting its old or new labels.
-    fn services_for(&self, inf: &Informers, key: &ObjectKey, pod: Option<&Pod>) -> Vec<ObjectKey> {
+    fn services_for(&self, services: &ServiceIndex, key: &ObjectKey, pod: Option<&Pod>) -> HashSet<ObjectKey> {
         let new = pod.and_then(|p| p.metadata.labels.clone()).unwrap_or_default();
         let old = self.update(key, pod);
-        let ns = key.namespace.as_deref();
-        let selects = |svc: &Service, labels: &BTreeMap<String, String>| {
-            svc.spec.as_ref().and_then(|s| s.selector.as_ref()).is_some_and(|sel| sel.iter().all(|(k, v)| labels.get(k) == Some(v)))
-        };
-        inf.services
-            .store()
-            .state()
-            .iter()
-            .filter(|s| s.metadata.namespace.as_deref() == ns)
-            .filter(|s| selects(s, &new) || old.as_ref().is_some_and(|o| selects(s, o)))
-            .filter_map(|s| key_of(s.as_ref()))
-            .collect()
+        let ns = key.namespace.as_deref().unwrap_or_default();
+        let mut out = services.selecting(ns, &new);
+        if let Some(old) = old {
+            out.extend(services.selecting(ns, &old));
+        }
+        out
     }
 
     /// Waits until the index holds every pod of the first full list.
     async fn wait_ready(&self) {
         let mut rx = self.ready.subscribe();
         let _ = rx.wait_for(|r| *r).await.is_ok();
+    }
+}
+
+/// Services by the label pairs of their selectors: a pod event finds the
+/// Services that may select it from its own labels, without scanning every
+/// Service.
+#[derive(Clone, Default)]
+struct ServiceIndex {
+    inner: Arc<Mutex<ServiceIndexState>>,
+}
+
+#[derive(Default)]
+struct ServiceIndexState {
+    selectors: HashMap<ObjectKey, BTreeMap<String, String>>,
+    /// (namespace, key, value) of a selector entry → Services.
+    by_label: HashMap<(String, String, String), HashSet<ObjectKey>>,
+}
+
+impl ServiceIndex {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ServiceIndexState> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn update(&self, key: &ObjectKey, service: Option<&Service>) {
+        let ns = key.namespace.clone().unwrap_or_default();
+        let mut st = self.lock();
+        if let Some(old) = st.selectors.remove(key) {
+            for (k, v) in old {
+                let slot = (ns.clone(), k, v);
+                if let Some(set) = st.by_label.get_mut(&slot) {
+                    set.remove(key);
+                    if set.is_empty() {
+                        st.by_label.remove(&slot);
+                    }
+                }
+            }
+        }
+        // Services without a selector (or an empty one) select no pods
+        // through the controller, so they need no entry.
+        let Some(selector) = service.and_then(|s| s.spec.as_ref()).and_then(|s| s.selector.clone()) else { return };
+        if selector.is_empty() {
+            return;
+        }
+        for (k, v) in &selector {
+            st.by_label.entry((ns.clone(), k.clone(), v.clone())).or_default().insert(key.clone());
+        }
+        st.selectors.insert(key.clone(), selector);
+    }
+
+    /// Services in `ns` whose whole selector is within `labels`.
+    fn selecting(&self, ns: &str, labels: &BTreeMap<String, String>) -> HashSet<ObjectKey> {
+        let st = self.lock();
+        let mut out = HashSet::new();
+        for (k, v) in labels {
+            let Some(set) = st.by_label.get(&(ns.to_string(), k.clone(), v.clone())) else { continue };
+            for svc in set {
+                let selects = st.selectors.get(svc).is_some_and(|sel| sel.iter().all(|(sk, sv)| labels.get(sk) == Some(sv)));
+                if selects {
+                    out.insert(svc.clone());
+                }
+            }
+        }
+        out
     }
 }
 
@@ -156,20 +213,32 @@ fn feed_service_queue(inf: &Arc<Informers>, queue: &Queue, index: &PodIndex, wat
             }
         }
     };
+    let services = ServiceIndex::default();
     {
-        let (inf, queue) = (inf.clone(), queue.clone());
+        let (inf, queue, services) = (inf.clone(), queue.clone(), services.clone());
         let mut sub = inf.services.subscribe();
         tokio::spawn(async move {
             while let Some(n) = sub.recv().await {
                 match n {
-                    Notification::Resync => all_services(&inf, &queue),
-                    Notification::Changed(c) => queue.add(c.key),
+                    Notification::Resync => {
+                        for s in inf.services.store().state() {
+                            if let Some(k) = key_of(s.as_ref()) {
+                                services.update(&k, Some(&s));
+                            }
+                        }
+                        all_services(&inf, &queue);
+                    }
+                    Notification::Changed(c) => {
+                        let svc = (c.kind == svcnet_client::ChangeKind::Applied).then_some(c.object.as_ref());
+                        services.update(&c.key, svc);
+                        queue.add(c.key);
+                    }
                 }
             }
         });
     }
     {
-        let (inf, queue, index) = (inf.clone(), queue.clone(), index.clone());
+        let (inf, queue, index, services) = (inf.clone(), queue.clone(), index.clone(), services.clone());
         let mut sub = inf.pods.subscribe();
         tokio::spawn(async move {
             while let Some(n) = sub.recv().await {
@@ -185,7 +254,7 @@ fn feed_service_queue(inf: &Arc<Informers>, queue: &Queue, index: &PodIndex, wat
                     }
                     Notification::Changed(c) => {
                         let pod = (c.kind == svcnet_client::ChangeKind::Applied).then_some(c.object.as_ref());
-                        for svc in index.services_for(&inf, &c.key, pod) {
+                        for svc in index.services_for(&services, &c.key, pod) {
                             queue.add(svc);
                         }
                     }
@@ -291,15 +360,21 @@ async fn sync_endpoints(
 pub fn spawn_endpointslices(inf: Arc<Informers>, client: Client, workers: usize, max_per_slice: usize) {
     let queue = Queue::default();
     let index = PodIndex::new();
+    let created = Created::default();
     feed_service_queue(&inf, &queue, &index, false, true);
     for _ in 0..workers {
-        let (inf, client, queue, index) = (inf.clone(), client.clone(), queue.clone(), index.clone());
+        let (inf, client, queue, index, created) =
+            (inf.clone(), client.clone(), queue.clone(), index.clone(), created.clone());
         tokio::spawn(async move {
             inf.wait_synced().await;
             index.wait_ready().await;
             loop {
                 let key = queue.next().await;
-                if let Err(e) = sync_slices(&inf, &index, &client, &key, max_per_slice).await {
+                // Slices this controller created that its informer has not
+                // seen yet: reconciling now would create them again.
+                if !created.seen(&key, &inf) {
+                    queue.add_after(key.clone(), Duration::from_millis(20));
+                } else if let Err(e) = sync_slices(&inf, &index, &client, &created, &key, max_per_slice).await {
                     tracing::debug!(error = %e, service = ?key, "syncing endpoint slices failed; retrying");
                     queue.add_after(key.clone(), RETRY);
                 }
@@ -309,12 +384,17 @@ pub fn spawn_endpointslices(inf: Arc<Informers>, client: Client, workers: usize,
     }
 }
 
+/// The slices of a Service managed by `managed_by`. Controllers name their
+/// slices `<service>-<random>` (generateName), so a range of the store's
+/// ordered keys finds them without scanning every slice; the labels decide.
 fn slices_of(inf: &Informers, ns: &str, service: &str, managed_by: &str) -> Vec<Arc<EndpointSlice>> {
-    inf.slices
-        .store()
-        .state()
-        .into_iter()
-        .filter(|s| s.metadata.namespace.as_deref() == Some(ns))
+    let snapshot = inf.slices.store().snapshot();
+    let prefix = format!("{service}-");
+    let start = ObjectKey::namespaced(ns, &prefix);
+    snapshot
+        .range(start..)
+        .take_while(|(k, _)| k.namespace.as_deref() == Some(ns) && k.name.starts_with(&prefix))
+        .map(|(_, s)| s.clone())
         .filter(|s| {
             let labels = s.metadata.labels.as_ref();
             labels.and_then(|l| l.get(endpointslice::SERVICE_NAME_LABEL)).map(String::as_str) == Some(service)
@@ -323,10 +403,13 @@ fn slices_of(inf: &Informers, ns: &str, service: &str, managed_by: &str) -> Vec<
         .collect()
 }
 
-async fn apply_slice_changes(client: &Client, ns: &str, changes: SliceChanges) -> svcnet_client::Result<()> {
+/// Writes slice changes; returns the keys of the slices it created.
+async fn apply_slice_changes(client: &Client, ns: &str, changes: SliceChanges) -> svcnet_client::Result<Vec<ObjectKey>> {
     let api: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
+    let mut created = Vec::new();
     for slice in &changes.create {
-        api.create(&PostParams::default(), slice).await?;
+        let made = api.create(&PostParams::default(), slice).await?;
+        created.extend(ObjectKey::of(&made));
     }
     for slice in &changes.update {
         let name = slice.metadata.name.clone().unwrap_or_default();
@@ -340,13 +423,39 @@ async fn apply_slice_changes(client: &Client, ns: &str, changes: SliceChanges) -
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(created)
+}
+
+/// Slices created per Service and not yet seen by the informer (the
+/// EndpointSlice controller's "expectations").
+#[derive(Clone, Default)]
+struct Created(Arc<Mutex<HashMap<ObjectKey, (Vec<ObjectKey>, std::time::Instant)>>>);
+
+impl Created {
+    fn seen(&self, service: &ObjectKey, inf: &Informers) -> bool {
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((names, since)) = all.get_mut(service) else { return true };
+        let store = inf.slices.store();
+        names.retain(|k| store.get(k).is_none());
+        // A lost watch event must not wedge the Service forever.
+        if names.is_empty() || since.elapsed() > Duration::from_secs(30) {
+            all.remove(service);
+            return true;
+        }
+        false
+    }
+
+    fn record(&self, service: &ObjectKey, slice: ObjectKey) {
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(service.clone()).or_insert_with(|| (Vec::new(), std::time::Instant::now())).0.push(slice);
+    }
 }
 
 async fn sync_slices(
     inf: &Informers,
     index: &PodIndex,
     client: &Client,
+    created: &Created,
     key: &ObjectKey,
     max_per_slice: usize,
 ) -> svcnet_client::Result<()> {
@@ -368,7 +477,10 @@ async fn sync_slices(
     if changes.is_empty() {
         return Ok(());
     }
-    apply_slice_changes(client, ns, changes).await
+    for slice in apply_slice_changes(client, ns, changes).await? {
+        created.record(key, slice);
+    }
+    Ok(())
 }
 
 /// Runs the EndpointSlice mirroring controller (hand-written Endpoints of
@@ -437,6 +549,6 @@ async fn sync_mirror(inf: &Informers, client: &Client, key: &ObjectKey) -> svcne
     if changes.is_empty() {
         return Ok(());
     }
-    apply_slice_changes(client, ns, changes).await
+    apply_slice_changes(client, ns, changes).await.map(|_| ())
 }
 
