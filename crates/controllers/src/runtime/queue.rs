@@ -7,7 +7,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use svcnet_client::ObjectKey;
+use svcnet_client::{Notification, Object, ObjectKey, ReflectorHandle};
 use tokio::sync::Notify;
 
 #[derive(Default)]
@@ -86,6 +86,42 @@ impl Queue {
 
     pub fn len(&self) -> usize {
         self.lock().queue.len()
+    }
+}
+
+/// Queues every object of an informer when it (re)syncs, and each object
+/// that changes: the feed of a controller keyed by the objects it owns.
+pub fn feed_own_keys<K: Object>(informer: &ReflectorHandle<K>, queue: &Queue) {
+    let mut sub = informer.subscribe();
+    let store = informer.store();
+    let queue = queue.clone();
+    tokio::spawn(async move {
+        while let Some(n) = sub.recv().await {
+            match n {
+                Notification::Resync => queue.add_all(&store.state()),
+                Notification::Changed(c) => queue.add(c.key),
+            }
+        }
+    });
+}
+
+impl Queue {
+    /// Queues the keys of `objects`.
+    pub fn add_all<K: Object>(&self, objects: &[std::sync::Arc<K>]) {
+        for o in objects {
+            if let Some(k) = ObjectKey::of(o.as_ref()) {
+                self.add(k);
+            }
+        }
+    }
+
+    /// Queues the keys of the objects in namespace `ns`.
+    pub fn add_in_namespace<K: Object>(&self, objects: &[std::sync::Arc<K>], ns: &str) {
+        for o in objects.iter().filter(|o| o.metadata().namespace.as_deref() == Some(ns)) {
+            if let Some(k) = ObjectKey::of(o.as_ref()) {
+                self.add(k);
+            }
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use svcnet_client::{Api, Client, DeleteParams, Notification, ObjectKey, PostParams};
 
 use super::Informers;
-use super::queue::Queue;
+use super::queue::{Queue, feed_own_keys};
 use crate::endpoints::{self, EndpointsWrite, TriggerTimeTracker};
 use crate::endpointslice::{self, SliceChanges};
 
@@ -206,13 +206,7 @@ fn selected_pods(inf: &Informers, index: &PodIndex, service: &Service) -> Vec<Ar
 /// Feeds a queue of Service keys from Service, Pod and (optionally)
 /// Endpoints/EndpointSlice changes.
 fn feed_service_queue(inf: &Arc<Informers>, queue: &Queue, index: &PodIndex, watch_endpoints: bool, watch_slices: bool) {
-    let all_services = |inf: &Informers, queue: &Queue| {
-        for s in inf.services.store().state() {
-            if let Some(k) = key_of(s.as_ref()) {
-                queue.add(k);
-            }
-        }
-    };
+    let all_services = |inf: &Informers, queue: &Queue| queue.add_all(&inf.services.store().state());
     let services = ServiceIndex::default();
     {
         let (inf, queue, services) = (inf.clone(), queue.clone(), services.clone());
@@ -488,25 +482,7 @@ async fn sync_slices(
 pub fn spawn_mirroring(inf: Arc<Informers>, client: Client) {
     let queue = Queue::default();
     // Keys are Endpoints keys, which equal their Service's.
-    {
-        let queue = queue.clone();
-        let mut sub = inf.endpoints.subscribe();
-        let inf2 = inf.clone();
-        tokio::spawn(async move {
-            while let Some(n) = sub.recv().await {
-                match n {
-                    Notification::Resync => {
-                        for e in inf2.endpoints.store().state() {
-                            if let Some(k) = key_of(e.as_ref()) {
-                                queue.add(k);
-                            }
-                        }
-                    }
-                    Notification::Changed(c) => queue.add(c.key),
-                }
-            }
-        });
-    }
+    feed_own_keys(&inf.endpoints, &queue);
     {
         let queue = queue.clone();
         let mut sub = inf.services.subscribe();

@@ -19,7 +19,7 @@ use svcnet_client::{Api, Client, DeleteParams, Notification, ObjectKey, Patch, P
 
 use super::Informers;
 use super::events::{EventType, Recorder, reference};
-use super::queue::Queue;
+use super::queue::{Queue, feed_own_keys};
 use crate::deployment::{self, PodRef};
 
 const RETRY: Duration = Duration::from_millis(500);
@@ -76,24 +76,7 @@ impl Expectations {
 pub fn spawn_replicasets(inf: Arc<Informers>, client: Client, recorder: Recorder, workers: usize) {
     let queue = Queue::default();
     let expectations = Expectations::default();
-    {
-        let (inf, queue) = (inf.clone(), queue.clone());
-        let mut sub = inf.replicasets.subscribe();
-        tokio::spawn(async move {
-            while let Some(n) = sub.recv().await {
-                match n {
-                    Notification::Resync => {
-                        for rs in inf.replicasets.store().state() {
-                            if let Some(k) = ObjectKey::of(rs.as_ref()) {
-                                queue.add(k);
-                            }
-                        }
-                    }
-                    Notification::Changed(c) => queue.add(c.key),
-                }
-            }
-        });
-    }
+    feed_own_keys(&inf.replicasets, &queue);
     {
         let (inf, queue) = (inf.clone(), queue.clone());
         let mut sub = inf.pods.subscribe();
@@ -104,15 +87,7 @@ pub fn spawn_replicasets(inf: Arc<Informers>, client: Client, recorder: Recorder
                 match controller_of(c.object.metadata.owner_references.as_ref(), "ReplicaSet") {
                     Some(owner) => queue.add(ObjectKey::namespaced(&ns, &owner)),
                     // An orphan may be adopted by any ReplicaSet in its namespace.
-                    None => {
-                        for rs in inf.replicasets.store().state() {
-                            if rs.metadata.namespace.as_deref() == Some(ns.as_str()) {
-                                if let Some(k) = ObjectKey::of(rs.as_ref()) {
-                                    queue.add(k);
-                                }
-                            }
-                        }
-                    }
+                    None => queue.add_in_namespace(&inf.replicasets.store().state(), &ns),
                 }
             }
         });
@@ -245,24 +220,7 @@ async fn sync_replicaset(
 /// Runs the Deployment controller.
 pub fn spawn_deployments(inf: Arc<Informers>, client: Client, recorder: Recorder, workers: usize) {
     let queue = Queue::default();
-    {
-        let (inf, queue) = (inf.clone(), queue.clone());
-        let mut sub = inf.deployments.subscribe();
-        tokio::spawn(async move {
-            while let Some(n) = sub.recv().await {
-                match n {
-                    Notification::Resync => {
-                        for d in inf.deployments.store().state() {
-                            if let Some(k) = ObjectKey::of(d.as_ref()) {
-                                queue.add(k);
-                            }
-                        }
-                    }
-                    Notification::Changed(c) => queue.add(c.key),
-                }
-            }
-        });
-    }
+    feed_own_keys(&inf.deployments, &queue);
     {
         let (inf, queue) = (inf.clone(), queue.clone());
         let mut sub = inf.replicasets.subscribe();
@@ -272,15 +230,7 @@ pub fn spawn_deployments(inf: Arc<Informers>, client: Client, recorder: Recorder
                 let ns = c.key.namespace.clone().unwrap_or_default();
                 match controller_of(c.object.metadata.owner_references.as_ref(), "Deployment") {
                     Some(owner) => queue.add(ObjectKey::namespaced(&ns, &owner)),
-                    None => {
-                        for d in inf.deployments.store().state() {
-                            if d.metadata.namespace.as_deref() == Some(ns.as_str()) {
-                                if let Some(k) = ObjectKey::of(d.as_ref()) {
-                                    queue.add(k);
-                                }
-                            }
-                        }
-                    }
+                    None => queue.add_in_namespace(&inf.deployments.store().state(), &ns),
                 }
             }
         });
