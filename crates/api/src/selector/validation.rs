@@ -88,39 +88,9 @@ impl fmt::Display for FieldErrors {
     }
 }
 
-/// Quotes a string the way Go's `%q` does: printable characters verbatim,
-/// the usual backslash escapes, and `\x`, `\u`, `\U` for the rest.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            // Go's unicode.IsPrint rejects controls and every space but U+0020.
-            c if c.is_control() || (c.is_whitespace() && c != ' ') => {
-                if (c as u32) < 0x10000 {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// Quotes a string the way Go's `%q` does (one implementation serves the
+/// whole crate: the schema decoder's).
+pub(crate) use crate::schema::go_quote;
 
 /// Go's `RegexError`: the message, the examples, and the regex.
 fn regex_error(msg: &str, re: &str, examples: &[&str]) -> String {
