@@ -415,9 +415,10 @@ impl Registry {
                     meta_str(&patched, "name")
                 )));
             }
-            let explicit_rv = false;
+            // A lost race is retried from a fresh read: a patch that named
+            // a resourceVersion then fails its precondition above.
             match self.write_update(resource, ns, name, sub, patched, &current, opts).await {
-                Err(ApiError::Conflict { .. }) if !explicit_rv => continue,
+                Err(ApiError::Conflict { .. }) => continue,
                 Ok(mut w) => {
                     w.warnings.extend(warnings);
                     return Ok(w);
