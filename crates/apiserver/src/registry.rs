@@ -673,10 +673,10 @@ fn has_spec_finalizers(obj: &Value) -> bool {
         && obj.get("kind").and_then(Value::as_str) == Some("Namespace")
 }
 
+/// Kinds whose PUT creates a missing object, as kube-apiserver's
+/// strategies allow (`AllowCreateOnUpdate`).
 fn allows_create_on_update(resource: &ResourceInfo) -> bool {
-    matches!(resource.plural, "endpoints" | "events" | "configmaps" | "secrets")
-        && !resource.plural.is_empty()
-        && resource.namespaced
+    resource.group.is_empty() && matches!(resource.plural, "endpoints" | "events")
 }
 
 fn store_write_error(e: svcnet_store::Error, resource: &ResourceInfo, name: &str) -> ApiError {

@@ -83,7 +83,9 @@ pub trait Strategy: Send + Sync {
     }
 }
 
-/// Node and Namespace status is written by their creators.
+/// Nodes register with their status, and pods may be created with one
+/// (kubelet mirror pods, tests standing in for a kubelet); every other kind
+/// starts with an empty status, which only `/status` writes fill.
 fn keeps_status_on_create(resource: &ResourceInfo) -> bool {
     matches!(resource.plural, "nodes" | "pods")
 }
