@@ -32,11 +32,10 @@ pub fn apply(kind: &str, obj: &mut Value) {
                 set_default(port, "protocol", json!("TCP"));
             }
         }
-        "Event" => {
-            if obj.get("type").is_none() {
+        "Event"
+            if obj.get("type").is_none() => {
                 set_default(obj, "type", json!("Normal"));
             }
-        }
         _ => {}
     }
 }

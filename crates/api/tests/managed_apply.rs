@@ -277,9 +277,8 @@ fn deployment_containers_merge_by_name_and_their_ports_by_port_and_protocol() {
 
     // A sidecar injected by a controller survives the next apply.
     let mut injected = created.clone();
-    injected["spec"]["template"]["spec"]["containers"]
-        .as_array_mut()
-        .map(|c| c.push(json!({"name": "proxy", "image": "envoy"})));
+    if let Some(c) = injected["spec"]["template"]["spec"]["containers"]
+        .as_array_mut() { c.push(json!({"name": "proxy", "image": "envoy"})) }
     track_update(Some(&created), &mut injected, "injector", None, DEPLOYMENT, T1);
     let mut bumped = config.clone();
     bumped["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.27");

@@ -42,7 +42,7 @@ pub async fn until<K: Clone + std::fmt::Debug>(
 ) -> Vec<Notification<K>> {
     let mut seen: Vec<Notification<K>> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !want.iter().all(|w| seen.iter().any(|n| w(n))) {
+    while !want.iter().all(|w| seen.iter().any(w)) {
         match tokio::time::timeout_at(deadline, sub.recv()).await {
             Ok(Some(n)) => seen.push(n),
             Ok(None) => panic!("the reflector went away; saw {seen:?}"),

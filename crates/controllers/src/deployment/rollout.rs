@@ -158,7 +158,7 @@ pub(crate) fn reconcile(
             }
         }
     }
-    owned.sort_by(|a, b| by_creation(a, b));
+    owned.sort_by(by_creation);
 
     let mut pods_by_rs: BTreeMap<usize, Vec<&Pod>> = BTreeMap::new();
     for pod in pods.iter().copied() {

@@ -69,10 +69,7 @@ pub fn spawn(inf: Arc<Informers>, client: Client) {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
-            match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
-                Ok(None) => return,
-                Ok(Some(())) | Err(_) => {}
-            }
+            if let Ok(None) = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await { return }
         }
     });
 }

@@ -87,6 +87,10 @@ impl Queue {
     pub fn len(&self) -> usize {
         self.lock().queue.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().queue.is_empty()
+    }
 }
 
 /// Queues every object of an informer when it (re)syncs, and each object
