@@ -29,6 +29,44 @@ enum Command {
     /// Run the controllers (endpoints, endpointslices, deployments,
     /// replicasets, garbage collector) against an API server.
     ControllerManager(ClientArgs),
+    /// Run the cluster DNS server (zone cluster.local) against an API server.
+    Dns(DnsArgs),
+}
+
+#[derive(Args, Clone)]
+struct DnsArgs {
+    /// kubeconfig of the API server to follow (default: $KUBECONFIG,
+    /// ~/.kube/config, or the in-cluster service account).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// UDP and TCP address to answer on.
+    #[arg(long, default_value = "0.0.0.0:53")]
+    listen: std::net::SocketAddr,
+    /// The cluster domain served.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// TTL of the answers, in seconds.
+    #[arg(long, default_value_t = 5)]
+    ttl: u32,
+    /// Upstream resolvers for names outside the zone (repeatable; default:
+    /// the nameservers of /etc/resolv.conf).
+    #[arg(long)]
+    upstream: Vec<std::net::SocketAddr>,
+    /// Pod records: disabled, insecure or verified (as CoreDNS's `pods`).
+    #[arg(long, default_value = "insecure", value_parser = parse_pods_mode)]
+    pods: svcnet_dns::PodsMode,
+    /// Address of the /metrics endpoint ("" to disable).
+    #[arg(long, default_value = "0.0.0.0:9153")]
+    metrics: String,
+}
+
+fn parse_pods_mode(s: &str) -> Result<svcnet_dns::PodsMode, String> {
+    match s {
+        "disabled" => Ok(svcnet_dns::PodsMode::Disabled),
+        "insecure" => Ok(svcnet_dns::PodsMode::Insecure),
+        "verified" => Ok(svcnet_dns::PodsMode::Verified),
+        other => Err(format!("{other:?} is not one of disabled, insecure, verified")),
+    }
 }
 
 #[derive(Args, Clone)]
@@ -56,6 +94,10 @@ struct ServerArgs {
     /// The range NodePorts come from.
     #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
     service_node_port_range: (u16, u16),
+    /// (`up` only) Port on 127.0.0.1 where the cluster DNS answers, for
+    /// `dig @127.0.0.1 -p PORT`; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    dns_port: u16,
 }
 
 fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
@@ -102,7 +144,27 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Up(args) => serve(args, true).await,
         Command::Apiserver(args) => serve(args, false).await,
         Command::ControllerManager(args) => controller_manager(args).await,
+        Command::Dns(args) => dns(args).await,
     }
+}
+
+async fn dns(args: DnsArgs) -> Result<(), BoxError> {
+    let client = client_for(args.kubeconfig.as_deref(), "svcnet-dns")?;
+    let metrics = if args.metrics.is_empty() { None } else { Some(args.metrics.parse()?) };
+    let config = svcnet_dns::DnsConfig {
+        listen: args.listen,
+        cluster_domain: args.cluster_domain,
+        ttl: args.ttl,
+        upstreams: if args.upstream.is_empty() { None } else { Some(args.upstream) },
+        pods: args.pods,
+        metrics,
+        ..svcnet_dns::DnsConfig::default()
+    };
+    let server = svcnet_dns::start(client, config).await?;
+    println!("svcnet dns ready on {} (udp) and {} (tcp)", server.udp_addr(), server.tcp_addr());
+    wait_for_signal().await?;
+    server.shutdown().await;
+    Ok(())
 }
 
 fn client_for(kubeconfig: Option<&std::path::Path>, component: &str) -> Result<svcnet_client::Client, BoxError> {
@@ -147,6 +209,20 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> Result<(), BoxError>
     } else {
         None
     };
+    // Cluster DNS, on loopback until nodes give pods a way to reach it.
+    let dns = if with_controllers {
+        let client = client_for(Some(&server.kubeconfig), "svcnet-dns")?;
+        let config = svcnet_dns::DnsConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], args.dns_port)),
+            metrics: None,
+            ..svcnet_dns::DnsConfig::default()
+        };
+        let dns = svcnet_dns::start(client, config).await?;
+        println!("svcnet cluster DNS on 127.0.0.1:{} (udp and tcp)", dns.udp_addr().port());
+        Some(dns)
+    } else {
+        None
+    };
     println!(
         "svcnet API server ready at https://{} — export KUBECONFIG={}",
         server.addr,
@@ -154,6 +230,9 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> Result<(), BoxError>
     );
     wait_for_signal().await?;
     tracing::info!("shutting down");
+    if let Some(dns) = dns {
+        dns.shutdown().await;
+    }
     server.shutdown().await;
     store.close().await?;
     Ok(())

@@ -35,6 +35,8 @@ pub struct Cluster {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub addr: String,
+    /// Port of the cluster DNS on 127.0.0.1.
+    pub dns_port: u16,
     cache: tempfile::TempDir,
 }
 
@@ -57,8 +59,12 @@ impl Cluster {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut dns_port = 0;
         let addr = loop {
             let line = lines.next().expect("svcnet exited before it was ready").expect("read stdout");
+            if let Some(rest) = line.strip_prefix("svcnet cluster DNS on 127.0.0.1:") {
+                dns_port = rest.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            }
             if line.contains("ready") {
                 let start = line.find("https://").expect("address in ready line") + 8;
                 let end = line[start..].find(' ').map_or(line.len(), |e| start + e);
@@ -68,7 +74,7 @@ impl Cluster {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Cluster { child: Some(child), dir, addr, cache: tempfile::tempdir().expect("tempdir") }
+        Cluster { child: Some(child), dir, addr, dns_port, cache: tempfile::tempdir().expect("tempdir") }
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
@@ -122,6 +128,19 @@ impl Cluster {
             String::from_utf8_lossy(&out.stdout)
         );
         String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// `dig @127.0.0.1 -p <dns port> <args>`, returning stdout.
+    pub fn dig(&self, args: &[&str]) -> String {
+        let out = Command::new("dig")
+            .arg("@127.0.0.1")
+            .arg("-p")
+            .arg(self.dns_port.to_string())
+            .args(["+time=2", "+tries=2"])
+            .args(args)
+            .output()
+            .expect("dig");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Whether kubectl fails (for polling until something is gone).

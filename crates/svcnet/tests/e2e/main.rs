@@ -5,6 +5,7 @@ mod harness;
 
 mod auth;
 mod controllers;
+mod dns;
 mod durability;
 mod errors;
 mod kubectl_basics;

@@ -1,0 +1,240 @@
+//! From cluster objects to a [`ZoneView`]: the records of the Kubernetes
+//! DNS-Based Service Discovery specification (1.1.0), as a pure function.
+//!
+//! | object | records |
+//! | --- | --- |
+//! | Service with cluster IPs | `svc.ns.svc.zone` A/AAAA; `_port._proto.svc...` SRV per named port; SRV at `svc...` for every port (CoreDNS); PTR per cluster IP |
+//! | headless Service | `svc...` A/AAAA per ready endpoint; `host.svc...` A/AAAA; SRV per endpoint × named port with `host.svc...` targets; PTR per endpoint address |
+//! | ExternalName Service | `svc...` CNAME |
+//! | ready endpoint of a Service with cluster IPs | `host.svc...` A/AAAA and PTR, as CoreDNS serves them |
+//! | Pod (`pods verified`) | `a-b-c-d.ns.pod.zone` A (AAAA for IPv6) |
+//! | Namespace | `ns.svc.zone` exists (NODATA, not NXDOMAIN) |
+//!
+//! `host` is the endpoint's hostname, or its dashed address
+//! (`10-1-2-3`, `fd00--1`) as CoreDNS names endpoints without one. An
+//! endpoint is ready when its `ready` condition is true or unset (the
+//! EndpointSlice API's advice), or whatever it says when the Service
+//! publishes not-ready addresses. A headless Service without ready
+//! endpoints has no records at all, so its name is NXDOMAIN (spec §2.4.1).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+use crate::name::{Name, dashed_ip};
+use crate::view::{PodsMode, ViewBuilder, ZoneConfig, ZoneView};
+use crate::wire::{RData, Srv};
+
+/// The objects a view is built from.
+#[derive(Clone, Debug, Default)]
+pub struct Cluster {
+    pub services: Vec<Arc<Service>>,
+    pub slices: Vec<Arc<EndpointSlice>>,
+    pub pods: Vec<Arc<Pod>>,
+    pub namespaces: Vec<Arc<Namespace>>,
+}
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// The pre-EndpointSlice way to publish not-ready endpoints; the spec
+/// still names it.
+const TOLERATE_UNREADY: &str = "service.alpha.kubernetes.io/tolerate-unready-endpoints";
+
+/// One endpoint address with the slice ports that apply to it.
+struct Endpoint<'a> {
+    ip: IpAddr,
+    host: String,
+    ports: &'a [k8s_openapi::api::discovery::v1::EndpointPort],
+}
+
+/// Builds the view of `cluster` with SOA serial `serial`.
+pub fn build_view(config: &ZoneConfig, cluster: &Cluster, serial: u32) -> ZoneView {
+    let mut b = ViewBuilder::new(config.clone());
+    let zone = config.zone.clone();
+    for ns in &cluster.namespaces {
+        if let Some(name) = ns.metadata.name.as_deref() {
+            b.namespace(name);
+        }
+    }
+    // Slices by (namespace, service).
+    let mut slices: BTreeMap<(&str, &str), Vec<&EndpointSlice>> = BTreeMap::new();
+    for slice in &cluster.slices {
+        let ns = slice.metadata.namespace.as_deref().unwrap_or_default();
+        let Some(svc) = slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)) else { continue };
+        slices.entry((ns, svc.as_str())).or_default().push(slice);
+    }
+    for svc in &cluster.services {
+        let (Some(ns), Some(name)) = (svc.metadata.namespace.as_deref(), svc.metadata.name.as_deref()) else {
+            continue;
+        };
+        b.namespace(ns);
+        let Ok(base) = zone.prepend_all(&[name.as_bytes(), ns.as_bytes(), b"svc"]) else {
+            tracing::debug!(%ns, %name, "service name does not fit in a DNS name");
+            continue;
+        };
+        let spec = svc.spec.clone().unwrap_or_default();
+        if spec.type_.as_deref() == Some("ExternalName") {
+            let target = spec.external_name.as_deref().unwrap_or_default();
+            match Name::parse(target) {
+                Ok(t) if !t.is_root() => b.add(base, RData::Cname(t)),
+                _ => tracing::debug!(%ns, %name, %target, "ExternalName is not a valid name"),
+            }
+            continue;
+        }
+        let publish_not_ready = spec.publish_not_ready_addresses == Some(true)
+            || svc.metadata.annotations.as_ref().and_then(|a| a.get(TOLERATE_UNREADY)).is_some_and(|v| v == "true");
+        let endpoints =
+            ready_endpoints(slices.get(&(ns, name)).map(Vec::as_slice).unwrap_or_default(), publish_not_ready);
+        let headless = spec.cluster_ip.as_deref() == Some("None");
+        if headless {
+            add_headless(&mut b, &base, &endpoints);
+        } else {
+            let ips: Vec<IpAddr> = match &spec.cluster_ips {
+                Some(ips) if !ips.is_empty() => ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
+                _ => spec.cluster_ip.iter().filter_map(|ip| ip.parse().ok()).collect(),
+            };
+            if ips.is_empty() {
+                // Not allocated yet (or type ExternalName without the
+                // type set): nothing to serve.
+                continue;
+            }
+            add_cluster_ip(&mut b, &base, &ips, spec.ports.as_deref().unwrap_or_default());
+            add_endpoint_names(&mut b, &base, &endpoints);
+        }
+    }
+    if config.pods == PodsMode::Verified {
+        for pod in &cluster.pods {
+            let Some(ns) = pod.metadata.namespace.as_deref() else { continue };
+            // A terminating pod is on its way out; CoreDNS ignores it too.
+            if pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            for ip in pod_ips(pod) {
+                if let Ok(n) = zone.prepend_all(&[dashed_ip(ip).as_bytes(), ns.as_bytes(), b"pod"]) {
+                    b.add(n, address(ip));
+                }
+            }
+        }
+    }
+    b.build(serial)
+}
+
+fn address(ip: IpAddr) -> RData {
+    match ip {
+        IpAddr::V4(v4) => RData::A(v4),
+        IpAddr::V6(v6) => RData::Aaaa(v6),
+    }
+}
+
+fn pod_ips(pod: &Pod) -> Vec<IpAddr> {
+    let Some(status) = &pod.status else { return Vec::new() };
+    let mut ips: Vec<IpAddr> = status.pod_ips.iter().flatten().filter_map(|p| p.ip.parse().ok()).collect();
+    if ips.is_empty() {
+        ips.extend(status.pod_ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()));
+    }
+    ips
+}
+
+/// Ready endpoints of a Service's slices, each address once (an endpoint
+/// can sit in two slices while the controller moves it).
+fn ready_endpoints<'a>(slices: &[&'a EndpointSlice], publish_not_ready: bool) -> Vec<Endpoint<'a>> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for slice in slices {
+        if slice.address_type != "IPv4" && slice.address_type != "IPv6" {
+            continue;
+        }
+        let ports = slice.ports.as_deref().unwrap_or_default();
+        for ep in &slice.endpoints {
+            let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+            if !ready && !publish_not_ready {
+                continue;
+            }
+            for addr in &ep.addresses {
+                let Ok(ip) = addr.parse::<IpAddr>() else { continue };
+                if !seen.insert(ip) {
+                    continue;
+                }
+                let host = match ep.hostname.as_deref() {
+                    Some(h) if !h.is_empty() => h.to_ascii_lowercase(),
+                    _ => dashed_ip(ip),
+                };
+                out.push(Endpoint { ip, host, ports });
+            }
+        }
+    }
+    out
+}
+
+fn protocol_label(protocol: Option<&str>) -> String {
+    format!("_{}", protocol.unwrap_or("TCP").to_ascii_lowercase())
+}
+
+/// SRV weights as CoreDNS splits them: 100 shared among the records of
+/// one priority.
+fn weight(count: usize) -> u16 {
+    (100 / count.max(1)).max(1) as u16
+}
+
+fn add_cluster_ip(b: &mut ViewBuilder, base: &Name, ips: &[IpAddr], ports: &[k8s_openapi::api::core::v1::ServicePort]) {
+    for &ip in ips {
+        b.add(base.clone(), address(ip));
+        b.add(Name::reverse(ip), RData::Ptr(base.clone()));
+    }
+    let valid: Vec<_> = ports.iter().filter(|p| (1..=65535).contains(&p.port)).collect();
+    for p in &valid {
+        let srv = |w| RData::Srv(Srv { priority: 0, weight: w, port: p.port as u16, target: base.clone() });
+        b.add(base.clone(), srv(weight(valid.len())));
+        if let Some(port_name) = p.name.as_deref().filter(|n| !n.is_empty()) {
+            let label = format!("_{}", port_name.to_ascii_lowercase());
+            if let Ok(n) = base.prepend_all(&[label.as_bytes(), protocol_label(p.protocol.as_deref()).as_bytes()]) {
+                b.add(n, srv(100));
+            }
+        }
+    }
+}
+
+fn add_headless(b: &mut ViewBuilder, base: &Name, endpoints: &[Endpoint<'_>]) {
+    add_endpoint_names(b, base, endpoints);
+    let mut by_port: BTreeMap<Option<Name>, Vec<(u16, Name)>> = BTreeMap::new();
+    for ep in endpoints {
+        b.add(base.clone(), address(ep.ip));
+        let Ok(target) = base.prepend(ep.host.as_bytes()) else { continue };
+        for p in ep.ports {
+            let Some(port) = p.port.and_then(|p| u16::try_from(p).ok()).filter(|&p| p != 0) else { continue };
+            by_port.entry(None).or_default().push((port, target.clone()));
+            if let Some(port_name) = p.name.as_deref().filter(|n| !n.is_empty()) {
+                let label = format!("_{}", port_name.to_ascii_lowercase());
+                if let Ok(n) = base.prepend_all(&[label.as_bytes(), protocol_label(p.protocol.as_deref()).as_bytes()]) {
+                    by_port.entry(Some(n)).or_default().push((port, target.clone()));
+                }
+            }
+        }
+    }
+    for (owner, targets) in by_port {
+        let mut targets = targets;
+        targets.sort();
+        targets.dedup();
+        let w = weight(targets.len());
+        let owner = owner.unwrap_or_else(|| base.clone());
+        for (port, target) in targets {
+            b.add(owner.clone(), RData::Srv(Srv { priority: 0, weight: w, port, target }));
+        }
+    }
+}
+
+/// `host.svc.ns.svc.zone` and the PTR back to it, for each endpoint.
+fn add_endpoint_names(b: &mut ViewBuilder, base: &Name, endpoints: &[Endpoint<'_>]) {
+    for ep in endpoints {
+        match base.prepend(ep.host.as_bytes()) {
+            Ok(n) => {
+                b.add(n.clone(), address(ep.ip));
+                b.add(Name::reverse(ep.ip), RData::Ptr(n));
+            }
+            Err(_) => tracing::debug!(host = %ep.host, %base, "endpoint hostname does not fit in a DNS name"),
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! [`ZoneView`]: the immutable set of names and records the server answers
+//! from at one moment. It is built whole by [`ViewBuilder`] (from cluster
+//! objects in `build.rs`, or by hand in tests and benchmarks) and swapped
+//! in atomically; nothing mutates a view after it is built.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::name::Name;
+use crate::wire::{RData, Soa, rtype};
+
+/// How `a-b-c-d.<ns>.pod.<zone>` names are answered, as CoreDNS's
+/// `pods` option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PodsMode {
+    /// No pod records: every name under `pod.<zone>` is NXDOMAIN.
+    Disabled,
+    /// Any dashed address in an existing namespace resolves to that
+    /// address, pod or not (kube-dns's behaviour; the spec's deprecated
+    /// records §2.6). The default, as in kubeadm's Corefile.
+    #[default]
+    Insecure,
+    /// Only addresses of pods (not terminating) in that namespace.
+    Verified,
+}
+
+impl std::str::FromStr for PodsMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "disabled" => Ok(PodsMode::Disabled),
+            "insecure" => Ok(PodsMode::Insecure),
+            "verified" => Ok(PodsMode::Verified),
+            other => Err(format!("pods mode must be disabled, insecure or verified, not {other:?}")),
+        }
+    }
+}
+
+/// What a view serves, beyond the objects it is built from.
+#[derive(Clone, Debug)]
+pub struct ZoneConfig {
+    /// The cluster domain, e.g. `cluster.local.`.
+    pub zone: Name,
+    /// TTL of every record, and the SOA minimum (negative caching TTL).
+    pub ttl: u32,
+    pub pods: PodsMode,
+}
+
+impl ZoneConfig {
+    pub fn new(zone: &str) -> Result<ZoneConfig, crate::name::NameError> {
+        Ok(ZoneConfig { zone: Name::parse(zone)?, ttl: 5, pods: PodsMode::default() })
+    }
+}
+
+/// The records of one type at one name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RRset {
+    pub rtype: u16,
+    pub data: Vec<RData>,
+}
+
+/// The records at one name; none for an empty non-terminal.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Node {
+    pub rrsets: Vec<RRset>,
+}
+
+impl Node {
+    pub fn rrset(&self, t: u16) -> Option<&RRset> {
+        self.rrsets.iter().find(|r| r.rtype == t)
+    }
+
+    pub fn is_empty_non_terminal(&self) -> bool {
+        self.rrsets.is_empty()
+    }
+}
+
+/// The zone at one moment.
+#[derive(Debug)]
+pub struct ZoneView {
+    pub(crate) config: ZoneConfig,
+    pub(crate) serial: u32,
+    /// False until the watches hold a first complete list: until then
+    /// questions about the zone get SERVFAIL rather than a wrong NXDOMAIN.
+    pub(crate) synced: bool,
+    /// In-zone names and the reverse names we hold PTR records for.
+    pub(crate) nodes: HashMap<Name, Node>,
+    /// Lowercased namespaces, for `pods insecure` names.
+    pub(crate) namespaces: HashSet<Box<[u8]>>,
+    pub(crate) soa: Soa,
+    pub(crate) reverse_v4: Name,
+    pub(crate) reverse_v6: Name,
+}
+
+impl ZoneView {
+    /// An empty, unsynced view: the server answers SERVFAIL for the zone
+    /// until the first real one replaces it.
+    pub fn unsynced(config: ZoneConfig) -> ZoneView {
+        let mut view = ViewBuilder::new(config).build(0);
+        view.synced = false;
+        view
+    }
+
+    pub fn zone(&self) -> &Name {
+        &self.config.zone
+    }
+
+    pub fn ttl(&self) -> u32 {
+        self.config.ttl
+    }
+
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
+
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    pub fn pods_mode(&self) -> PodsMode {
+        self.config.pods
+    }
+
+    pub fn node(&self, name: &Name) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+
+    /// Every name with its node, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&Name, &Node)> {
+        self.nodes.iter()
+    }
+
+    pub fn has_namespace(&self, ns: &[u8]) -> bool {
+        self.namespaces.contains(ns)
+    }
+
+    /// The SOA record data of the zone.
+    pub fn soa(&self) -> &Soa {
+        &self.soa
+    }
+
+    /// Which of our zones a name belongs to: the cluster zone, or one of
+    /// the reverse zones for names we hold.
+    pub fn zone_of(&self, name: &Name) -> Option<&Name> {
+        if name.is_subdomain_of(&self.config.zone) {
+            Some(&self.config.zone)
+        } else if name.is_subdomain_of(&self.reverse_v4) {
+            Some(&self.reverse_v4)
+        } else if name.is_subdomain_of(&self.reverse_v6) {
+            Some(&self.reverse_v6)
+        } else {
+            None
+        }
+    }
+}
+
+/// Collects records, then [`ViewBuilder::build`]s a view: records are
+/// deduplicated and sorted (answers are deterministic), and every
+/// ancestor of a name up to the zone apex exists as an empty
+/// non-terminal, so it answers NODATA rather than NXDOMAIN (RFC 8020).
+pub struct ViewBuilder {
+    config: ZoneConfig,
+    nodes: HashMap<Name, Vec<RData>>,
+    namespaces: HashSet<Box<[u8]>>,
+}
+
+/// The schema version of the Kubernetes DNS specification served.
+pub const SCHEMA_VERSION: &str = "1.1.0";
+
+impl ViewBuilder {
+    /// A builder holding the zone's fixed names: the apex (SOA, NS),
+    /// `dns-version` TXT, and the `svc` and `pod` subtrees.
+    pub fn new(config: ZoneConfig) -> ViewBuilder {
+        let zone = config.zone.clone();
+        let mut b = ViewBuilder { config, nodes: HashMap::new(), namespaces: HashSet::new() };
+        b.add(zone.clone(), RData::Ns(ns_name(&zone)));
+        if let Ok(version) = zone.prepend(b"dns-version") {
+            b.add(version, RData::Txt(vec![SCHEMA_VERSION.as_bytes().to_vec()]));
+        }
+        for sub in [&b"svc"[..], b"pod"] {
+            if let Ok(n) = zone.prepend(sub) {
+                b.nodes.entry(n).or_default();
+            }
+        }
+        b
+    }
+
+    pub fn config(&self) -> &ZoneConfig {
+        &self.config
+    }
+
+    /// Adds a record (a duplicate is dropped at build).
+    pub fn add(&mut self, name: Name, data: RData) {
+        self.nodes.entry(name).or_default().push(data);
+    }
+
+    /// Makes a name exist without records of its own.
+    pub fn add_empty(&mut self, name: Name) {
+        self.nodes.entry(name).or_default();
+    }
+
+    /// Records that namespace `ns` exists: `<ns>.svc.<zone>` (and with
+    /// `pods insecure`, `<ns>.pod.<zone>`) answer NODATA, not NXDOMAIN.
+    pub fn namespace(&mut self, ns: &str) {
+        let lower = ns.to_ascii_lowercase();
+        let zone = self.config.zone.clone();
+        if let Ok(n) = zone.prepend_all(&[lower.as_bytes(), b"svc"]) {
+            self.add_empty(n);
+        }
+        if self.config.pods == PodsMode::Insecure {
+            if let Ok(n) = zone.prepend_all(&[lower.as_bytes(), b"pod"]) {
+                self.add_empty(n);
+            }
+        }
+        self.namespaces.insert(lower.into_bytes().into_boxed_slice());
+    }
+
+    pub fn build(self, serial: u32) -> ZoneView {
+        let ViewBuilder { config, nodes: raw, namespaces } = self;
+        let zone = config.zone.clone();
+        let soa = Soa {
+            mname: ns_name(&zone),
+            rname: zone.prepend(b"hostmaster").unwrap_or_else(|_| zone.clone()),
+            serial,
+            refresh: 7200,
+            retry: 1800,
+            expire: 86400,
+            minimum: config.ttl,
+        };
+        let mut nodes: HashMap<Name, Node> = HashMap::with_capacity(raw.len() * 2);
+        for (name, mut data) in raw {
+            data.sort();
+            data.dedup();
+            let mut rrsets: Vec<RRset> = Vec::new();
+            for d in data {
+                let t = d.rtype();
+                match rrsets.iter_mut().find(|r| r.rtype == t) {
+                    Some(set) => set.data.push(d),
+                    None => rrsets.push(RRset { rtype: t, data: vec![d] }),
+                }
+            }
+            rrsets.sort_by_key(|r| r.rtype);
+            nodes.insert(name, Node { rrsets });
+        }
+        // The apex SOA carries the serial, so it is added here.
+        nodes
+            .entry(zone.clone())
+            .or_default()
+            .rrsets
+            .insert(0, RRset { rtype: rtype::SOA, data: vec![RData::Soa(soa.clone())] });
+        // Empty non-terminals: every ancestor inside the zone.
+        let owners: Vec<Name> = nodes.keys().filter(|n| n.is_subdomain_of(&zone)).cloned().collect();
+        for owner in owners {
+            let mut cur = owner.parent();
+            while let Some(p) = cur {
+                if !p.is_subdomain_of(&zone) || nodes.contains_key(&p) {
+                    break;
+                }
+                let next = p.parent();
+                nodes.insert(p, Node::default());
+                cur = next;
+            }
+        }
+        ZoneView {
+            config,
+            serial,
+            synced: true,
+            nodes,
+            namespaces,
+            soa,
+            reverse_v4: Name::parse("in-addr.arpa").unwrap_or_else(|_| Name::root()),
+            reverse_v6: Name::parse("ip6.arpa").unwrap_or_else(|_| Name::root()),
+        }
+    }
+}
+
+/// `ns.dns.<zone>`, the zone's name server as CoreDNS names it.
+fn ns_name(zone: &Name) -> Name {
+    zone.prepend_all(&[b"ns", b"dns"]).unwrap_or_else(|_| zone.clone())
+}
