@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Queries per second of svcnet-dns on loopback with dnsperf, side by side
 # with Knot DNS serving the same names when knotd is installed
-# (apt-get install dnsperf knot). Bounded: each run lasts SECONDS seconds.
+# (installed from Debian's packages when missing). Bounded: each run lasts
+# SECONDS seconds.
 #
-#   crates/dns/bench/dnsperf.sh [SECONDS] [ROUNDS] [WORKERS]
+#   bench/dns.sh [SECONDS] [ROUNDS] [WORKERS]
 set -euo pipefail
-cd "$(dirname "$0")/../../.."
+cd "$(dirname "$0")/.."
+if ! command -v dnsperf >/dev/null || ! command -v knotd >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsperf knot >/dev/null
+fi
 secs=${1:-5}; rounds=${2:-3}; workers=${3:-1}
 port=15353; knot_port=15354
 work=$(mktemp -d)
