@@ -109,6 +109,33 @@ pub fn feed_own_keys<K: Object>(informer: &ReflectorHandle<K>, queue: &Queue) {
     });
 }
 
+/// Queues, for each change of a dependent, the owner of kind `owner_kind`
+/// named by its controller reference, or, for an orphan, every owner in its
+/// namespace (any of them may adopt it).
+pub fn feed_owner_keys<D: Object, O: Object>(dependents: &ReflectorHandle<D>, owners: &ReflectorHandle<O>, owner_kind: &'static str, queue: &Queue) {
+    let mut sub = dependents.subscribe();
+    let owners = owners.store();
+    let queue = queue.clone();
+    tokio::spawn(async move {
+        while let Some(n) = sub.recv().await {
+            let Notification::Changed(c) = n else { continue };
+            let ns = c.key.namespace.clone().unwrap_or_default();
+            let controller = c
+                .object
+                .metadata()
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|r| r.controller == Some(true) && r.kind == owner_kind)
+                .map(|r| r.name.clone());
+            match controller {
+                Some(owner) => queue.add(ObjectKey::namespaced(&ns, &owner)),
+                None => queue.add_in_namespace(&owners.state(), &ns),
+            }
+        }
+    });
+}
+
 impl Queue {
     /// Queues the keys of `objects`.
     pub fn add_all<K: Object>(&self, objects: &[std::sync::Arc<K>]) {

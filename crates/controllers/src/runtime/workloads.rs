@@ -19,7 +19,7 @@ use svcnet_client::{Api, Client, DeleteParams, Notification, ObjectKey, Patch, P
 
 use super::Informers;
 use super::events::{EventType, Recorder, reference};
-use super::queue::{Queue, feed_own_keys};
+use super::queue::{Queue, feed_own_keys, feed_owner_keys};
 use crate::deployment::{self, PodRef};
 
 const RETRY: Duration = Duration::from_millis(500);
@@ -77,21 +77,7 @@ pub fn spawn_replicasets(inf: Arc<Informers>, client: Client, recorder: Recorder
     let queue = Queue::default();
     let expectations = Expectations::default();
     feed_own_keys(&inf.replicasets, &queue);
-    {
-        let (inf, queue) = (inf.clone(), queue.clone());
-        let mut sub = inf.pods.subscribe();
-        tokio::spawn(async move {
-            while let Some(n) = sub.recv().await {
-                let Notification::Changed(c) = n else { continue };
-                let ns = c.key.namespace.clone().unwrap_or_default();
-                match controller_of(c.object.metadata.owner_references.as_ref(), "ReplicaSet") {
-                    Some(owner) => queue.add(ObjectKey::namespaced(&ns, &owner)),
-                    // An orphan may be adopted by any ReplicaSet in its namespace.
-                    None => queue.add_in_namespace(&inf.replicasets.store().state(), &ns),
-                }
-            }
-        });
-    }
+    feed_owner_keys(&inf.pods, &inf.replicasets, "ReplicaSet", &queue);
     for _ in 0..workers {
         let (inf, client, queue, expectations, recorder) =
             (inf.clone(), client.clone(), queue.clone(), expectations.clone(), recorder.clone());
@@ -221,20 +207,7 @@ async fn sync_replicaset(
 pub fn spawn_deployments(inf: Arc<Informers>, client: Client, recorder: Recorder, workers: usize) {
     let queue = Queue::default();
     feed_own_keys(&inf.deployments, &queue);
-    {
-        let (inf, queue) = (inf.clone(), queue.clone());
-        let mut sub = inf.replicasets.subscribe();
-        tokio::spawn(async move {
-            while let Some(n) = sub.recv().await {
-                let Notification::Changed(c) = n else { continue };
-                let ns = c.key.namespace.clone().unwrap_or_default();
-                match controller_of(c.object.metadata.owner_references.as_ref(), "Deployment") {
-                    Some(owner) => queue.add(ObjectKey::namespaced(&ns, &owner)),
-                    None => queue.add_in_namespace(&inf.deployments.store().state(), &ns),
-                }
-            }
-        });
-    }
+    feed_owner_keys(&inf.replicasets, &inf.deployments, "Deployment", &queue);
     {
         // Pods matter to a Deployment through its ReplicaSets (Recreate
         // waits for old pods to be gone).
