@@ -56,6 +56,96 @@ struct Args {
     /// Pods whose Ready change is timed.
     #[arg(long, default_value_t = 300)]
     samples: usize,
+    /// Run the DNS programming-latency scenario against the cluster DNS at
+    /// this UDP address: Services are created one at a time and each is
+    /// timed until DNS answers its cluster IP.
+    #[arg(long)]
+    dns: Option<std::net::SocketAddr>,
+    /// Services created (and timed) in the DNS scenario.
+    #[arg(long, default_value_t = 300)]
+    dns_services: usize,
+    /// Services created before the DNS scenario times anything, so the
+    /// zone is realistic in size.
+    #[arg(long, default_value_t = 0)]
+    dns_prefill: usize,
+}
+
+/// A DNS query for `name` A, id `id`.
+fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = Vec::with_capacity(64);
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]); // RD, one question
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]); // root, A, IN
+    q
+}
+
+/// Whether a response answers NOERROR with `ip` among its answers (the
+/// address's four bytes end an A record's data).
+fn dns_answers(resp: &[u8], ip: std::net::Ipv4Addr) -> bool {
+    resp.len() > 12 && resp[3] & 0x0f == 0 && u16::from_be_bytes([resp[6], resp[7]]) > 0 && resp.windows(4).any(|w| w == ip.octets())
+}
+
+/// Service creation → first correct DNS answer, one Service at a time.
+async fn dns_latency(args: &Args, tls: &Arc<rustls::ClientConfig>, dns: std::net::SocketAddr) -> Result<(), BoxError> {
+    let ns = "dns-bench";
+    let mut c = Client::connect(&args.addr, tls.clone()).await?;
+    let body = Bytes::from(json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } }).to_string());
+    c.call(c.request(Method::POST, "https", "/api/v1/namespaces", "application/json", body)).await?;
+    if args.dns_prefill > 0 {
+        let conns = connect_many(args, tls, 16).await?;
+        let fill = Arc::new(move |c: &Client, i: usize| {
+            let body = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": format!("fill-{i}") },
+                "spec": { "ports": [{ "port": 80 }] } });
+            (c.request(Method::POST, "https", &format!("/api/v1/namespaces/{ns}/services"), "application/json", Bytes::from(body.to_string())), 201)
+        });
+        run_phase("prefill", &conns, args.dns_prefill, fill).await;
+        // Let the DNS view catch up with the burst before timing.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    sock.connect(dns).await?;
+    let mut lat = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    for i in 0..args.dns_services {
+        let name = format!("d{i}");
+        let body = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": name },
+            "spec": { "ports": [{ "port": 80 }] } });
+        let start = Instant::now();
+        let (_, resp) = c.call(c.request(Method::POST, "https", &format!("/api/v1/namespaces/{ns}/services"), "application/json", Bytes::from(body.to_string()))).await?;
+        let v: Value = serde_json::from_slice(&resp)?;
+        let Some(ip) = v["spec"]["clusterIP"].as_str().and_then(|s| s.parse::<std::net::Ipv4Addr>().ok()) else { continue };
+        let query = dns_query(i as u16, &format!("{name}.{ns}.svc.cluster.local"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            sock.send(&query).await?;
+            if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(50), sock.recv(&mut buf)).await {
+                if dns_answers(&buf[..n], ip) {
+                    lat.push(start.elapsed());
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    lat.sort();
+    println!("| measure | samples | p50 ms | p99 ms | max ms |");
+    println!("| --- | --- | --- | --- | --- |");
+    println!(
+        "| Service created → first correct DNS answer (zone of {} other Services) | {} | {:.1} | {:.1} | {:.1} |",
+        args.dns_prefill + 1,
+        lat.len(),
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        pct(&lat, 1.0)
+    );
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -513,6 +603,10 @@ async fn endpoints_latency(args: &Args, tls: &Arc<rustls::ClientConfig>, service
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args = Args::parse();
+    if let Some(dns) = args.dns {
+        let tls = tls(&args.pki)?;
+        return dns_latency(&args, &tls, dns).await;
+    }
     if let Some(services) = args.endpoint_services {
         let tls = tls(&args.pki)?;
         return endpoints_latency(&args, &tls, services).await;
