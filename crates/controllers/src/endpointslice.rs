@@ -151,6 +151,17 @@ fn labels_of(slice: &EndpointSlice) -> BTreeMap<String, String> {
     slice.metadata.labels.clone().unwrap_or_default()
 }
 
+/// Whether `slice` belongs to `service` in `namespace` and is managed by
+/// `managed_by` (the controller or the mirroring controller): the one test
+/// both reconcilers and their runtime use to find their slices.
+pub fn is_managed_slice(slice: &EndpointSlice, managed_by: &str, service: &str, namespace: Option<&str>) -> bool {
+    let labels = slice.metadata.labels.as_ref();
+    let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+    label(MANAGED_BY_LABEL) == Some(managed_by)
+        && label(SERVICE_NAME_LABEL) == Some(service)
+        && (slice.metadata.namespace.is_none() || slice.metadata.namespace.as_deref() == namespace)
+}
+
 fn slice_name(slice: &EndpointSlice) -> &str {
     slice.metadata.name.as_deref().unwrap_or_default()
 }

@@ -8,6 +8,7 @@
 //! when they go; at most `max_per_subset` addresses of each subset are
 //! mirrored, ready ones first.
 
+use crate::endpointslice::is_managed_slice;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{EndpointAddress, Endpoints, Service};
@@ -62,11 +63,7 @@ pub fn mirror_endpoints(
         .iter()
         .copied()
         .filter(|slice| {
-            let labels = slice.metadata.labels.as_ref();
-            let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
-            label(MANAGED_BY_LABEL) == Some(MIRRORING_CONTROLLER_NAME)
-                && label(SERVICE_NAME_LABEL) == Some(name)
-                && (slice.metadata.namespace.is_none() || slice.metadata.namespace == endpoints.metadata.namespace)
+            is_managed_slice(slice, MIRRORING_CONTROLLER_NAME, name, endpoints.metadata.namespace.as_deref())
         })
         .collect();
     ours.sort_by(|a, b| slice_name(a).cmp(slice_name(b)));

@@ -21,6 +21,7 @@
 //! in key order (addresses, hostname, pod) and slices in name order, so
 //! equal input always gives equal output.
 
+use crate::endpointslice::is_managed_slice;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -74,11 +75,7 @@ pub fn reconcile_slices(
         .iter()
         .copied()
         .filter(|slice| {
-            let labels = slice.metadata.labels.as_ref();
-            let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
-            label(MANAGED_BY_LABEL) == Some(CONTROLLER_NAME)
-                && label(SERVICE_NAME_LABEL) == Some(service_name)
-                && (slice.metadata.namespace.is_none() || slice.metadata.namespace == service.metadata.namespace)
+            is_managed_slice(slice, CONTROLLER_NAME, service_name, service.metadata.namespace.as_deref())
                 // A slice being deleted is as good as gone.
                 && slice.metadata.deletion_timestamp.is_none()
         })

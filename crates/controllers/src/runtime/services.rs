@@ -389,11 +389,7 @@ fn slices_of(inf: &Informers, ns: &str, service: &str, managed_by: &str) -> Vec<
         .range(start..)
         .take_while(|(k, _)| k.namespace.as_deref() == Some(ns) && k.name.starts_with(&prefix))
         .map(|(_, s)| s.clone())
-        .filter(|s| {
-            let labels = s.metadata.labels.as_ref();
-            labels.and_then(|l| l.get(endpointslice::SERVICE_NAME_LABEL)).map(String::as_str) == Some(service)
-                && labels.and_then(|l| l.get(endpointslice::MANAGED_BY_LABEL)).map(String::as_str) == Some(managed_by)
-        })
+        .filter(|s| endpointslice::is_managed_slice(s, managed_by, service, Some(ns)))
         .collect()
 }
 
