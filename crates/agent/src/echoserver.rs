@@ -1,0 +1,1 @@
+//! The built-in `svcnet/echoserver` image (being written).
