@@ -3,12 +3,168 @@
 //! a network namespace wired to that bridge by a veth pair; a container is a
 //! host process started inside the pod's namespaces.
 //!
+//! - `sandbox`, `net`, `ipam`: nodes, pods' networks and addresses.
+//! - `pod`: the pod runtime (sandbox, containers, probes, status).
+//! - `node`: the Node object and its heartbeat.
 //! - `access`: what the agent's HTTP server (exec, logs) needs from the pod
-//!   runtime.
+//!   runtime; `streaming`: that server.
 //! - `echoserver`: the built-in `svcnet/echoserver` image.
-//! - `streaming`: the agent's HTTP server: `kubectl exec` over the
-//!   `v5.channel.k8s.io` WebSocket protocol and `kubectl logs`.
 
 pub mod access;
 pub mod echoserver;
+pub mod ipam;
+pub mod net;
+pub mod node;
+pub mod pod;
+pub mod sandbox;
 pub mod streaming;
+pub mod sys;
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use svcnet_client::{Api, ChangeKind, Client, Notification, Reflector, ReflectorConfig};
+use tokio::task::JoinHandle;
+
+use ipam::{Ipam, Ipv4Cidr};
+use pod::{Runtime, RuntimeConfig, spec::ClusterFacts};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("entering the node's network namespace {netns}: {source}")]
+    Netns { netns: String, source: std::io::Error },
+    #[error("listening on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("registering node {node}: {source}")]
+    Register { node: String, source: svcnet_client::Error },
+}
+
+/// One node's agent.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub node_name: String,
+    /// The node's network namespace (it must exist).
+    pub node_netns: String,
+    /// Pods' namespaces are called `<netns_prefix>-<namespace>-<pod>-<uid>`.
+    pub netns_prefix: String,
+    pub node_ip: Ipv4Addr,
+    pub pod_cidr: Ipv4Cidr,
+    pub cluster_dns: Ipv4Addr,
+    pub cluster_domain: String,
+    /// Logs and per-pod files.
+    pub state_dir: PathBuf,
+    /// The svcnet binary, which runs the built-in images.
+    pub svcnet_exe: PathBuf,
+    /// Where the agent's HTTP server (exec, logs) listens.
+    pub listen: SocketAddr,
+    /// Bearer token the API server must present to that server.
+    pub token: Option<String>,
+    pub labels: Vec<(String, String)>,
+}
+
+pub struct Agent {
+    runtime: Runtime,
+    endpoint: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+    name: String,
+}
+
+impl Agent {
+    /// Registers the node and starts running the pods bound to it.
+    pub async fn start(client: Client, cfg: AgentConfig) -> Result<Agent, AgentError> {
+        let sockets = sys::NetnsSockets::enter(&net::netns_path(&cfg.node_netns))
+            .map_err(|source| AgentError::Netns { netns: cfg.node_netns.clone(), source })?;
+        let runtime = Runtime::new(
+            RuntimeConfig {
+                node_name: cfg.node_name.clone(),
+                node_netns: cfg.node_netns.clone(),
+                netns_prefix: cfg.netns_prefix.clone(),
+                node_ip: cfg.node_ip,
+                facts: ClusterFacts {
+                    dns: cfg.cluster_dns,
+                    domain: cfg.cluster_domain.clone(),
+                    node_name: cfg.node_name.clone(),
+                    node_ip: cfg.node_ip,
+                },
+                state_dir: cfg.state_dir.clone(),
+                svcnet_exe: cfg.svcnet_exe.clone(),
+            },
+            client.clone(),
+            sockets,
+            Ipam::new(cfg.pod_cidr),
+        );
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| AgentError::Listen { addr: cfg.listen, source })?;
+        let endpoint = listener.local_addr().map_err(|source| AgentError::Listen { addr: cfg.listen, source })?;
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(streaming::serve(listener, Arc::new(runtime.clone()), cfg.token.clone())));
+
+        let facts = node::NodeFacts {
+            name: cfg.node_name.clone(),
+            ip: cfg.node_ip,
+            pod_cidr: cfg.pod_cidr,
+            agent_endpoint: endpoint,
+            labels: cfg.labels.clone(),
+        };
+        node::register(&client, &facts)
+            .await
+            .map_err(|source| AgentError::Register { node: cfg.node_name.clone(), source })?;
+        tasks.push(tokio::spawn(node::heartbeat(client.clone(), facts)));
+
+        let pods: Api<Pod> = Api::all(client.clone());
+        let reflector =
+            Reflector::new(pods, ReflectorConfig::default().fields(&format!("spec.nodeName={}", cfg.node_name)));
+        let mut sub = reflector.subscribe();
+        tasks.push(tokio::spawn(reflector.run()));
+        let rt = runtime.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(n) = sub.recv().await {
+                match n {
+                    Notification::Resync => {
+                        let pods = sub.store().state();
+                        let live: HashSet<String> = pods.iter().map(|p| pod::spec::uid(p).to_string()).collect();
+                        for p in pods {
+                            rt.sync(p);
+                        }
+                        for uid in rt.running() {
+                            if !live.contains(&uid) {
+                                rt.forget(&uid);
+                            }
+                        }
+                    }
+                    Notification::Changed(c) => match c.kind {
+                        ChangeKind::Applied => rt.sync(c.object),
+                        ChangeKind::Deleted => rt.forget(pod::spec::uid(&c.object)),
+                    },
+                }
+            }
+        }));
+        tracing::info!(node = %cfg.node_name, %endpoint, "agent started");
+        Ok(Agent { runtime, endpoint, tasks, name: cfg.node_name })
+    }
+
+    /// The agent's HTTP server (exec, logs).
+    pub fn endpoint(&self) -> SocketAddr {
+        self.endpoint
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Stops watching, then stops every pod (SIGTERM, then SIGKILL after
+    /// `grace`) and removes their namespaces. Pod objects stay; the next
+    /// agent starts them again.
+    pub async fn shutdown(self, grace: Duration) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.runtime.shutdown(grace).await;
+        tracing::info!(node = %self.name, "agent stopped");
+    }
+}

@@ -31,6 +31,8 @@ pub struct Api {
     pub openapi: OpenApi,
     /// host:port clients use to reach us, for discovery documents.
     pub address: String,
+    /// Sent as `Authorization: Bearer` to node agents (pod log and exec).
+    pub agent_token: Option<String>,
 }
 
 /// How the client wants the response rendered.
@@ -138,6 +140,9 @@ impl Api {
     }
 
     async fn resource(&self, req: Request<hyper::body::Incoming>, r: ResourceRequest) -> Result<Response<Body>> {
+        if crate::proxy::handles(&r) {
+            return crate::proxy::serve(self, req, r).await;
+        }
         let render = negotiate(&req);
         let query = Query::parse(req.uri().query());
         let method = req.method().clone();
@@ -147,6 +152,18 @@ impl Api {
         let res = r.resource;
         let ns = r.namespace.as_deref();
         let sub = r.subresource.as_deref();
+        if sub == Some("binding") && res.plural == "pods" {
+            // Binding only creates (`pods/{name}/binding`, or `bindings`
+            // with the pod named in the body).
+            let Some(ns) = ns else { return Err(ApiError::NoRoute) };
+            if method != Method::POST {
+                return Err(ApiError::MethodNotAllowed);
+            }
+            let obj = read_object(req, &content_type).await?;
+            let opts = write_options(&query, &user_agent, "create")?;
+            let status = crate::binding::create(&self.registry, ns, r.name.as_deref(), &obj, &opts).await?;
+            return Ok(json_response(StatusCode::CREATED, &status));
+        }
         if let Some(s) = sub {
             let known = (s == "status" && res.has_status) || (s == "scale" && res.has_scale) || (s == "finalize" && res.plural == "namespaces");
             if !known {

@@ -6,9 +6,11 @@
 //! the store, with per-kind [`strategy`]) → `svcnet_store::Store`. Reads
 //! and watches are served from the [`cacher`], which follows the store.
 //! Every error becomes a `metav1.Status` in [`error`].
+//! Pods' `log` and `exec` are streamed from the node's agent by [`proxy`].
 
 pub mod allocation;
 mod apply;
+mod binding;
 mod body;
 mod bootstrap;
 pub mod cacher;
@@ -22,6 +24,7 @@ mod object;
 mod openapi;
 mod patching;
 pub mod pki;
+pub mod proxy;
 pub mod registry;
 pub mod request;
 mod scale;
@@ -52,6 +55,9 @@ pub struct ApiServerConfig {
     pub extra_san_ips: Vec<IpAddr>,
     /// Service cluster IP and NodePort ranges.
     pub ranges: allocation::Ranges,
+    /// Bearer token for node agents' streaming endpoints (`kubectl logs`,
+    /// `kubectl exec`); `None` sends none.
+    pub agent_token: Option<String>,
 }
 
 impl ApiServerConfig {
@@ -61,6 +67,7 @@ impl ApiServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], port)),
             extra_san_ips: Vec::new(),
             ranges: allocation::Ranges::default(),
+            agent_token: None,
         }
     }
 }
@@ -98,7 +105,12 @@ impl ApiServer {
         let tls = server::tls_config(&pki)?;
         let registry = Registry::new(store, config.ranges.clone()).await?;
         bootstrap::ensure(&registry, addr.port()).await?;
-        let api = Arc::new(handler::Api { registry, openapi: openapi::OpenApi::default(), address: addr.to_string() });
+        let api = Arc::new(handler::Api {
+            registry,
+            openapi: openapi::OpenApi::default(),
+            address: addr.to_string(),
+            agent_token: config.agent_token.clone(),
+        });
         let kubeconfig = config.data_dir.join("kubeconfig");
         pki::write_private(&kubeconfig, pki.admin_kubeconfig(&format!("https://{addr}")).as_bytes())?;
         let (shutdown, rx) = tokio_watch::channel(false);

@@ -88,6 +88,20 @@ fn finish(group: &str, version: &str, namespace: Option<String>, rest: &[&str], 
     let Some((plural, tail)) = rest.split_first() else {
         return Ok(Route::NotFound);
     };
+    // The legacy `namespaces/{ns}/bindings` collection binds the pod its
+    // body names: the `pods/binding` subresource without a name.
+    if group.is_empty() && *plural == "bindings" && namespace.is_some() && tail.is_empty() {
+        let resource = resources::by_plural("", "pods").filter(|r| r.version == version);
+        return Ok(resource.map_or(Route::NotFound, |resource| {
+            Route::Resource(ResourceRequest {
+                resource,
+                namespace,
+                name: None,
+                subresource: Some("binding".into()),
+                watch_path,
+            })
+        }));
+    }
     let Some(resource) = resources::by_plural(group, plural).filter(|r| r.version == version) else {
         return Ok(Route::NotFound);
     };
@@ -208,6 +222,20 @@ mod tests {
         assert_eq!(r.resource.kind, "Deployment");
         assert!(matches!(route("/apis/apps/v2/deployments"), Ok(Route::NotFound)));
         assert!(matches!(route("/api/v1/namespaces/x/nodes"), Ok(Route::NotFound)));
+    }
+
+    #[test]
+    fn bindings_route_to_the_binding_subresource_of_pods() {
+        let r = resource("/api/v1/namespaces/dev/pods/web/binding");
+        assert_eq!(
+            (r.resource.plural, r.name.as_deref(), r.subresource.as_deref()),
+            ("pods", Some("web"), Some("binding"))
+        );
+        let r = resource("/api/v1/namespaces/dev/bindings");
+        assert_eq!((r.resource.plural, r.name.as_deref(), r.subresource.as_deref()), ("pods", None, Some("binding")));
+        assert_eq!(r.namespace.as_deref(), Some("dev"));
+        assert!(matches!(route("/api/v1/bindings"), Ok(Route::NotFound)));
+        assert!(matches!(route("/api/v1/namespaces/dev/bindings/web"), Ok(Route::NotFound)));
     }
 
     #[test]

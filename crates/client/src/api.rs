@@ -188,6 +188,26 @@ impl<K: Object> Api<K> {
         self.send_object(Method::PUT, path, "application/json", encode(object)?).await
     }
 
+    /// POSTs `data` to a subresource of object `name` (a Binding to
+    /// `pods/{name}/binding`, ...) and decodes the answer as `T`: often a
+    /// `Status` rather than an object.
+    pub async fn create_subresource<B: Serialize, T: DeserializeOwned>(
+        &self,
+        subresource: &str,
+        name: &str,
+        params: &PostParams,
+        data: &B,
+    ) -> Result<T> {
+        let path = format!(
+            "{}{}",
+            self.object_path(name, Some(subresource))?,
+            params.query(self.client.field_manager()).as_str()
+        );
+        let body = Bytes::from(encode(data)?);
+        let bytes = self.client.request(Method::POST, path.clone(), Some(("application/json", body))).await?;
+        decode(&bytes, &path)
+    }
+
     pub async fn patch<P: Serialize>(&self, name: &str, params: &PatchParams, patch: &Patch<P>) -> Result<K> {
         self.patch_at(name, None, params, patch).await
     }

@@ -9,5 +9,6 @@ pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod runtime;
+pub mod scheduler;
 
 pub use runtime::{ControllerConfig, ControllerManager};

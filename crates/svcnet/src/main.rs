@@ -31,6 +31,45 @@ enum Command {
     ControllerManager(ClientArgs),
     /// Run the cluster DNS server (zone cluster.local) against an API server.
     Dns(DnsArgs),
+    /// Run a node agent against an API server: registers the node and runs
+    /// the pods bound to it in network namespaces.
+    Agent(AgentArgs),
+    /// The built-in `svcnet/echoserver` image (run inside a pod by the agent).
+    Echoserver,
+}
+
+#[derive(Args, Clone)]
+struct AgentArgs {
+    /// kubeconfig of the API server (default: $KUBECONFIG, ~/.kube/config,
+    /// or the in-cluster service account).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The node's name.
+    #[arg(long)]
+    node: String,
+    /// The node's network namespace; created, with a pod bridge, if missing.
+    #[arg(long)]
+    node_netns: Option<String>,
+    /// The node's address (inside its namespace).
+    #[arg(long)]
+    node_ip: std::net::Ipv4Addr,
+    /// The node's pod CIDR.
+    #[arg(long, value_parser = svcnet_agent::ipam::Ipv4Cidr::parse)]
+    pod_cidr: svcnet_agent::ipam::Ipv4Cidr,
+    /// Where the agent keeps logs and pod files.
+    #[arg(long, default_value = "./svcnet-agent")]
+    state_dir: PathBuf,
+    /// Address of the agent's exec/logs server, as the API server reaches it.
+    #[arg(long, default_value = "127.0.0.1:10250")]
+    listen: std::net::SocketAddr,
+    /// File holding the bearer token the API server presents to the agent.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// The cluster DNS Service's address, for pods' resolv.conf.
+    #[arg(long, default_value = "10.96.0.10")]
+    cluster_dns: std::net::Ipv4Addr,
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
 }
 
 #[derive(Args, Clone)]
@@ -98,6 +137,16 @@ struct ServerArgs {
     /// `dig @127.0.0.1 -p PORT`; 0 picks a free one.
     #[arg(long, default_value_t = 0)]
     dns_port: u16,
+    /// (`up` only) How many nodes (network namespaces) to run; 0 runs the
+    /// control plane alone, without root.
+    #[arg(long, default_value_t = 2)]
+    nodes: u32,
+    /// (`up` only) The block node pod CIDRs (/24 each) come from.
+    #[arg(long, default_value = "10.244.0.0/16", value_parser = svcnet_agent::ipam::Ipv4Cidr::parse)]
+    cluster_cidr: svcnet_agent::ipam::Ipv4Cidr,
+    /// (`up` only) The node network, inside the sandbox.
+    #[arg(long, default_value = "172.18.0.0/24", value_parser = svcnet_agent::ipam::Ipv4Cidr::parse)]
+    node_cidr: svcnet_agent::ipam::Ipv4Cidr,
 }
 
 fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
@@ -105,15 +154,14 @@ fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
-    svcnet_apiserver::allocation::parse_port_range(s).ok_or_else(|| format!("{s:?} is not a port range such as 30000-32767"))
+    svcnet_apiserver::allocation::parse_port_range(s)
+        .ok_or_else(|| format!("{s:?} is not a port range such as 30000-32767"))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SVCNET_LOG").unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SVCNET_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -145,6 +193,12 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Apiserver(args) => serve(args, false).await,
         Command::ControllerManager(args) => controller_manager(args).await,
         Command::Dns(args) => dns(args).await,
+        Command::Agent(args) => agent(args).await,
+        Command::Echoserver => {
+            let config = svcnet_agent::echoserver::EchoConfig::from_env()?;
+            svcnet_agent::echoserver::run(config).await?;
+            Ok(())
+        }
     }
 }
 
@@ -178,7 +232,10 @@ fn client_for(kubeconfig: Option<&std::path::Path>, component: &str) -> Result<s
 
 async fn controller_manager(args: ClientArgs) -> Result<(), BoxError> {
     let client = client_for(args.kubeconfig.as_deref(), "svcnet-controller-manager")?;
-    let config = ControllerConfig { max_endpoints_per_slice: args.max_endpoints_per_slice.max(1), ..ControllerConfig::default() };
+    let config = ControllerConfig {
+        max_endpoints_per_slice: args.max_endpoints_per_slice.max(1),
+        ..ControllerConfig::default()
+    };
     let manager = ControllerManager::start(client, config);
     manager.informers.wait_synced().await;
     println!("svcnet controller-manager ready");
@@ -187,7 +244,17 @@ async fn controller_manager(args: ClientArgs) -> Result<(), BoxError> {
 }
 
 async fn serve(args: ServerArgs, with_controllers: bool) -> Result<(), BoxError> {
+    let nodes = if with_controllers { args.nodes } else { 0 };
+    if nodes > 0 && !svcnet_agent::sys::can_manage_namespaces() {
+        return Err(format!(
+            "svcnet up runs its {nodes} nodes and their pods in network namespaces, which needs root \
+             (or CAP_SYS_ADMIN and CAP_NET_ADMIN); run it as root, or pass --nodes 0 to run the API server, \
+             controllers and DNS without nodes"
+        )
+        .into());
+    }
     std::fs::create_dir_all(&args.data_dir)?;
+    let agent_token = (nodes > 0).then(random_token);
     // The API server's watch cache is the store's only watcher and keeps its
     // own history for clients, so the store needs only enough history to
     // bridge a reconnect of that one watcher.
@@ -198,6 +265,7 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> Result<(), BoxError>
         service_cidr: args.service_cidr,
         node_ports: args.service_node_port_range,
     };
+    config.agent_token = agent_token.clone();
     let server = ApiServer::start(config, store.clone() as Arc<_>).await?;
     // The controllers talk to the API server over HTTPS like any client,
     // so they behave the same inside `up` and standalone.
@@ -223,18 +291,133 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> Result<(), BoxError>
     } else {
         None
     };
-    println!(
-        "svcnet API server ready at https://{} — export KUBECONFIG={}",
-        server.addr,
-        server.kubeconfig.display()
-    );
+    let agents = if nodes > 0 {
+        let client = client_for(Some(&server.kubeconfig), "svcnet-agent")?;
+        Some(start_sandbox(&args, nodes, client, agent_token).await?)
+    } else {
+        None
+    };
+    println!("svcnet API server ready at https://{} — export KUBECONFIG={}", server.addr, server.kubeconfig.display());
     wait_for_signal().await?;
     tracing::info!("shutting down");
+    if let Some((prefix, agents)) = agents {
+        let stops: Vec<_> =
+            agents.into_iter().map(|a| tokio::spawn(a.shutdown(std::time::Duration::from_secs(2)))).collect();
+        for s in stops {
+            let _ = s.await;
+        }
+        if let Err(e) = svcnet_agent::sandbox::destroy(&prefix).await {
+            tracing::warn!(error = %e, "removing the sandbox's network namespaces failed");
+        }
+    }
     if let Some(dns) = dns {
         dns.shutdown().await;
     }
     server.shutdown().await;
     store.close().await?;
+    Ok(())
+}
+
+fn random_token() -> String {
+    use std::fmt::Write;
+    let bytes: [u8; 24] = rand::random();
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Builds the sandbox's nodes (removing what a crashed run left) and starts
+/// an agent for each; returns the namespace prefix and the agents.
+async fn start_sandbox(
+    args: &ServerArgs,
+    nodes: u32,
+    client: svcnet_client::Client,
+    token: Option<String>,
+) -> Result<(String, Vec<svcnet_agent::Agent>), BoxError> {
+    let prefix = svcnet_agent::sandbox::prefix_for(&args.data_dir);
+    let cfg = svcnet_agent::sandbox::SandboxConfig {
+        prefix: prefix.clone(),
+        nodes,
+        cluster_cidr: args.cluster_cidr,
+        node_cidr: args.node_cidr,
+    };
+    let planned = svcnet_agent::sandbox::create(&cfg).await?;
+    let exe = std::env::current_exe()?;
+    let mut agents = Vec::new();
+    for n in planned {
+        let config = svcnet_agent::AgentConfig {
+            node_name: n.name.clone(),
+            node_netns: n.netns.clone(),
+            netns_prefix: prefix.clone(),
+            node_ip: n.ip,
+            pod_cidr: n.pod_cidr,
+            cluster_dns: std::net::Ipv4Addr::new(10, 96, 0, 10),
+            cluster_domain: "cluster.local".into(),
+            state_dir: args.data_dir.join("nodes").join(&n.name),
+            svcnet_exe: exe.clone(),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: token.clone(),
+            labels: Vec::new(),
+        };
+        match svcnet_agent::Agent::start(client.clone(), config).await {
+            Ok(a) => agents.push(a),
+            Err(e) => {
+                for a in agents {
+                    a.shutdown(std::time::Duration::ZERO).await;
+                }
+                let _ = svcnet_agent::sandbox::destroy(&prefix).await;
+                return Err(e.into());
+            }
+        }
+    }
+    println!("svcnet nodes ready: {nodes} (network namespaces {prefix}-*)");
+    Ok((prefix, agents))
+}
+
+async fn agent(args: AgentArgs) -> Result<(), BoxError> {
+    if !svcnet_agent::sys::can_manage_namespaces() {
+        return Err(
+            "svcnet agent runs pods in network namespaces, which needs root (or CAP_SYS_ADMIN and CAP_NET_ADMIN)"
+                .into(),
+        );
+    }
+    let client = client_for(args.kubeconfig.as_deref(), "svcnet-agent")?;
+    let netns = args.node_netns.clone().unwrap_or_else(|| format!("svcnet-{}", args.node));
+    if !svcnet_agent::net::netns_path(&netns).exists() {
+        let node = svcnet_agent::net::NodeNet {
+            netns: netns.clone(),
+            index: 0,
+            node_ip: args.node_ip,
+            node_prefix_len: 32,
+            gateway: args.pod_cidr.nth(1),
+            pod_prefix_len: args.pod_cidr.prefix_len,
+            peers: Vec::new(),
+        };
+        svcnet_agent::net::create_node(None, &node).await?;
+    }
+    let token = match &args.token_file {
+        Some(p) => Some(std::fs::read_to_string(p)?.trim().to_string()),
+        None => None,
+    };
+    let config = svcnet_agent::AgentConfig {
+        node_name: args.node.clone(),
+        node_netns: netns.clone(),
+        netns_prefix: netns,
+        node_ip: args.node_ip,
+        pod_cidr: args.pod_cidr,
+        cluster_dns: args.cluster_dns,
+        cluster_domain: args.cluster_domain,
+        state_dir: args.state_dir,
+        svcnet_exe: std::env::current_exe()?,
+        listen: args.listen,
+        token,
+        labels: Vec::new(),
+    };
+    let agent = svcnet_agent::Agent::start(client, config).await?;
+    println!("svcnet agent for node {} ready; exec and logs at {}", args.node, agent.endpoint());
+    wait_for_signal().await?;
+    agent.shutdown(std::time::Duration::from_secs(30)).await;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 mod events;
 mod gc;
 mod queue;
+mod scheduler;
 mod services;
 mod workloads;
 
@@ -106,6 +107,10 @@ impl ControllerManager {
         services::spawn_mirroring(informers.clone(), client.clone());
         workloads::spawn_replicasets(informers.clone(), client.clone(), recorder.clone(), config.replicaset_workers);
         workloads::spawn_deployments(informers.clone(), client.clone(), recorder, config.deployment_workers);
+        // kube-scheduler runs beside the controller manager; here it is
+        // one more controller, reporting events as `default-scheduler`.
+        let scheduler_events = Recorder::new(client.clone(), crate::scheduler::DEFAULT_SCHEDULER_NAME);
+        scheduler::spawn(informers.clone(), client.clone(), scheduler_events);
         gc::spawn(informers.clone(), client);
         ControllerManager { informers }
     }

@@ -34,7 +34,8 @@ fn a_deployment_becomes_ready_and_its_service_gets_endpoints() {
     }
     assert_eventually!(
         10,
-        c.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].addresses[*].ip}"]).split_whitespace().count() == 3,
+        c.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].addresses[*].ip}"]).split_whitespace().count()
+            == 3,
         "endpoints: {}",
         c.ok(&["get", "endpoints", "web", "-o", "yaml"])
     );
@@ -45,17 +46,30 @@ fn a_deployment_becomes_ready_and_its_service_gets_endpoints() {
     let endpoints = slices["items"][0]["endpoints"].as_array().map(Vec::len);
     assert_eq!(endpoints, Some(3), "{slices}");
     assert_eq!(slices["items"][0]["endpoints"][0]["conditions"]["ready"], true);
-    assert_eventually!(10, c.ok(&["get", "deploy", "web", "-o", "jsonpath={.status.readyReplicas}"]) == "3", "deployment not ready");
+    assert_eventually!(
+        10,
+        c.ok(&["get", "deploy", "web", "-o", "jsonpath={.status.readyReplicas}"]) == "3",
+        "deployment not ready"
+    );
     let out = c.ok(&["rollout", "status", "deployment/web", "--timeout=10s"]);
     assert!(out.contains("successfully rolled out"), "{out}");
     let described = c.ok(&["describe", "deploy", "web"]);
     assert!(described.contains("ScalingReplicaSet"), "{described}");
 
     // A pod that stops being ready moves to notReadyAddresses.
-    c.ok(&["patch", "pod", &names[0], "--subresource=status", "--type=merge", "-p", r#"{"status":{"conditions":[{"type":"Ready","status":"False"}]}}"#]);
+    c.ok(&[
+        "patch",
+        "pod",
+        &names[0],
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"Ready","status":"False"}]}}"#,
+    ]);
     assert_eventually!(
         10,
-        c.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].notReadyAddresses[*].ip}"]).trim() == "10.244.1.10",
+        c.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].notReadyAddresses[*].ip}"]).trim()
+            == "10.244.1.10",
         "not-ready address missing: {}",
         c.ok(&["get", "endpoints", "web", "-o", "yaml"])
     );
@@ -110,7 +124,12 @@ fn a_template_change_rolls_out_a_new_replicaset_and_keeps_history() {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|r| (r["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or("").to_string(), r["spec"]["replicas"].as_i64().unwrap_or(-1)))
+        .map(|r| {
+            (
+                r["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or("").to_string(),
+                r["spec"]["replicas"].as_i64().unwrap_or(-1),
+            )
+        })
         .collect();
     assert!(sizes.contains(&("svcnet/echoserver:2.0".to_string(), 2)), "{sizes:?}");
     assert!(sizes.contains(&("svcnet/echoserver:1.0".to_string(), 0)), "old ReplicaSet kept as history: {sizes:?}");
@@ -156,12 +175,17 @@ fn selector_less_services_keep_hand_written_endpoints_and_get_mirrored_slices() 
     );
     assert_eventually!(
         10,
-        !c.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=my-service", "-o", "name"]).trim().is_empty(),
+        !c.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=my-service", "-o", "name"])
+            .trim()
+            .is_empty(),
         "no mirrored slice"
     );
     let slices = json(&c.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=my-service", "-o", "json"]));
     assert_eq!(slices["items"][0]["endpoints"][0]["addresses"][0], "1.2.3.4");
-    assert_eq!(slices["items"][0]["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"], "endpointslicemirroring-controller.k8s.io");
+    assert_eq!(
+        slices["items"][0]["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"],
+        "endpointslicemirroring-controller.k8s.io"
+    );
     let ep = c.ok(&["get", "ep", "my-service"]);
     assert!(ep.contains("1.2.3.4:9376"), "{ep}");
 }

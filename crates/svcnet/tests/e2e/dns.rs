@@ -20,11 +20,7 @@ fn dig_resolves_services_headless_endpoints_and_negative_answers_carry_the_soa()
     );
     // A headless Service answers with its ready endpoints' addresses.
     c.ok(&["apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/pc-deployment.yaml")]);
-    assert_eventually!(
-        10,
-        c.ok(&["get", "pods", "-n", "dev", "-o", "name"]).lines().count() == 3,
-        "three pods"
-    );
+    assert_eventually!(10, c.ok(&["get", "pods", "-n", "dev", "-o", "name"]).lines().count() == 3, "three pods");
     let pods = c.ok(&["get", "pods", "-n", "dev", "-o", "jsonpath={.items[*].metadata.name}"]);
     for (pod, ip) in pods.split_whitespace().zip(["10.244.1.39", "10.244.1.40", "10.244.2.33"]) {
         let status = format!(
@@ -35,11 +31,8 @@ fn dig_resolves_services_headless_endpoints_and_negative_answers_carry_the_soa()
     assert_eventually!(
         10,
         {
-            let mut ips: Vec<String> = c
-                .dig(&["service-headliness.dev.svc.cluster.local", "+short"])
-                .lines()
-                .map(str::to_string)
-                .collect();
+            let mut ips: Vec<String> =
+                c.dig(&["service-headliness.dev.svc.cluster.local", "+short"]).lines().map(str::to_string).collect();
             ips.sort();
             ips == ["10.244.1.39", "10.244.1.40", "10.244.2.33"]
         },

@@ -17,15 +17,22 @@ fn objects_survive_kill_dash_nine_and_resource_versions_keep_increasing() {
     let c = Cluster::start_in(dir);
     let after = json(&c.ok(&["get", "--raw", "/api/v1/namespaces/default/configmaps"]));
     let names = |v: &serde_json::Value| -> Vec<String> {
-        v["items"].as_array().expect("items").iter().filter_map(|i| i["metadata"]["name"].as_str().map(str::to_string)).collect()
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|i| i["metadata"]["name"].as_str().map(str::to_string))
+            .collect()
     };
     assert_eq!(names(&before), names(&after));
     let cm7 = after["items"].as_array().and_then(|a| a.iter().find(|i| i["metadata"]["name"] == "cm-7")).expect("cm-7");
     assert_eq!(cm7["data"]["i"], "7");
     // The same certificates are reused: the old kubeconfig still works.
     let kubeconfig_after = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
-    assert_eq!(kubeconfig_before.lines().filter(|l| l.contains("-data:")).collect::<Vec<_>>(),
-               kubeconfig_after.lines().filter(|l| l.contains("-data:")).collect::<Vec<_>>());
+    assert_eq!(
+        kubeconfig_before.lines().filter(|l| l.contains("-data:")).collect::<Vec<_>>(),
+        kubeconfig_after.lines().filter(|l| l.contains("-data:")).collect::<Vec<_>>()
+    );
     c.ok(&["create", "configmap", "later", "--from-literal=a=b"]);
     let later = json(&c.ok(&["get", "configmap", "later", "-o", "json"]));
     let rv_later: u64 = later["metadata"]["resourceVersion"].as_str().expect("rv").parse().expect("number");

@@ -26,9 +26,15 @@ fn wrong_types_are_a_bad_request_naming_the_field() {
     let c = Cluster::start();
     let (code, body) = c.curl(
         true,
-        &["-X", "POST", "-H", "Content-Type: application/json", "--data",
-          r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"x"},"spec":{"ports":[{"port":"abc"}]}}"#,
-          &c.url("/api/v1/namespaces/default/services")],
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"x"},"spec":{"ports":[{"port":"abc"}]}}"#,
+            &c.url("/api/v1/namespaces/default/services"),
+        ],
     );
     assert_eq!(code, 400, "{body}");
     let s = json(&body);
@@ -45,7 +51,15 @@ fn malformed_documents_and_unknown_kinds_are_rejected() {
     assert!(err.contains("Gizmo"), "{err}");
     let (code, body) = c.curl(
         true,
-        &["-X", "POST", "-H", "Content-Type: application/json", "--data", "{not json", &c.url("/api/v1/namespaces/default/configmaps")],
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            "{not json",
+            &c.url("/api/v1/namespaces/default/configmaps"),
+        ],
     );
     assert_eq!(code, 400, "{body}");
     assert_eq!(json(&body)["kind"], "Status");
@@ -56,14 +70,21 @@ fn invalid_names_get_422_with_a_cause_per_field() {
     let c = Cluster::start();
     let (code, body) = c.curl(
         true,
-        &["-X", "POST", "-H", "Content-Type: application/json", "--data",
-          r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"Not_Valid","labels":{"-bad":"x"}}}"#,
-          &c.url("/api/v1/namespaces/default/configmaps")],
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"Not_Valid","labels":{"-bad":"x"}}}"#,
+            &c.url("/api/v1/namespaces/default/configmaps"),
+        ],
     );
     assert_eq!(code, 422, "{body}");
     let s = json(&body);
     assert_eq!(s["reason"], "Invalid");
-    let fields: Vec<&str> = s["details"]["causes"].as_array().expect("causes").iter().filter_map(|c| c["field"].as_str()).collect();
+    let fields: Vec<&str> =
+        s["details"]["causes"].as_array().expect("causes").iter().filter_map(|c| c["field"].as_str()).collect();
     assert!(fields.contains(&"metadata.name") && fields.contains(&"metadata.labels"), "{body}");
     let err = c.fails(&["create", "namespace", "Bad_Name"], None);
     assert!(err.contains("Invalid value: \"Bad_Name\""), "{err}");
@@ -88,7 +109,15 @@ fn bodies_over_three_mebibytes_get_413() {
     let data = format!("@{}", path.display());
     let (code, body) = c.curl(
         true,
-        &["-X", "POST", "-H", "Content-Type: application/json", "--data-binary", &data, &c.url("/api/v1/namespaces/default/configmaps")],
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &data,
+            &c.url("/api/v1/namespaces/default/configmaps"),
+        ],
     );
     assert_eq!(code, 413, "{body}");
     assert_eq!(json(&body)["reason"], "RequestEntityTooLarge");
@@ -104,7 +133,15 @@ fn stale_resource_versions_conflict_with_409() {
     c.ok(&["label", "configmap", "cm", "x=y"]);
     let (code, body) = c.curl(
         true,
-        &["-X", "PUT", "-H", "Content-Type: application/json", "--data", &stale, &c.url("/api/v1/namespaces/default/configmaps/cm")],
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &stale,
+            &c.url("/api/v1/namespaces/default/configmaps/cm"),
+        ],
     );
     assert_eq!(code, 409, "{body}");
     let s = json(&body);
@@ -122,8 +159,15 @@ fn invalid_selectors_and_patches_are_bad_requests() {
     c.ok(&["create", "configmap", "cm", "--from-literal=a=b"]);
     let (code, body) = c.curl(
         true,
-        &["-X", "PATCH", "-H", "Content-Type: application/json-patch+json", "--data", r#"[{"op":"frobnicate","path":"/x"}]"#,
-          &c.url("/api/v1/namespaces/default/configmaps/cm")],
+        &[
+            "-X",
+            "PATCH",
+            "-H",
+            "Content-Type: application/json-patch+json",
+            "--data",
+            r#"[{"op":"frobnicate","path":"/x"}]"#,
+            &c.url("/api/v1/namespaces/default/configmaps/cm"),
+        ],
     );
     // kube-apiserver answers a JSON patch it cannot apply with 422.
     assert_eq!(code, 422, "{body}");
@@ -137,9 +181,15 @@ fn generate_name_and_server_dry_run_behave_as_in_kubernetes() {
     let c = Cluster::start();
     let (code, body) = c.curl(
         true,
-        &["-X", "POST", "-H", "Content-Type: application/json", "--data",
-          r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":"job-"}}"#,
-          &c.url("/api/v1/namespaces/default/configmaps")],
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":"job-"}}"#,
+            &c.url("/api/v1/namespaces/default/configmaps"),
+        ],
     );
     assert_eq!(code, 201, "{body}");
     let name = json(&body)["metadata"]["name"].as_str().expect("name").to_string();

@@ -88,7 +88,10 @@ impl Cluster {
     /// Runs a kubectl binary against this cluster.
     pub fn kubectl_with(&self, bin: &str, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new(bin);
-        cmd.arg("--kubeconfig").arg(self.kubeconfig()).arg("--cache-dir").arg(self.cache.path().join(bin.replace('/', "_")));
+        cmd.arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cache-dir")
+            .arg(self.cache.path().join(bin.replace('/', "_")));
         cmd.args(args).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn kubectl");
@@ -172,7 +175,7 @@ impl Cluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-        
+
         std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
     }
 

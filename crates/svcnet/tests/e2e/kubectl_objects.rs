@@ -34,7 +34,9 @@ fn apply_creates_then_updates_and_removes_fields_like_client_side_apply() {
 
     // Re-apply with a changed port and without the label: kubectl computes
     // a strategic merge patch that the server must honour.
-    let changed = SERVICE.replace("  labels:\n    tier: web\n", "").replace("port: 80\n    targetPort: 80", "port: 8080\n    targetPort: 80");
+    let changed = SERVICE
+        .replace("  labels:\n    tier: web\n", "")
+        .replace("port: 80\n    targetPort: 80", "port: 8080\n    targetPort: 80");
     let out = c.apply(&changed);
     assert!(out.contains("configured"), "{out}");
     let svc = json(&c.ok(&["get", "svc", "service-clusterip", "-o", "json"]));
@@ -59,7 +61,8 @@ fn every_kubectl_version_can_create_get_and_delete() {
         let out = c.ok_with(bin, &["get", "configmap", &name], None);
         assert!(out.lines().next().is_some_and(|h| h.starts_with("NAME") && h.contains("DATA")), "{out}");
         assert!(out.contains(&name), "{out}");
-        let manifest = SERVICE.replace("service-clusterip", &format!("svc-{i}")).replace("  clusterIP: 10.97.97.97\n", "");
+        let manifest =
+            SERVICE.replace("service-clusterip", &format!("svc-{i}")).replace("  clusterIP: 10.97.97.97\n", "");
         c.ok_with(bin, &["apply", "-f", "-"], Some(&manifest));
         let out = c.ok_with(bin, &["delete", "svc", &format!("svc-{i}")], None);
         assert!(out.contains("deleted"), "{out}");
@@ -113,7 +116,16 @@ fn patch_supports_strategic_merge_json_merge_and_json_patch() {
     let c = Cluster::start();
     c.apply(SERVICE);
     // A second port needs both ports named, as kube-apiserver insists.
-    let err = c.fails(&["patch", "svc", "service-clusterip", "-p", r#"{"spec":{"ports":[{"port":443,"targetPort":8443,"name":"https"}]}}"#], None);
+    let err = c.fails(
+        &[
+            "patch",
+            "svc",
+            "service-clusterip",
+            "-p",
+            r#"{"spec":{"ports":[{"port":443,"targetPort":8443,"name":"https"}]}}"#,
+        ],
+        None,
+    );
     assert!(err.contains("spec.ports[1].name: Required value"), "{err}");
     c.ok(&[
         "patch",
@@ -124,20 +136,38 @@ fn patch_supports_strategic_merge_json_merge_and_json_patch() {
     ]);
     let svc = json(&c.ok(&["get", "svc", "service-clusterip", "-o", "json"]));
     // Strategic merge keys ports by port: port 80 gains its name, 443 joins.
-    let ports: Vec<i64> = svc["spec"]["ports"].as_array().expect("ports").iter().filter_map(|p| p["port"].as_i64()).collect();
+    let ports: Vec<i64> =
+        svc["spec"]["ports"].as_array().expect("ports").iter().filter_map(|p| p["port"].as_i64()).collect();
     assert_eq!(ports.len(), 2, "{svc}");
     assert!(ports.contains(&80) && ports.contains(&443));
 
-    c.ok(&["patch", "svc", "service-clusterip", "--type=merge", "-p", r#"{"metadata":{"labels":{"tier":null,"x":"y"}}}"#]);
+    c.ok(&[
+        "patch",
+        "svc",
+        "service-clusterip",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"labels":{"tier":null,"x":"y"}}}"#,
+    ]);
     let svc = json(&c.ok(&["get", "svc", "service-clusterip", "-o", "json"]));
     assert!(svc["metadata"]["labels"].get("tier").is_none());
     assert_eq!(svc["metadata"]["labels"]["x"], "y");
 
-    c.ok(&["patch", "svc", "service-clusterip", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/selector/app","value":"other"}]"#]);
+    c.ok(&[
+        "patch",
+        "svc",
+        "service-clusterip",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/selector/app","value":"other"}]"#,
+    ]);
     let svc = json(&c.ok(&["get", "svc", "service-clusterip", "-o", "json"]));
     assert_eq!(svc["spec"]["selector"]["app"], "other");
 
-    let err = c.fails(&["patch", "svc", "service-clusterip", "--type=json", "-p", r#"[{"op":"remove","path":"/spec/nothere"}]"#], None);
+    let err = c.fails(
+        &["patch", "svc", "service-clusterip", "--type=json", "-p", r#"[{"op":"remove","path":"/spec/nothere"}]"#],
+        None,
+    );
     assert!(!err.is_empty());
 }
 
@@ -229,7 +259,9 @@ fn delete_by_file_and_name_returns_promptly() {
 #[test]
 fn finalizers_hold_an_object_until_they_are_removed() {
     let c = Cluster::start();
-    c.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers: [example.com/hold]\ndata:\n  a: b\n");
+    c.apply(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers: [example.com/hold]\ndata:\n  a: b\n",
+    );
     c.ok(&["delete", "configmap", "held", "--wait=false"]);
     let cm = json(&c.ok(&["get", "configmap", "held", "-o", "json"]));
     assert!(cm["metadata"]["deletionTimestamp"].is_string(), "{cm}");
@@ -256,8 +288,12 @@ fn server_side_apply_tracks_managers_and_reports_conflicts() {
     let out = c.ok_with(KUBECTL, &["apply", "--server-side", "-f", "-"], Some(SERVICE));
     assert!(out.contains("serverside-applied"), "{out}");
     let svc = json(&c.ok(&["get", "svc", "service-clusterip", "-o", "json", "--show-managed-fields"]));
-    let managers: Vec<&str> =
-        svc["metadata"]["managedFields"].as_array().expect("managedFields").iter().filter_map(|m| m["manager"].as_str()).collect();
+    let managers: Vec<&str> = svc["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields")
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
     assert!(managers.contains(&"kubectl"), "{svc}");
 
     // Another manager setting the same field to another value conflicts.
@@ -265,7 +301,11 @@ fn server_side_apply_tracks_managers_and_reports_conflicts() {
     let err = c.fails(&["apply", "--server-side", "--field-manager=someone-else", "-f", "-"], Some(&other));
     assert!(err.contains("conflict"), "{err}");
     // ... unless it forces ownership.
-    c.ok_with(KUBECTL, &["apply", "--server-side", "--field-manager=someone-else", "--force-conflicts", "-f", "-"], Some(&other));
+    c.ok_with(
+        KUBECTL,
+        &["apply", "--server-side", "--field-manager=someone-else", "--force-conflicts", "-f", "-"],
+        Some(&other),
+    );
     let svc = json(&c.ok(&["get", "svc", "service-clusterip", "-o", "json"]));
     assert_eq!(svc["spec"]["selector"]["app"], "other");
 }

@@ -11,6 +11,6 @@ mod errors;
 mod kubectl_basics;
 mod kubectl_objects;
 mod python_client;
-mod services;
 mod seeds;
+mod services;
 mod watch;

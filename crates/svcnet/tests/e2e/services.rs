@@ -50,7 +50,10 @@ fn services_are_defaulted_like_kubernetes() {
 #[test]
 fn a_requested_cluster_ip_or_node_port_is_honoured_once() {
     let c = Cluster::start();
-    c.apply(&svc("a", "  clusterIP: 10.101.150.150\n  type: NodePort\n").replace("  - port: 80\n", "  - port: 80\n    nodePort: 32001\n"));
+    c.apply(
+        &svc("a", "  clusterIP: 10.101.150.150\n  type: NodePort\n")
+            .replace("  - port: 80\n", "  - port: 80\n    nodePort: 32001\n"),
+    );
     let s = json(&c.ok(&["get", "svc", "a", "-o", "json"]));
     assert_eq!(s["spec"]["clusterIP"], "10.101.150.150");
     assert_eq!(s["spec"]["ports"][0]["nodePort"], 32001);
@@ -176,11 +179,17 @@ fn invalid_services_are_refused_with_kubernetes_messages() {
     // A cluster IP cannot change once set.
     c.apply(&svc("fixed", "  clusterIP: 10.99.0.5\n"));
     let err = c.fails(&["apply", "-f", "-"], Some(&svc("fixed", "  clusterIP: 10.99.0.6\n")));
-    assert!(err.contains("spec.clusterIPs[0]: Invalid value: []string{\"10.99.0.6\"}: may not change once set"), "{err}");
+    assert!(
+        err.contains("spec.clusterIPs[0]: Invalid value: []string{\"10.99.0.6\"}: may not change once set"),
+        "{err}"
+    );
     // Endpoints refuse special addresses.
     let err = c.fails(
         &["apply", "-f", "-"],
         Some("apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: e\nsubsets:\n- addresses:\n  - ip: 169.254.1.1\n  ports:\n  - port: 80\n"),
     );
-    assert!(err.contains("subsets[0].addresses[0].ip: Invalid value: \"169.254.1.1\": may not be in the link-local range"), "{err}");
+    assert!(
+        err.contains("subsets[0].addresses[0].ip: Invalid value: \"169.254.1.1\": may not be in the link-local range"),
+        "{err}"
+    );
 }

@@ -55,14 +55,19 @@ fn watch_from_a_resource_version_replays_later_events_and_too_old_is_gone() {
     let events: Vec<serde_json::Value> = body.lines().map(json).collect();
     let summary: Vec<(String, String)> = events
         .iter()
-        .map(|e| (e["type"].as_str().unwrap_or("").into(), e["object"]["metadata"]["name"].as_str().unwrap_or("").into()))
+        .map(|e| {
+            (e["type"].as_str().unwrap_or("").into(), e["object"]["metadata"]["name"].as_str().unwrap_or("").into())
+        })
         .collect();
     assert_eq!(summary, [("ADDED".into(), "b".into()), ("DELETED".into(), "a".into())], "{body}");
 
     // After a restart the history starts afresh: a resourceVersion from
     // before it is gone, reported as 410 in an ERROR event.
     let c = Cluster::start_in(c.kill9());
-    let (code, body) = c.curl(true, &[&c.url(&format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=1"))]);
+    let (code, body) = c.curl(
+        true,
+        &[&c.url(&format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=1"))],
+    );
     assert_eq!(code, 200);
     let first = json(body.lines().next().expect("an event"));
     assert_eq!(first["type"], "ERROR", "{body}");

@@ -1,0 +1,222 @@
+//! Network namespaces, bridges and veth pairs, made with iproute2.
+//!
+//! Nothing here touches the host's own network namespace: every interface
+//! is created inside a namespace (`ip -n NS link add ... peer ... netns
+//! OTHER`), so a namespace's deletion takes its interfaces with it.
+//!
+//! The sandbox's layout, for nodes `1..=N`:
+//!
+//! ```text
+//!   <prefix>-net            br0 ── n1 ─┐  ── n2 ─┐          (the node network)
+//!   <prefix>-node1    eth0 172.18.0.2 ◄─┘  cni0 10.244.1.1/24 ── vethXXXX ─► pod eth0
+//!   <prefix>-node2    eth0 172.18.0.3 ◄────┘ cni0 10.244.2.1/24 ...
+//! ```
+//!
+//! Each node routes the other nodes' pod CIDRs through their node address;
+//! no namespace has a default route, so nothing leaves the sandbox.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("running `{command}`: {source}")]
+    Spawn { command: String, source: std::io::Error },
+    #[error("`{command}` failed: {stderr}")]
+    Failed { command: String, stderr: String },
+}
+
+pub type Result<T> = std::result::Result<T, NetError>;
+
+/// Where `ip netns` keeps its namespaces and per-namespace `/etc` files.
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+pub const NETNS_ETC_DIR: &str = "/etc/netns";
+
+pub fn netns_path(name: &str) -> PathBuf {
+    Path::new(NETNS_RUN_DIR).join(name)
+}
+
+/// The directory whose files `ip netns exec NAME` (and svcnet's containers)
+/// see over `/etc`.
+pub fn netns_etc(name: &str) -> PathBuf {
+    Path::new(NETNS_ETC_DIR).join(name)
+}
+
+async fn run(args: &[&str], stdin: Option<&str>) -> Result<String> {
+    let command = format!("ip {}", args.join(" "));
+    let mut cmd = Command::new("ip");
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = cmd.spawn().map_err(|source| NetError::Spawn { command: command.clone(), source })?;
+    if let Some(input) = stdin {
+        if let Some(mut pipe) = child.stdin.take() {
+            pipe.write_all(input.as_bytes())
+                .await
+                .map_err(|source| NetError::Spawn { command: command.clone(), source })?;
+        }
+    }
+    let out = child.wait_with_output().await.map_err(|source| NetError::Spawn { command: command.clone(), source })?;
+    if !out.status.success() {
+        return Err(NetError::Failed { command, stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `ip` commands (one per line, without the leading `ip`) inside
+/// namespace `ns` in a single process.
+async fn batch(ns: &str, lines: &[String]) -> Result<()> {
+    let mut script = lines.join("\n");
+    script.push('\n');
+    run(&["-n", ns, "-batch", "-"], Some(&script)).await.map(drop)
+}
+
+async fn sysctl(ns: &str, key: &str, value: &str) -> Result<()> {
+    let command = format!("ip netns exec {ns} sysctl -qw {key}={value}");
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "sysctl", "-qw", &format!("{key}={value}")])
+        .output()
+        .await
+        .map_err(|source| NetError::Spawn { command: command.clone(), source })?;
+    if !out.status.success() {
+        return Err(NetError::Failed { command, stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+    }
+    Ok(())
+}
+
+pub async fn add_netns(name: &str) -> Result<()> {
+    run(&["netns", "add", name], None).await.map(drop)
+}
+
+/// Deletes a namespace (and with it every interface inside, and the peers
+/// of its veths) and its `/etc/netns` files. Missing is fine.
+pub async fn delete_netns(name: &str) -> Result<()> {
+    let result = match run(&["netns", "delete", name], None).await {
+        Err(NetError::Failed { stderr, .. }) if stderr.contains("No such file") => Ok(()),
+        other => other.map(drop),
+    };
+    let _ = tokio::fs::remove_dir_all(netns_etc(name)).await;
+    result
+}
+
+/// Every namespace whose name starts with `prefix`.
+pub async fn list_netns(prefix: &str) -> Result<Vec<String>> {
+    let out = run(&["netns", "list"], None).await?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_string)
+        .collect())
+}
+
+/// Removes every namespace a previous run under `prefix` left behind.
+pub async fn cleanup(prefix: &str) -> Result<usize> {
+    let names = list_netns(prefix).await?;
+    for n in &names {
+        delete_netns(n).await?;
+    }
+    Ok(names.len())
+}
+
+/// The node network: a namespace holding one bridge every node plugs into.
+pub async fn create_fabric(name: &str) -> Result<()> {
+    add_netns(name).await?;
+    batch(name, &["link set lo up".into(), "link add br0 type bridge".into(), "link set br0 up".into()]).await
+}
+
+/// One node's network, as laid out in the module docs.
+#[derive(Debug, Clone)]
+pub struct NodeNet {
+    /// The node's namespace.
+    pub netns: String,
+    /// Interface index on the fabric (its name there is `n<index>`).
+    pub index: u32,
+    pub node_ip: Ipv4Addr,
+    pub node_prefix_len: u8,
+    /// The bridge address: the pods' gateway (first address of the pod CIDR).
+    pub gateway: Ipv4Addr,
+    pub pod_prefix_len: u8,
+    /// Other nodes' pod CIDRs and node addresses.
+    pub peers: Vec<(String, Ipv4Addr)>,
+}
+
+pub const NODE_BRIDGE: &str = "cni0";
+
+/// Creates a node namespace plugged into `fabric` (when given): its node
+/// address on eth0, the pod bridge, forwarding, and routes to the peers'
+/// pod CIDRs.
+pub async fn create_node(fabric: Option<&str>, node: &NodeNet) -> Result<()> {
+    add_netns(&node.netns).await?;
+    let mut lines = vec!["link set lo up".to_string()];
+    lines.push(format!("link add {NODE_BRIDGE} type bridge"));
+    lines.push(format!("addr add {}/{} dev {NODE_BRIDGE}", node.gateway, node.pod_prefix_len));
+    lines.push(format!("link set {NODE_BRIDGE} up"));
+    batch(&node.netns, &lines).await?;
+    if let Some(fabric) = fabric {
+        let port = format!("n{}", node.index);
+        batch(
+            fabric,
+            &[
+                format!("link add {port} type veth peer name eth0 netns {}", node.netns),
+                format!("link set {port} master br0 up"),
+            ],
+        )
+        .await?;
+        let mut lines = vec![
+            format!("addr add {}/{} dev eth0", node.node_ip, node.node_prefix_len),
+            "link set eth0 up".to_string(),
+        ];
+        for (cidr, via) in &node.peers {
+            lines.push(format!("route add {cidr} via {via}"));
+        }
+        batch(&node.netns, &lines).await?;
+    }
+    sysctl(&node.netns, "net.ipv4.ip_forward", "1").await?;
+    Ok(())
+}
+
+/// One pod's network.
+#[derive(Debug, Clone)]
+pub struct PodNet {
+    pub netns: String,
+    /// The node-side end of the veth, on the node's bridge.
+    pub host_veth: String,
+    pub ip: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv4Addr,
+}
+
+/// Creates the pod's namespace, its veth pair (eth0 inside, `host_veth` on
+/// the node's bridge), its address and default route via the bridge.
+pub async fn create_pod(node_netns: &str, pod: &PodNet) -> Result<()> {
+    add_netns(&pod.netns).await?;
+    let wire = async {
+        batch(
+            node_netns,
+            &[
+                format!("link add {} type veth peer name eth0 netns {}", pod.host_veth, pod.netns),
+                format!("link set {} master {NODE_BRIDGE} up", pod.host_veth),
+            ],
+        )
+        .await?;
+        batch(
+            &pod.netns,
+            &[
+                "link set lo up".to_string(),
+                format!("addr add {}/{} dev eth0", pod.ip, pod.prefix_len),
+                "link set eth0 up".to_string(),
+                format!("route add default via {}", pod.gateway),
+            ],
+        )
+        .await
+    };
+    if let Err(e) = wire.await {
+        let _ = delete_netns(&pod.netns).await;
+        return Err(e);
+    }
+    Ok(())
+}

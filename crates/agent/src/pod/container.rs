@@ -1,0 +1,416 @@
+//! One container's life: start its process in the pod, pump its output
+//! into log files, run its probes, restart it by the restart policy with
+//! the kubelet's crash back-off (immediately the first time, then 10 s
+//! doubling to 5 min, reset after 10 min of running), and stop it with
+//! SIGTERM, the grace period, then SIGKILL.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Probe};
+use nix::sys::signal::Signal;
+use tokio::sync::{mpsc, watch};
+
+use super::probe::{self, Outcome};
+use super::spec::{self, PodFacts};
+use super::state::{ContainerPhase, Terminated};
+use super::{Inner, PodRun, logs};
+use crate::sys::{self, Placement};
+
+const BACKOFF_START: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+const BACKOFF_RESET: Duration = Duration::from_secs(600);
+
+/// A log file of one attempt.
+pub struct Attempt {
+    pub path: PathBuf,
+    pub finished: watch::Sender<bool>,
+}
+
+/// What exec and logs need about a container.
+#[derive(Default)]
+pub struct ContainerIo {
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<PathBuf>,
+    pub attempts: Vec<Attempt>,
+}
+
+fn container_spec(run: &PodRun, i: usize) -> Container {
+    let pod = run.pod();
+    pod.spec.as_ref().and_then(|s| s.containers.get(i).cloned()).unwrap_or_default()
+}
+
+fn stopping(run: &PodRun) -> Option<u64> {
+    *run.stop.borrow()
+}
+
+/// Why an attempt ended early.
+enum Kill {
+    /// The liveness or startup probe failed.
+    Unhealthy,
+    /// The pod is stopping.
+    Stop(u64),
+}
+
+pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement: Placement) {
+    let mut stop = run.stop.subscribe();
+    let mut backoff = Duration::ZERO;
+    loop {
+        if stopping(&run).is_some() {
+            break;
+        }
+        let c = container_spec(&run, i);
+        let pod = run.pod();
+        let launch = match spec::launch(&c, i, &inner.cfg.svcnet_exe) {
+            Ok(l) => l,
+            Err(w) => {
+                run.with_container(i, |s| {
+                    s.phase = ContainerPhase::Waiting { reason: w.reason, message: Some(w.message) }
+                });
+                let _ = stop.wait_for(Option::is_some).await;
+                break;
+            }
+        };
+        let ip = run.state.lock().unwrap_or_else(|e| e.into_inner()).pod_ip.unwrap_or(inner.cfg.node_ip);
+        let facts = PodFacts { pod: &pod, pod_ip: ip, host_ip: inner.cfg.node_ip, node_name: &inner.cfg.node_name };
+        let mut env = spec::environment(&c, &facts, &placement.hostname);
+        env.extend(launch.env.clone());
+        let argv = spec::expand_argv(&launch.argv, &env);
+        let working_dir = c.working_dir.clone().filter(|w| !w.is_empty()).map(PathBuf::from);
+
+        let attempt_no = run.io.lock().unwrap_or_else(|e| e.into_inner())[i].attempts.len();
+        let log_dir =
+            inner.cfg.state_dir.join("logs").join(format!("{}_{}_{}", run.namespace, run.name, run.uid)).join(&c.name);
+        let log_path = log_dir.join(format!("{attempt_no}.log"));
+        let file = std::fs::create_dir_all(&log_dir).and_then(|_| std::fs::File::create(&log_path));
+        let (finished_tx, _) = watch::channel(false);
+        {
+            let mut io = run.io.lock().unwrap_or_else(|e| e.into_inner());
+            io[i].env = env.clone();
+            io[i].working_dir = working_dir.clone();
+            io[i].attempts.push(Attempt { path: log_path.clone(), finished: finished_tx.clone() });
+        }
+        let uid8: String = run.uid.chars().filter(char::is_ascii_hexdigit).take(12).collect();
+        let container_id = format!("svcnet://{uid8}-{}-{attempt_no}", c.name);
+        let started_at = jiff::Timestamp::now();
+
+        let spawned = match file {
+            Err(e) => Err(format!("creating the log file {}: {e}", log_path.display())),
+            Ok(file) => spawn(&argv, &env, working_dir.as_deref(), &placement).map(|child| (child, file)),
+        };
+        let (mut child, file) = match spawned {
+            Ok(ok) => ok,
+            Err(message) => {
+                finished_tx.send_replace(true);
+                let t = Terminated {
+                    exit_code: 128,
+                    signal: None,
+                    reason: "StartError".into(),
+                    message: Some(message),
+                    started_at: None,
+                    finished_at: jiff::Timestamp::now(),
+                    container_id: container_id.clone(),
+                };
+                if !after_exit(&run, i, t, &mut backoff, Duration::ZERO, &mut stop).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        run.with_container(i, |s| {
+            s.phase = ContainerPhase::Running { started_at };
+            s.pid = Some(pid);
+            s.container_id = container_id.clone();
+            s.started = c.startup_probe.is_none();
+            s.ready = c.readiness_probe.is_none() && c.startup_probe.is_none();
+        });
+        let file = Arc::new(Mutex::new(file));
+        let pumps = [
+            child.stdout.take().map(|o| tokio::spawn(logs::pump(o, "stdout", file.clone()))),
+            child.stderr.take().map(|e| tokio::spawn(logs::pump(e, "stderr", file.clone()))),
+        ];
+        let (kill_tx, mut kill_rx) = mpsc::channel::<()>(1);
+        let probes = tokio::spawn(probe_loop(inner.clone(), run.clone(), i, c.clone(), pid, env.clone(), kill_tx));
+
+        let kill = tokio::select! {
+            status = child.wait() => Err(status),
+            Some(()) = kill_rx.recv() => Ok(Kill::Unhealthy),
+            grace = stop.wait_for(Option::is_some) => Ok(Kill::Stop(grace.ok().and_then(|g| *g).unwrap_or(0))),
+        };
+        let status = match kill {
+            Err(status) => status,
+            Ok(Kill::Unhealthy) => terminate(&mut child, pid, grace_of(&run)).await,
+            Ok(Kill::Stop(grace)) => terminate(&mut child, pid, Duration::from_secs(grace)).await,
+        };
+        probes.abort();
+        for p in pumps.into_iter().flatten() {
+            let _ = p.await;
+        }
+        finished_tx.send_replace(true);
+        let (exit_code, signal) = match &status {
+            Ok(s) => match (s.code(), s.signal()) {
+                (Some(code), _) => (code, None),
+                (None, Some(sig)) => (128 + sig, Some(sig)),
+                _ => (255, None),
+            },
+            Err(_) => (255, None),
+        };
+        let t = Terminated {
+            exit_code,
+            signal,
+            reason: if exit_code == 0 { "Completed".into() } else { "Error".into() },
+            message: None,
+            started_at: Some(started_at),
+            finished_at: jiff::Timestamp::now(),
+            container_id,
+        };
+        let ran = Duration::try_from(jiff::Timestamp::now().duration_since(started_at)).unwrap_or_default();
+        if !after_exit(&run, i, t, &mut backoff, ran, &mut stop).await {
+            break;
+        }
+    }
+    run.with_container(i, |s| {
+        s.done = true;
+        s.ready = false;
+        s.pid = None;
+    });
+}
+
+/// Records an exit and waits out the back-off. False when the container
+/// is not to run again.
+async fn after_exit(
+    run: &PodRun,
+    i: usize,
+    t: Terminated,
+    backoff: &mut Duration,
+    ran: Duration,
+    stop: &mut watch::Receiver<Option<u64>>,
+) -> bool {
+    let policy = run.state.lock().unwrap_or_else(|e| e.into_inner()).restart_policy.clone();
+    let restart = stopping(run).is_none()
+        && match policy.as_str() {
+            "Never" => false,
+            "OnFailure" => t.exit_code != 0,
+            _ => true,
+        };
+    if !restart {
+        run.with_container(i, |s| {
+            s.phase = ContainerPhase::Terminated(t);
+            s.pid = None;
+            s.ready = false;
+            s.done = true;
+        });
+        return false;
+    }
+    if ran >= BACKOFF_RESET {
+        *backoff = Duration::ZERO;
+    }
+    let wait = *backoff;
+    *backoff = if wait.is_zero() { BACKOFF_START } else { (wait * 2).min(BACKOFF_MAX) };
+    let pod_desc = format!("{}_{}({})", run.name, run.namespace, run.uid);
+    run.with_container(i, |s| {
+        s.last = Some(t.clone());
+        s.restart_count += 1;
+        s.pid = None;
+        s.ready = false;
+        s.started = false;
+        s.phase = if wait.is_zero() {
+            ContainerPhase::Waiting { reason: "ContainerCreating".into(), message: None }
+        } else {
+            ContainerPhase::Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: Some(format!(
+                    "back-off {}s restarting failed container={} pod={pod_desc}",
+                    wait.as_secs(),
+                    s.name
+                )),
+            }
+        };
+    });
+    if !wait.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(Option::is_some) => return false,
+        }
+    }
+    true
+}
+
+fn grace_of(run: &PodRun) -> Duration {
+    let pod = run.pod();
+    let secs = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30).max(0);
+    Duration::from_secs(secs as u64)
+}
+
+fn spawn(
+    argv: &[String],
+    env: &[(String, String)],
+    working_dir: Option<&std::path::Path>,
+    placement: &Placement,
+) -> Result<tokio::process::Child, String> {
+    let (program, args) = argv.split_first().ok_or("no command")?;
+    // Look the program up in the container's PATH, as the runtime does.
+    let path = env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str()).unwrap_or("/usr/bin:/bin");
+    let resolved = if program.contains('/') {
+        Some(PathBuf::from(program))
+    } else {
+        path.split(':').map(|d| PathBuf::from(d).join(program)).find(|p| p.is_file())
+    };
+    let Some(resolved) = resolved.filter(|p| p.exists()) else {
+        return Err(if program.contains('/') {
+            format!("exec: {program:?}: stat {program}: no such file or directory")
+        } else {
+            format!("exec: {program:?}: executable file not found in $PATH")
+        });
+    };
+    let mut cmd = tokio::process::Command::new(&resolved);
+    cmd.arg0(program)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(working_dir.unwrap_or(std::path::Path::new("/")))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    sys::place(&mut cmd, placement).map_err(|e| format!("preparing the container: {e}"))?;
+    cmd.spawn().map_err(|e| format!("starting {program:?}: {e}"))
+}
+
+/// SIGTERM to the container's process group, SIGKILL after `grace`.
+async fn terminate(
+    child: &mut tokio::process::Child,
+    pid: u32,
+    grace: Duration,
+) -> std::io::Result<std::process::ExitStatus> {
+    if pid != 0 {
+        sys::kill_group(pid, Signal::SIGTERM);
+    }
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            if pid != 0 {
+                sys::kill_group(pid, Signal::SIGKILL);
+            }
+            let _ = child.start_kill();
+            child.wait().await
+        }
+    }
+}
+
+/// Runs the startup probe until it passes, then liveness and readiness
+/// side by side. A failing startup or liveness probe asks the supervisor
+/// (through `kill`) to restart the container.
+async fn probe_loop(
+    inner: Arc<Inner>,
+    run: Arc<PodRun>,
+    i: usize,
+    c: Container,
+    pid: u32,
+    env: Vec<(String, String)>,
+    kill: mpsc::Sender<()>,
+) {
+    let target = |run: &PodRun| super::pod_ip(run);
+    if let Some(p) = &c.startup_probe {
+        let ip = target(&run);
+        let t = probe::Target { sockets: &inner.sockets, pod_ip: ip, container: &c, pid, env: &env };
+        if !until_verdict(p, &t, true).await {
+            tracing::info!(pod = %run.name, container = %c.name, "startup probe failed; restarting");
+            let _ = kill.send(()).await;
+            return;
+        }
+        run.with_container(i, |s| {
+            s.started = true;
+            s.ready = c.readiness_probe.is_none();
+        });
+    }
+    let liveness = async {
+        let Some(p) = &c.liveness_probe else { return std::future::pending::<()>().await };
+        let ip = target(&run);
+        let t = probe::Target { sockets: &inner.sockets, pod_ip: ip, container: &c, pid, env: &env };
+        if !until_verdict(p, &t, false).await {
+            tracing::info!(pod = %run.name, container = %c.name, "liveness probe failed; restarting");
+            let _ = kill.send(()).await;
+        }
+        std::future::pending::<()>().await
+    };
+    let readiness = async {
+        let Some(p) = &c.readiness_probe else { return std::future::pending::<()>().await };
+        let ip = target(&run);
+        let t = probe::Target { sockets: &inner.sockets, pod_ip: ip, container: &c, pid, env: &env };
+        readiness_loop(&run, i, p, &t).await
+    };
+    tokio::join!(liveness, readiness);
+}
+
+/// Probes on the probe's schedule. With `until_success`, returns true on
+/// the first success (startup); otherwise returns false once
+/// failureThreshold consecutive failures are seen (liveness).
+async fn until_verdict(p: &Probe, t: &probe::Target<'_>, until_success: bool) -> bool {
+    let timing = probe::timing(p);
+    tokio::time::sleep(timing.initial_delay).await;
+    let mut failures = 0;
+    loop {
+        match probe::run(p, t).await {
+            Outcome::Success => {
+                failures = 0;
+                if until_success {
+                    return true;
+                }
+            }
+            Outcome::Failure(msg) => {
+                failures += 1;
+                tracing::debug!(failures, %msg, "probe failed");
+                if failures >= timing.failure_threshold {
+                    return false;
+                }
+            }
+        }
+        tokio::time::sleep(timing.period).await;
+    }
+}
+
+async fn readiness_loop(run: &PodRun, i: usize, p: &Probe, t: &probe::Target<'_>) {
+    let timing = probe::timing(p);
+    tokio::time::sleep(timing.initial_delay).await;
+    let (mut successes, mut failures) = (0u32, 0u32);
+    loop {
+        let started = run.state.lock().unwrap_or_else(|e| e.into_inner()).containers[i].started;
+        if started {
+            match probe::run(p, t).await {
+                Outcome::Success => {
+                    successes += 1;
+                    failures = 0;
+                    if successes >= timing.success_threshold {
+                        set_ready(run, i, true);
+                    }
+                }
+                Outcome::Failure(msg) => {
+                    failures += 1;
+                    successes = 0;
+                    tracing::debug!(pod = %run.name, %msg, "readiness probe failed");
+                    if failures >= timing.failure_threshold {
+                        set_ready(run, i, false);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(timing.period).await;
+    }
+}
+
+fn set_ready(run: &PodRun, i: usize, ready: bool) {
+    let changed = {
+        let mut s = run.state.lock().unwrap_or_else(|e| e.into_inner());
+        let c = &mut s.containers[i];
+        let changed = c.ready != ready;
+        c.ready = ready;
+        changed
+    };
+    if changed {
+        run.touch();
+    }
+}

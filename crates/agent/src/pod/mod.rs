@@ -1,0 +1,468 @@
+//! The pod runtime: for every pod bound to this node, a sandbox (network
+//! namespace, veth, address, `/etc` files) and a supervisor per container
+//! that starts its process, runs its probes, restarts it by the pod's
+//! restartPolicy with the kubelet's back-off, and stops it gracefully.
+//! Status goes back to the API server whenever what it would say changes.
+
+pub mod probe;
+pub mod spec;
+pub mod state;
+
+mod container;
+mod logs;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::json;
+use svcnet_client::{Api, Client, DeleteParams, Patch, PatchParams, Preconditions};
+use tokio::sync::{Notify, watch};
+
+use crate::access::{AccessError, ContainerRef, LogRef, PodAccess};
+use crate::ipam::Ipam;
+use crate::net;
+use crate::sys::NetnsSockets;
+use state::{ContainerState, PodState};
+
+/// How the runtime places pods on its node.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub node_name: String,
+    /// The node's network namespace, and the prefix of pod namespaces.
+    pub node_netns: String,
+    pub netns_prefix: String,
+    pub node_ip: Ipv4Addr,
+    pub facts: spec::ClusterFacts,
+    /// Where logs and host-network pods' files go.
+    pub state_dir: PathBuf,
+    /// This binary, which runs built-in images.
+    pub svcnet_exe: PathBuf,
+}
+
+pub(crate) struct Inner {
+    pub cfg: RuntimeConfig,
+    pub client: Client,
+    pub sockets: NetnsSockets,
+    ipam: Mutex<Ipam>,
+    pods: Mutex<HashMap<String, Arc<PodRun>>>,
+    host_resolv: String,
+}
+
+/// One pod this agent runs.
+pub(crate) struct PodRun {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+    pub spec: watch::Sender<Arc<Pod>>,
+    pub state: Mutex<PodState>,
+    pub io: Mutex<Vec<container::ContainerIo>>,
+    /// Status worth reporting changed.
+    pub changed: Notify,
+    /// `Some(grace)` once the pod is to stop.
+    pub stop: watch::Sender<Option<u64>>,
+    pub netns: Mutex<String>,
+}
+
+impl PodRun {
+    pub fn touch(&self) {
+        self.changed.notify_one();
+    }
+
+    pub fn pod(&self) -> Arc<Pod> {
+        self.spec.borrow().clone()
+    }
+
+    pub fn with_container<T>(&self, i: usize, f: impl FnOnce(&mut ContainerState) -> T) -> T {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let t = f(&mut s.containers[i]);
+        drop(s);
+        self.touch();
+        t
+    }
+}
+
+/// The pod runtime of one node.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Runtime {
+    pub fn new(cfg: RuntimeConfig, client: Client, sockets: NetnsSockets, ipam: Ipam) -> Runtime {
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        Runtime {
+            inner: Arc::new(Inner {
+                cfg,
+                client,
+                sockets,
+                ipam: Mutex::new(ipam),
+                pods: Mutex::new(HashMap::new()),
+                host_resolv,
+            }),
+        }
+    }
+
+    /// Brings a pod bound to this node in line with its object: starts it,
+    /// passes on spec changes, or begins its graceful stop.
+    pub fn sync(&self, pod: Arc<Pod>) {
+        let uid = spec::uid(&pod).to_string();
+        let deleting = pod.metadata.deletion_timestamp.is_some();
+        let existing = lock(&self.inner.pods).get(&uid).cloned();
+        match existing {
+            Some(run) => {
+                let grace = pod.metadata.deletion_grace_period_seconds;
+                run.spec.send_replace(pod);
+                if deleting {
+                    let grace = grace.unwrap_or(30).max(0) as u64;
+                    run.stop.send_if_modified(|s| match s {
+                        Some(g) if *g <= grace => false,
+                        _ => {
+                            *s = Some(grace);
+                            true
+                        }
+                    });
+                }
+            }
+            None => {
+                let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("");
+                if deleting {
+                    // Never started here (or started by an agent before a
+                    // restart, whose processes are gone): finish the delete.
+                    let inner = self.inner.clone();
+                    tokio::spawn(async move { finish_delete(&inner, &pod).await });
+                    return;
+                }
+                if phase == "Succeeded" || phase == "Failed" {
+                    return;
+                }
+                self.start(pod);
+            }
+        }
+    }
+
+    /// A pod whose object is gone: stop it at once.
+    pub fn forget(&self, uid: &str) {
+        if let Some(run) = lock(&self.inner.pods).get(uid).cloned() {
+            run.stop.send_replace(Some(0));
+        }
+    }
+
+    /// Uids of the pods this runtime runs.
+    pub fn running(&self) -> Vec<String> {
+        lock(&self.inner.pods).keys().cloned().collect()
+    }
+
+    pub fn pod_count(&self) -> usize {
+        lock(&self.inner.pods).len()
+    }
+
+    fn start(&self, pod: Arc<Pod>) {
+        let s = spec::spec(&pod);
+        let containers =
+            s.containers.iter().map(|c| ContainerState::new(&c.name, c.image.as_deref().unwrap_or(""))).collect();
+        let io = s.containers.iter().map(|_| container::ContainerIo::default()).collect();
+        let state = PodState {
+            sandbox_ready: false,
+            sandbox_error: None,
+            pod_ip: None,
+            host_ip: self.inner.cfg.node_ip,
+            start_time: jiff::Timestamp::now(),
+            containers,
+            restart_policy: s.restart_policy.clone().unwrap_or_else(|| "Always".into()),
+        };
+        let run = Arc::new(PodRun {
+            uid: spec::uid(&pod).to_string(),
+            namespace: spec::namespace(&pod).to_string(),
+            name: spec::name(&pod).to_string(),
+            spec: watch::Sender::new(pod),
+            state: Mutex::new(state),
+            io: Mutex::new(io),
+            changed: Notify::new(),
+            stop: watch::Sender::new(None),
+            netns: Mutex::new(String::new()),
+        });
+        lock(&self.inner.pods).insert(run.uid.clone(), run.clone());
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let writer = tokio::spawn(status_writer(inner.clone(), run.clone()));
+            run_pod(&inner, &run).await;
+            writer.abort();
+            lock(&inner.pods).remove(&run.uid);
+        });
+    }
+
+    /// Stops every pod now (SIGKILL after no grace), for shutdown.
+    pub async fn shutdown(&self, grace: Duration) {
+        let runs: Vec<Arc<PodRun>> = lock(&self.inner.pods).values().cloned().collect();
+        for r in &runs {
+            r.stop.send_replace(Some(grace.as_secs()));
+        }
+        let deadline = tokio::time::Instant::now() + grace + Duration::from_secs(5);
+        while self.pod_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn find(&self, namespace: &str, pod: &str) -> Result<Arc<PodRun>, AccessError> {
+        lock(&self.inner.pods).values().find(|r| r.namespace == namespace && r.name == pod).cloned().ok_or_else(|| {
+            AccessError::not_found(format!("pod {pod:?} in namespace {namespace:?} is not running on this node"))
+        })
+    }
+}
+
+fn pick_container(run: &PodRun, container: Option<&str>) -> Result<usize, AccessError> {
+    let state = lock(&run.state);
+    match container {
+        None => (!state.containers.is_empty())
+            .then_some(0)
+            .ok_or_else(|| AccessError::bad_request(format!("pod {} has no containers", run.name))),
+        Some(c) => state
+            .containers
+            .iter()
+            .position(|s| s.name == c)
+            .ok_or_else(|| AccessError::bad_request(format!("container {c} is not valid for pod {}", run.name))),
+    }
+}
+
+impl PodAccess for Runtime {
+    fn container(&self, namespace: &str, pod: &str, container: Option<&str>) -> Result<ContainerRef, AccessError> {
+        let run = self.find(namespace, pod)?;
+        let i = pick_container(&run, container)?;
+        let state = lock(&run.state);
+        let c = &state.containers[i];
+        let pid = match (&c.phase, c.pid) {
+            (state::ContainerPhase::Running { .. }, Some(pid)) => pid,
+            _ => return Err(AccessError::bad_request(format!("container not found ({:?})", c.name))),
+        };
+        let io = lock(&run.io);
+        Ok(ContainerRef {
+            container: c.name.clone(),
+            pid,
+            env: io[i].env.clone(),
+            working_dir: io[i].working_dir.clone(),
+        })
+    }
+
+    fn log(&self, namespace: &str, pod: &str, container: Option<&str>, previous: bool) -> Result<LogRef, AccessError> {
+        let run = self.find(namespace, pod)?;
+        let i = pick_container(&run, container)?;
+        let name = lock(&run.state).containers[i].name.clone();
+        let io = lock(&run.io);
+        let attempts = &io[i].attempts;
+        let pick = if previous { attempts.len().checked_sub(2) } else { attempts.len().checked_sub(1) };
+        match pick.map(|a| &attempts[a]) {
+            Some(a) => Ok(LogRef { container: name, path: a.path.clone(), finished: a.finished.subscribe() }),
+            None if previous => Err(AccessError::bad_request(format!(
+                "previous terminated container {name:?} in pod {pod:?} not found"
+            ))),
+            None => {
+                let reason = match &lock(&run.state).containers[i].phase {
+                    state::ContainerPhase::Waiting { reason, .. } => reason.clone(),
+                    _ => "ContainerCreating".into(),
+                };
+                Err(AccessError::bad_request(format!(
+                    "container {name:?} in pod {pod:?} is waiting to start: {reason}"
+                )))
+            }
+        }
+    }
+}
+
+/// Sends the pod's status whenever it changes, one write at a time.
+async fn status_writer(inner: Arc<Inner>, run: Arc<PodRun>) {
+    let api: Api<Pod> = Api::namespaced(inner.client.clone(), &run.namespace);
+    let mut last = serde_json::Value::Null;
+    loop {
+        run.changed.notified().await;
+        // Let a burst of changes (a container starting and its probe
+        // passing) go out as one write.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let pod = run.pod();
+        let status = {
+            let s = lock(&run.state);
+            state::pod_status(&pod, &s, jiff::Timestamp::now())
+        };
+        if status == last {
+            continue;
+        }
+        let patch = json!({ "metadata": { "uid": run.uid }, "status": status });
+        match api.patch_status(&run.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => last = status,
+            Err(e) if e.is_not_found() => return,
+            Err(e) => {
+                tracing::warn!(pod = %run.name, error = %e, "writing pod status failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                run.touch();
+            }
+        }
+    }
+}
+
+/// Deletes the pod object once its containers are gone (the kubelet's
+/// final `gracePeriodSeconds=0` delete), if it is being deleted.
+async fn finish_delete(inner: &Inner, pod: &Pod) {
+    let api: Api<Pod> = Api::namespaced(inner.client.clone(), spec::namespace(pod));
+    let params = DeleteParams::default()
+        .grace_period(0)
+        .preconditions(Preconditions { uid: Some(spec::uid(pod).to_string()), resource_version: None });
+    if let Err(e) = api.delete(spec::name(pod), &params).await {
+        if !e.is_not_found() && !e.is_conflict() {
+            tracing::warn!(pod = spec::name(pod), error = %e, "final delete of pod failed");
+        }
+    }
+}
+
+fn pod_netns_name(prefix: &str, pod: &Pod) -> String {
+    let ns = spec::namespace(pod);
+    let name = spec::name(pod);
+    let uid: String = spec::uid(pod).chars().filter(char::is_ascii_hexdigit).take(8).collect();
+    format!("{prefix}-{}-{}-{uid}", &ns[..ns.len().min(32)], &name[..name.len().min(48)])
+}
+
+fn veth_name(pod: &Pod) -> String {
+    let uid: String = spec::uid(pod).chars().filter(char::is_ascii_hexdigit).take(11).collect();
+    format!("veth{uid}")
+}
+
+/// Sets up the sandbox; returns the pod's address and namespace.
+async fn sandbox(
+    inner: &Inner,
+    run: &PodRun,
+    pod: &Pod,
+) -> Result<(Ipv4Addr, String, Vec<(PathBuf, PathBuf)>), String> {
+    let s = spec::spec(pod);
+    let host_network = s.host_network.unwrap_or(false);
+    let facts = &inner.cfg.facts;
+    let (ip, netns, etc_dir) = if host_network {
+        let dir = inner.cfg.state_dir.join("pods").join(&run.uid).join("etc");
+        (inner.cfg.node_ip, inner.cfg.node_netns.clone(), dir)
+    } else {
+        let netns = pod_netns_name(&inner.cfg.netns_prefix, pod);
+        let wanted = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).and_then(|ip| ip.parse::<Ipv4Addr>().ok());
+        let (ip, gateway, len) = {
+            let mut ipam = lock(&inner.ipam);
+            let ip = match wanted {
+                Some(w) if ipam.reserve(w) => w,
+                _ => ipam.allocate().ok_or_else(|| format!("no free address in pod CIDR {}", ipam.cidr()))?,
+            };
+            (ip, ipam.gateway(), ipam.cidr().prefix_len)
+        };
+        let pn = net::PodNet { netns: netns.clone(), host_veth: veth_name(pod), ip, prefix_len: len, gateway };
+        if let Err(e) = net::create_pod(&inner.cfg.node_netns, &pn).await {
+            lock(&inner.ipam).release(ip);
+            return Err(format!("setting up the pod network: {e}"));
+        }
+        (ip, netns.clone(), net::netns_etc(&netns))
+    };
+    *lock(&run.netns) = netns.clone();
+    let files = [
+        ("resolv.conf", spec::resolv_conf(pod, facts, &inner.host_resolv)),
+        ("hosts", spec::hosts_file(pod, ip, facts)),
+        ("hostname", format!("{}\n", spec::hostname(pod))),
+    ];
+    tokio::fs::create_dir_all(&etc_dir).await.map_err(|e| format!("creating {}: {e}", etc_dir.display()))?;
+    let mut binds = Vec::new();
+    for (file, content) in files {
+        let path = etc_dir.join(file);
+        tokio::fs::write(&path, content).await.map_err(|e| format!("writing {}: {e}", path.display()))?;
+        let target = PathBuf::from("/etc").join(file);
+        if target.exists() {
+            binds.push((path, target));
+        }
+    }
+    Ok((ip, netns, binds))
+}
+
+async fn teardown(inner: &Inner, run: &PodRun, pod: &Pod) {
+    let netns = lock(&run.netns).clone();
+    let host_network = spec::spec(pod).host_network.unwrap_or(false);
+    if !host_network && !netns.is_empty() {
+        if let Err(e) = net::delete_netns(&netns).await {
+            tracing::warn!(pod = %run.name, error = %e, "removing the pod's network namespace failed");
+        }
+    }
+    if let Some(ip) = lock(&run.state).pod_ip {
+        if !host_network {
+            lock(&inner.ipam).release(ip);
+        }
+    }
+    let _ = tokio::fs::remove_dir_all(inner.cfg.state_dir.join("pods").join(&run.uid)).await;
+}
+
+async fn run_pod(inner: &Arc<Inner>, run: &Arc<PodRun>) {
+    let mut stop = run.stop.subscribe();
+    run.touch();
+    // The sandbox, retried with back-off until it works or the pod goes.
+    let mut backoff = Duration::from_millis(500);
+    let placement = loop {
+        let pod = run.pod();
+        match sandbox(inner, run, &pod).await {
+            Ok((ip, netns, binds)) => {
+                {
+                    let mut s = lock(&run.state);
+                    s.sandbox_ready = true;
+                    s.sandbox_error = None;
+                    s.pod_ip = Some(ip);
+                }
+                run.touch();
+                break Some(crate::sys::Placement {
+                    netns: net::netns_path(&netns),
+                    binds,
+                    hostname: spec::hostname(&pod),
+                });
+            }
+            Err(e) => {
+                tracing::warn!(pod = %run.name, error = %e, "pod sandbox failed");
+                lock(&run.state).sandbox_error = Some(e);
+                run.touch();
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.wait_for(Option::is_some) => break None,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
+    if let Some(placement) = placement {
+        let count = lock(&run.state).containers.len();
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..count {
+            set.spawn(container::supervise(inner.clone(), run.clone(), i, placement.clone()));
+        }
+        while set.join_next().await.is_some() {}
+    }
+    // Every container has stopped for good; wait for the pod to be deleted
+    // (a completed pod keeps its object and status).
+    let _ = stop.wait_for(Option::is_some).await;
+    let pod = run.pod();
+    teardown(inner, run, &pod).await;
+    // Make sure the final container states are written before the delete.
+    let final_status = {
+        let s = lock(&run.state);
+        state::pod_status(&pod, &s, jiff::Timestamp::now())
+    };
+    let api: Api<Pod> = Api::namespaced(inner.client.clone(), &run.namespace);
+    let _ = api
+        .patch_status(
+            &run.name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "metadata": { "uid": run.uid }, "status": final_status })),
+        )
+        .await;
+    if pod.metadata.deletion_timestamp.is_some() {
+        finish_delete(inner, &pod).await;
+    }
+}
+
+/// The pod's address as the probes reach it.
+pub(crate) fn pod_ip(run: &PodRun) -> IpAddr {
+    IpAddr::V4(lock(&run.state).pod_ip.unwrap_or(Ipv4Addr::UNSPECIFIED))
+}
