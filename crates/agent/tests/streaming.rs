@@ -591,6 +591,21 @@ async fn the_agent_speaks_v5_and_v4_and_resizes_terminals() {
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert!(answer.contains("\"reason\":\"Unauthorized\""), "{answer}");
 
+    // Following an empty log: the answer's head comes at once (the API
+    // server waits for it), the body when there is something.
+    let mut tcp = TcpStream::connect(h.agent).await.expect("agent");
+    let request = format!(
+        "GET /containerLogs/default/web/main?follow=true HTTP/1.1\r\nHost: agent\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.expect("request");
+    let mut head = vec![0; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut head))
+        .await
+        .expect("the head of a follow answer comes before any line")
+        .expect("read");
+    assert!(head[..n].starts_with(b"HTTP/1.1 200 OK\r\n"), "{}", String::from_utf8_lossy(&head[..n]));
+    drop(tcp);
+
     // v5 with a terminal: the resize applies before the shell reads.
     let (protocol, stdout, status) = exec_ws(
         h.agent,

@@ -371,7 +371,7 @@ async fn start_sandbox(
             }
         }
     }
-    println!("svcnet nodes ready: {nodes} (network namespaces {prefix}-*)");
+    println!("svcnet nodes running: {nodes} (network namespaces {prefix}-*)");
     Ok((prefix, agents))
 }
 

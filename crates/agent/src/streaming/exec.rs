@@ -205,25 +205,30 @@ where
     let mut reader = tokio::spawn(async move { read_client(&mut incoming, stdin, terminal, protocol).await });
 
     // Until the process exits and its output is sent, the client leaving
-    // ends everything: nobody would read what the process does.
-    let status = tokio::select! {
-        status = process.child.wait() => status,
-        _ = &mut reader => {
-            process.kill();
-            let _ = process.child.wait().await;
-            pumps.iter().for_each(|p| p.abort());
-            writer.abort();
-            return;
-        }
+    // ends everything: nobody would read what the process does. The
+    // process is reaped last, so that its group is still ours to kill.
+    let pid = process.pid;
+    let mut exit = tokio::task::spawn_blocking(move || process::wait_exit_unreaped(pid));
+    let client_left = tokio::select! {
+        _ = &mut exit => false,
+        _ = &mut reader => true,
     };
-    let _ = exited_tx.send(true);
-    tokio::select! {
-        _ = futures_util::future::join_all(pumps) => {}
-        _ = &mut reader => {
-            process.kill();
-            writer.abort();
-            return;
-        }
+    if !client_left {
+        let _ = exited_tx.send(true);
+    }
+    let client_left = client_left
+        || tokio::select! {
+            _ = futures_util::future::join_all(pumps.iter_mut()) => false,
+            _ = &mut reader => true,
+        };
+    if client_left {
+        process.kill();
+        pumps.iter().for_each(|p| p.abort());
+        writer.abort();
+    }
+    let status = process.child.wait().await;
+    if client_left {
+        return;
     }
     let code = match status {
         Ok(s) => process::exit_code(s),

@@ -17,6 +17,7 @@ use std::task::{Context, Poll, ready};
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -80,6 +81,17 @@ impl Process {
             tracing::debug!(pid = self.pid, error = %e, "killing an exec'd process group failed");
         }
     }
+}
+
+/// Blocks until the process has exited, without reaping it: while it is
+/// a zombie its pid, and so its process group's id, cannot be reused, and
+/// [`Process::kill`] can only reach what the exec started.
+pub fn wait_exit_unreaped(pid: i32) {
+    if pid <= 0 {
+        return;
+    }
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+    while let Err(nix::Error::EINTR) = waitid(Id::Pid(Pid::from_raw(pid)), flags) {}
 }
 
 /// The exit code a shell would report: the code, or 128 + the signal.

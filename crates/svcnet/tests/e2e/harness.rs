@@ -38,18 +38,32 @@ pub struct Cluster {
     /// Port of the cluster DNS on 127.0.0.1.
     pub dns_port: u16,
     cache: tempfile::TempDir,
+    /// Prefix of the network namespaces of the sandbox's nodes and pods.
+    pub netns_prefix: Option<String>,
+    nodes: u32,
 }
 
 impl Cluster {
+    /// The control plane alone (`--nodes 0`): API server, controllers, DNS.
     pub fn start() -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         Self::start_in(dir)
     }
 
+    /// A sandbox cluster with `nodes` nodes running pods for real.
+    pub fn with_nodes(nodes: u32) -> Cluster {
+        Self::launch_in(tempfile::tempdir().expect("tempdir"), nodes)
+    }
+
     /// Starts (or restarts) svcnet on an existing data directory.
     pub fn start_in(dir: tempfile::TempDir) -> Cluster {
+        Self::launch_in(dir, 0)
+    }
+
+    /// Starts (or restarts) svcnet with `nodes` nodes on a data directory.
+    pub fn launch_in(dir: tempfile::TempDir, nodes: u32) -> Cluster {
         let mut child = Command::new(env!("CARGO_BIN_EXE_svcnet"))
-            .args(["up", "--api-port", "0", "--data-dir"])
+            .args(["up", "--api-port", "0", "--nodes", &nodes.to_string(), "--data-dir"])
             .arg(dir.path())
             .env("SVCNET_LOG", "warn")
             .stdout(Stdio::piped())
@@ -60,10 +74,15 @@ impl Cluster {
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut dns_port = 0;
+        let mut netns_prefix = None;
         let addr = loop {
             let line = lines.next().expect("svcnet exited before it was ready").expect("read stdout");
             if let Some(rest) = line.strip_prefix("svcnet cluster DNS on 127.0.0.1:") {
                 dns_port = rest.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            }
+            if let Some(i) = line.find("(network namespaces ") {
+                let rest = &line[i + "(network namespaces ".len()..];
+                netns_prefix = rest.split("-*").next().map(str::to_string);
             }
             if line.contains("ready") {
                 let start = line.find("https://").expect("address in ready line") + 8;
@@ -74,7 +93,7 @@ impl Cluster {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Cluster { child: Some(child), dir, addr, dns_port, cache: tempfile::tempdir().expect("tempdir") }
+        Cluster { child: Some(child), dir, addr, dns_port, cache: tempfile::tempdir().expect("tempdir"), netns_prefix, nodes }
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
@@ -175,7 +194,8 @@ impl Cluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-
+        // What it left behind is for the next `up` on this directory to find.
+        self.netns_prefix = None;
         std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
     }
 
@@ -200,11 +220,33 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if self.nodes == 0 {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            return;
+        }
+        // With nodes, stop it cleanly so it removes its namespaces and
+        // processes; then remove whatever is left, even if it crashed.
+        self.terminate();
+        if let Some(prefix) = &self.netns_prefix {
+            for ns in netns_with_prefix(prefix) {
+                let _ = Command::new("ip").args(["netns", "delete", &ns]).status();
+            }
         }
     }
+}
+
+/// Network namespaces whose names start with `prefix-`.
+pub fn netns_with_prefix(prefix: &str) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&format!("{prefix}-")))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Parses JSON output of kubectl.

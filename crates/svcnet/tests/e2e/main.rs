@@ -10,6 +10,7 @@ mod durability;
 mod errors;
 mod kubectl_basics;
 mod kubectl_objects;
+mod pods;
 mod python_client;
 mod seeds;
 mod services;

@@ -1,0 +1,281 @@
+//! Nodes and pods for real: `svcnet up --nodes 2` runs pods as processes in
+//! network namespaces; kubectl sees them as it sees a kubelet's.
+
+use std::process::Command;
+
+use crate::assert_eventually;
+use crate::harness::{Cluster, json, netns_with_prefix};
+
+const ECHO_DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: echo
+        image: svcnet/echoserver:1.0
+        ports: [{containerPort: 80}]
+        readinessProbe: {httpGet: {path: /, port: 80}, periodSeconds: 1}
+"#;
+
+fn client_pod(name: &str, node: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, \"3600\"]\n"
+    )
+}
+
+fn pods(c: &Cluster, selector: &str) -> Vec<serde_json::Value> {
+    let list = json(&c.ok(&["get", "pods", "-l", selector, "-o", "json"]));
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn ready(p: &serde_json::Value) -> bool {
+    p["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+fn wait_ready(c: &Cluster, name: &str) {
+    assert_eventually!(
+        30,
+        c.kubectl_fails_quietly(&["wait", "--for=condition=Ready", &format!("pod/{name}"), "--timeout=1s"]) == false,
+        "pod {name} never became Ready: {}",
+        c.ok(&["get", "pod", name, "-o", "yaml"])
+    );
+}
+
+#[test]
+fn a_deployment_spreads_over_the_nodes_with_addresses_from_each_nodes_cidr() {
+    let c = Cluster::with_nodes(2);
+    let nodes = json(&c.ok(&["get", "nodes", "-o", "json"]));
+    let mut cidrs = std::collections::HashMap::new();
+    for n in nodes["items"].as_array().unwrap() {
+        assert!(n["status"]["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+        cidrs.insert(n["metadata"]["name"].as_str().unwrap().to_string(), n["spec"]["podCIDR"].as_str().unwrap().to_string());
+    }
+    assert_eq!(cidrs.get("node1").map(String::as_str), Some("10.244.1.0/24"));
+    assert_eq!(cidrs.get("node2").map(String::as_str), Some("10.244.2.0/24"));
+
+    c.apply(ECHO_DEPLOYMENT);
+    assert_eventually!(60, pods(&c, "app=web").iter().filter(|p| ready(p)).count() == 3, "3 ready pods: {}", c.ok(&["get", "pods", "-o", "wide"]));
+    let all = pods(&c, "app=web");
+    let mut ips = std::collections::HashSet::new();
+    let mut per_node = std::collections::HashMap::<String, usize>::new();
+    for p in &all {
+        let ip = p["status"]["podIP"].as_str().unwrap().to_string();
+        let node = p["spec"]["nodeName"].as_str().unwrap().to_string();
+        let prefix = cidrs[&node].trim_end_matches("0/24").to_string();
+        assert!(ip.starts_with(&prefix), "{ip} is not in {node}'s {}", cidrs[&node]);
+        assert_eq!(p["status"]["hostIP"].as_str().map(|h| h.starts_with("172.18.0.")), Some(true));
+        ips.insert(ip);
+        *per_node.entry(node).or_default() += 1;
+    }
+    assert_eq!(ips.len(), 3, "addresses are distinct");
+    assert_eq!(per_node.len(), 2, "replicas spread over both nodes: {per_node:?}");
+    // `get pods -o wide` shows IP and NODE as in the documents.
+    let wide = c.ok(&["get", "pods", "-l", "app=web", "-o", "wide"]);
+    for ip in &ips {
+        assert!(wide.contains(ip.as_str()), "{wide}");
+    }
+    assert!(wide.contains("node1") && wide.contains("node2"), "{wide}");
+
+    // Pod to pod, across nodes, from inside a client pod.
+    c.apply(&client_pod("client", "node1"));
+    wait_ready(&c, "client");
+    for p in &all {
+        let ip = p["status"]["podIP"].as_str().unwrap();
+        let name = p["metadata"]["name"].as_str().unwrap();
+        let body = c.ok(&["exec", "client", "--", "curl", "-s", "-m", "5", &format!("http://{ip}/")]);
+        assert_eq!(body.lines().next(), Some(format!("{name} {ip}").as_str()), "{body}");
+    }
+    let client_ip = json(&c.ok(&["get", "pod", "client", "-o", "json"]))["status"]["podIP"].as_str().unwrap().to_string();
+    let echoed = json(&c.ok(&["exec", "client", "--", "curl", "-s", "-m", "5", "-H", "Accept: application/json", &format!("http://{}/x?y=1", all[0]["status"]["podIP"].as_str().unwrap())]));
+    assert_eq!(echoed["clientIP"], client_ip.as_str(), "the echoserver sees the client pod's own address: {echoed}");
+    assert_eq!(echoed["path"], "/x?y=1");
+}
+
+#[test]
+fn pods_see_their_own_resolv_conf_hostname_and_address() {
+    let c = Cluster::with_nodes(2);
+    c.ok(&["create", "namespace", "dev"]);
+    c.apply(&client_pod("client", "node2").replace("metadata: {name: client}", "metadata: {name: client, namespace: dev}"));
+    assert_eventually!(
+        30,
+        c.kubectl_fails_quietly(&["-n", "dev", "wait", "--for=condition=Ready", "pod/client", "--timeout=1s"]) == false,
+        "client never became Ready"
+    );
+    let resolv = c.ok(&["-n", "dev", "exec", "client", "--", "cat", "/etc/resolv.conf"]);
+    assert_eq!(resolv, "search dev.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n");
+    assert_eq!(c.ok(&["-n", "dev", "exec", "client", "--", "hostname"]).trim(), "client");
+    let ip = json(&c.ok(&["-n", "dev", "get", "pod", "client", "-o", "json"]))["status"]["podIP"].as_str().unwrap().to_string();
+    assert!(ip.starts_with("10.244.2."), "{ip}");
+    let addrs = c.ok(&["-n", "dev", "exec", "client", "--", "ip", "-4", "-br", "addr"]);
+    assert!(addrs.contains(&format!("{ip}/24")), "{addrs}");
+    // No route out of the sandbox: only the pod network's gateway.
+    let routes = c.ok(&["-n", "dev", "exec", "client", "--", "ip", "route"]);
+    assert!(routes.contains("default via 10.244.2.1 dev eth0"), "{routes}");
+    // `ip netns exec` shows the same per-namespace file.
+    let prefix = c.netns_prefix.clone().unwrap();
+    let ns = netns_with_prefix(&prefix).into_iter().find(|n| n.contains("-dev-client-")).expect("pod namespace");
+    let out = Command::new("ip").args(["netns", "exec", &ns, "cat", "/etc/resolv.conf"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), resolv);
+}
+
+#[test]
+fn readiness_follows_the_probe() {
+    let c = Cluster::with_nodes(2);
+    let flag = c.dir.path().join("ready-flag");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: probed}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, \"3600\"]\n    readinessProbe:\n      exec: {{command: [test, -f, {}]}}\n      periodSeconds: 1\n      failureThreshold: 1\n",
+        flag.display()
+    );
+    c.apply(&manifest);
+    let is_ready = || ready(&json(&c.ok(&["get", "pod", "probed", "-o", "json"])));
+    assert_eventually!(30, json(&c.ok(&["get", "pod", "probed", "-o", "json"]))["status"]["phase"] == "Running", "pod never ran");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(!is_ready(), "ready without the flag");
+    std::fs::write(&flag, "").unwrap();
+    assert_eventually!(15, is_ready(), "never became ready once the probe passed");
+    std::fs::remove_file(&flag).unwrap();
+    assert_eventually!(15, !is_ready(), "stayed ready after the probe failed");
+    let p = json(&c.ok(&["get", "pod", "probed", "-o", "json"]));
+    assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0, "readiness failures do not restart");
+}
+
+#[test]
+fn a_killed_container_restarts_and_its_previous_log_stays() {
+    let c = Cluster::with_nodes(2);
+    let marker = marker(1);
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: crashy}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'echo attempt; exec sleep {marker}']\n"
+    );
+    c.apply(&manifest);
+    wait_ready(&c, "crashy");
+    let pid = pid_of(&marker).expect("container process");
+    Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    assert_eventually!(
+        30,
+        {
+            let p = json(&c.ok(&["get", "pod", "crashy", "-o", "json"]));
+            p["status"]["containerStatuses"][0]["restartCount"] == 1 && ready(&p)
+        },
+        "container did not restart: {}",
+        c.ok(&["get", "pod", "crashy", "-o", "yaml"])
+    );
+    let p = json(&c.ok(&["get", "pod", "crashy", "-o", "json"]));
+    let last = &p["status"]["containerStatuses"][0]["lastState"]["terminated"];
+    assert_eq!(last["exitCode"], 137, "{last}");
+    assert_eq!(last["reason"], "Error");
+    assert_eq!(c.ok(&["logs", "crashy", "--previous"]), "attempt\n");
+    assert_eq!(c.ok(&["logs", "crashy"]), "attempt\n");
+    let new_pid = pid_of(&marker).expect("restarted process");
+    assert_ne!(new_pid, pid);
+}
+
+/// Arguments only one test's container carries, to find its process on the
+/// host: `sleep` adds up its arguments, so a tiny unique fraction changes
+/// nothing.
+fn marker(test: u32) -> String {
+    format!("3600 0.{}{test}", std::process::id())
+}
+
+fn pid_of(marker: &str) -> Option<u32> {
+    let out = Command::new("pgrep").args(["-f", marker]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).find(|p: &u32| {
+        // pgrep also matches the `sh -c` parent before it execs; take the sleep.
+        std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    })
+}
+
+#[test]
+fn a_deleted_pod_leaves_no_namespace_or_process_behind() {
+    let c = Cluster::with_nodes(2);
+    let marker = marker(2);
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: doomed}}\nspec:\n  terminationGracePeriodSeconds: 5\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'exec sleep {marker}']\n"
+    );
+    c.apply(&manifest);
+    wait_ready(&c, "doomed");
+    let prefix = c.netns_prefix.clone().unwrap();
+    assert!(netns_with_prefix(&prefix).iter().any(|n| n.contains("-default-doomed-")));
+    let pid = pid_of(&marker).expect("container process");
+    // sleep dies of SIGTERM at once, well inside the grace period.
+    let started = std::time::Instant::now();
+    c.ok(&["delete", "pod", "doomed", "--timeout=20s"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "SIGTERM ended it without waiting out the grace period");
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "process {pid} survived");
+    assert!(!netns_with_prefix(&prefix).iter().any(|n| n.contains("-default-doomed-")), "namespace survived");
+}
+
+#[test]
+fn an_image_svcnet_cannot_run_waits_with_a_reason() {
+    let c = Cluster::with_nodes(2);
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: nginx}\nspec:\n  containers:\n  - name: nginx\n    image: nginx:1.17.1\n");
+    assert_eventually!(30, c.ok(&["get", "pod", "nginx"]).contains("ErrImagePull"), "{}", c.ok(&["get", "pod", "nginx"]));
+    let p = json(&c.ok(&["get", "pod", "nginx", "-o", "json"]));
+    let waiting = &p["status"]["containerStatuses"][0]["state"]["waiting"];
+    assert!(waiting["message"].as_str().unwrap().contains("nginx:1.17.1"), "{waiting}");
+    assert_eq!(p["status"]["phase"], "Pending");
+}
+
+#[test]
+fn host_network_pods_run_in_the_nodes_namespace_with_its_address() {
+    let c = Cluster::with_nodes(2);
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: hostnet}\nspec:\n  hostNetwork: true\n  nodeName: node2\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, \"3600\"]\n");
+    wait_ready(&c, "hostnet");
+    let p = json(&c.ok(&["get", "pod", "hostnet", "-o", "json"]));
+    assert_eq!(p["status"]["podIP"], p["status"]["hostIP"]);
+    let addrs = c.ok(&["exec", "hostnet", "--", "ip", "-4", "-br", "addr"]);
+    assert!(addrs.contains("cni0") && addrs.contains("10.244.2.1/24"), "{addrs}");
+}
+
+#[test]
+fn stopping_svcnet_removes_every_namespace_and_process() {
+    let mut c = Cluster::with_nodes(2);
+    let marker = marker(3);
+    c.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'exec sleep {marker}']\n"
+    ));
+    wait_ready(&c, "p");
+    let prefix = c.netns_prefix.clone().unwrap();
+    assert!(netns_with_prefix(&prefix).len() >= 4, "net, 2 nodes, a pod");
+    let pid = pid_of(&marker).expect("process");
+    let status = c.terminate().expect("exit status");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(netns_with_prefix(&prefix), Vec::<String>::new());
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+}
+
+#[test]
+fn the_next_up_cleans_up_after_a_crash_and_runs_the_pods_again() {
+    let c = Cluster::with_nodes(2);
+    c.apply(&client_pod("survivor", "node1"));
+    wait_ready(&c, "survivor");
+    let prefix = c.netns_prefix.clone().unwrap();
+    let before = netns_with_prefix(&prefix);
+    let dir = c.kill9();
+    // The namespaces outlive a SIGKILL; the processes die with svcnet.
+    assert_eq!(netns_with_prefix(&prefix), before);
+    let c = Cluster::launch_in(dir, 2);
+    wait_ready(&c, "survivor");
+    let after = netns_with_prefix(&prefix);
+    assert_eq!(after.len(), before.len(), "{before:?} -> {after:?}");
+}
+
+#[test]
+fn without_root_up_says_why_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .arg(env!("CARGO_BIN_EXE_svcnet"))
+        .args(["up", "--api-port", "0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs root") && err.contains("--nodes 0"), "{err}");
+}
