@@ -93,7 +93,15 @@ impl Cluster {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Cluster { child: Some(child), dir, addr, dns_port, cache: tempfile::tempdir().expect("tempdir"), netns_prefix, nodes }
+        Cluster {
+            child: Some(child),
+            dir,
+            addr,
+            dns_port,
+            cache: tempfile::tempdir().expect("tempdir"),
+            netns_prefix,
+            nodes,
+        }
     }
 
     pub fn kubeconfig(&self) -> PathBuf {

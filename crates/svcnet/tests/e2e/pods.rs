@@ -35,13 +35,15 @@ fn pods(c: &Cluster, selector: &str) -> Vec<serde_json::Value> {
 }
 
 fn ready(p: &serde_json::Value) -> bool {
-    p["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    p["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 fn wait_ready(c: &Cluster, name: &str) {
     assert_eventually!(
         30,
-        c.kubectl_fails_quietly(&["wait", "--for=condition=Ready", &format!("pod/{name}"), "--timeout=1s"]) == false,
+        !c.kubectl_fails_quietly(&["wait", "--for=condition=Ready", &format!("pod/{name}"), "--timeout=1s"]),
         "pod {name} never became Ready: {}",
         c.ok(&["get", "pod", name, "-o", "yaml"])
     );
@@ -53,14 +55,24 @@ fn a_deployment_spreads_over_the_nodes_with_addresses_from_each_nodes_cidr() {
     let nodes = json(&c.ok(&["get", "nodes", "-o", "json"]));
     let mut cidrs = std::collections::HashMap::new();
     for n in nodes["items"].as_array().unwrap() {
-        assert!(n["status"]["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
-        cidrs.insert(n["metadata"]["name"].as_str().unwrap().to_string(), n["spec"]["podCIDR"].as_str().unwrap().to_string());
+        assert!(
+            n["status"]["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "Ready" && c["status"] == "True")
+        );
+        cidrs.insert(
+            n["metadata"]["name"].as_str().unwrap().to_string(),
+            n["spec"]["podCIDR"].as_str().unwrap().to_string(),
+        );
     }
     assert_eq!(cidrs.get("node1").map(String::as_str), Some("10.244.1.0/24"));
     assert_eq!(cidrs.get("node2").map(String::as_str), Some("10.244.2.0/24"));
 
     c.apply(ECHO_DEPLOYMENT);
-    assert_eventually!(60, pods(&c, "app=web").iter().filter(|p| ready(p)).count() == 3, "3 ready pods: {}", c.ok(&["get", "pods", "-o", "wide"]));
+    assert_eventually!(
+        60,
+        pods(&c, "app=web").iter().filter(|p| ready(p)).count() == 3,
+        "3 ready pods: {}",
+        c.ok(&["get", "pods", "-o", "wide"])
+    );
     let all = pods(&c, "app=web");
     let mut ips = std::collections::HashSet::new();
     let mut per_node = std::collections::HashMap::<String, usize>::new();
@@ -91,8 +103,20 @@ fn a_deployment_spreads_over_the_nodes_with_addresses_from_each_nodes_cidr() {
         let body = c.ok(&["exec", "client", "--", "curl", "-s", "-m", "5", &format!("http://{ip}/")]);
         assert_eq!(body.lines().next(), Some(format!("{name} {ip}").as_str()), "{body}");
     }
-    let client_ip = json(&c.ok(&["get", "pod", "client", "-o", "json"]))["status"]["podIP"].as_str().unwrap().to_string();
-    let echoed = json(&c.ok(&["exec", "client", "--", "curl", "-s", "-m", "5", "-H", "Accept: application/json", &format!("http://{}/x?y=1", all[0]["status"]["podIP"].as_str().unwrap())]));
+    let client_ip =
+        json(&c.ok(&["get", "pod", "client", "-o", "json"]))["status"]["podIP"].as_str().unwrap().to_string();
+    let echoed = json(&c.ok(&[
+        "exec",
+        "client",
+        "--",
+        "curl",
+        "-s",
+        "-m",
+        "5",
+        "-H",
+        "Accept: application/json",
+        &format!("http://{}/x?y=1", all[0]["status"]["podIP"].as_str().unwrap()),
+    ]));
     assert_eq!(echoed["clientIP"], client_ip.as_str(), "the echoserver sees the client pod's own address: {echoed}");
     assert_eq!(echoed["path"], "/x?y=1");
 }
@@ -101,16 +125,24 @@ fn a_deployment_spreads_over_the_nodes_with_addresses_from_each_nodes_cidr() {
 fn pods_see_their_own_resolv_conf_hostname_and_address() {
     let c = Cluster::with_nodes(2);
     c.ok(&["create", "namespace", "dev"]);
-    c.apply(&client_pod("client", "node2").replace("metadata: {name: client}", "metadata: {name: client, namespace: dev}"));
+    c.apply(
+        &client_pod("client", "node2").replace("metadata: {name: client}", "metadata: {name: client, namespace: dev}"),
+    );
     assert_eventually!(
         30,
-        c.kubectl_fails_quietly(&["-n", "dev", "wait", "--for=condition=Ready", "pod/client", "--timeout=1s"]) == false,
+        !c.kubectl_fails_quietly(&["-n", "dev", "wait", "--for=condition=Ready", "pod/client", "--timeout=1s"]),
         "client never became Ready"
     );
     let resolv = c.ok(&["-n", "dev", "exec", "client", "--", "cat", "/etc/resolv.conf"]);
-    assert_eq!(resolv, "search dev.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n");
+    assert_eq!(
+        resolv,
+        "search dev.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
+    );
     assert_eq!(c.ok(&["-n", "dev", "exec", "client", "--", "hostname"]).trim(), "client");
-    let ip = json(&c.ok(&["-n", "dev", "get", "pod", "client", "-o", "json"]))["status"]["podIP"].as_str().unwrap().to_string();
+    let ip = json(&c.ok(&["-n", "dev", "get", "pod", "client", "-o", "json"]))["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(ip.starts_with("10.244.2."), "{ip}");
     let addrs = c.ok(&["-n", "dev", "exec", "client", "--", "ip", "-4", "-br", "addr"]);
     assert!(addrs.contains(&format!("{ip}/24")), "{addrs}");
@@ -134,7 +166,11 @@ fn readiness_follows_the_probe() {
     );
     c.apply(&manifest);
     let is_ready = || ready(&json(&c.ok(&["get", "pod", "probed", "-o", "json"])));
-    assert_eventually!(30, json(&c.ok(&["get", "pod", "probed", "-o", "json"]))["status"]["phase"] == "Running", "pod never ran");
+    assert_eventually!(
+        30,
+        json(&c.ok(&["get", "pod", "probed", "-o", "json"]))["status"]["phase"] == "Running",
+        "pod never ran"
+    );
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert!(!is_ready(), "ready without the flag");
     std::fs::write(&flag, "").unwrap();
@@ -205,7 +241,10 @@ fn a_deleted_pod_leaves_no_namespace_or_process_behind() {
     // sleep dies of SIGTERM at once, well inside the grace period.
     let started = std::time::Instant::now();
     c.ok(&["delete", "pod", "doomed", "--timeout=20s"]);
-    assert!(started.elapsed() < std::time::Duration::from_secs(5), "SIGTERM ended it without waiting out the grace period");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "SIGTERM ended it without waiting out the grace period"
+    );
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "process {pid} survived");
     assert!(!netns_with_prefix(&prefix).iter().any(|n| n.contains("-default-doomed-")), "namespace survived");
 }
@@ -214,7 +253,12 @@ fn a_deleted_pod_leaves_no_namespace_or_process_behind() {
 fn an_image_svcnet_cannot_run_waits_with_a_reason() {
     let c = Cluster::with_nodes(2);
     c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: nginx}\nspec:\n  containers:\n  - name: nginx\n    image: nginx:1.17.1\n");
-    assert_eventually!(30, c.ok(&["get", "pod", "nginx"]).contains("ErrImagePull"), "{}", c.ok(&["get", "pod", "nginx"]));
+    assert_eventually!(
+        30,
+        c.ok(&["get", "pod", "nginx"]).contains("ErrImagePull"),
+        "{}",
+        c.ok(&["get", "pod", "nginx"])
+    );
     let p = json(&c.ok(&["get", "pod", "nginx", "-o", "json"]));
     let waiting = &p["status"]["containerStatuses"][0]["state"]["waiting"];
     assert!(waiting["message"].as_str().unwrap().contains("nginx:1.17.1"), "{waiting}");
