@@ -33,6 +33,7 @@ mod api;
 mod client;
 pub mod config;
 mod error;
+pub mod events;
 mod params;
 mod reflector;
 mod store;

@@ -67,6 +67,15 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
         let launch = match spec::launch(&c, i, &inner.cfg.svcnet_exe) {
             Ok(l) => l,
             Err(w) => {
+                let image = c.image.clone().unwrap_or_default();
+                run.event(
+                    &inner,
+                    Some(&c.name),
+                    true,
+                    "Failed",
+                    format!("Failed to pull image {image:?}: {}", w.message),
+                );
+                run.event(&inner, Some(&c.name), true, "Failed", format!("Error: {}", w.reason));
                 run.with_container(i, |s| {
                     s.phase = ContainerPhase::Waiting { reason: w.reason, message: Some(w.message) }
                 });
@@ -104,6 +113,7 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
         let (mut child, file) = match spawned {
             Ok(ok) => ok,
             Err(message) => {
+                run.event(&inner, Some(&c.name), true, "Failed", format!("Error: {message}"));
                 finished_tx.send_replace(true);
                 let t = Terminated {
                     exit_code: 128,
@@ -114,13 +124,25 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
                     finished_at: jiff::Timestamp::now(),
                     container_id: container_id.clone(),
                 };
-                if !after_exit(&run, i, t, &mut backoff, Duration::ZERO, &mut stop).await {
+                if !after_exit(&inner, &run, i, t, &mut backoff, Duration::ZERO, &mut stop).await {
                     break;
                 }
                 continue;
             }
         };
         let pid = child.id().unwrap_or(0);
+        let image = c.image.clone().unwrap_or_default();
+        if attempt_no == 0 {
+            run.event(
+                &inner,
+                Some(&c.name),
+                false,
+                "Pulled",
+                format!("Container image {image:?} already present on machine"),
+            );
+        }
+        run.event(&inner, Some(&c.name), false, "Created", format!("Created container: {}", c.name));
+        run.event(&inner, Some(&c.name), false, "Started", format!("Started container {}", c.name));
         run.with_container(i, |s| {
             s.phase = ContainerPhase::Running { started_at };
             s.pid = Some(pid);
@@ -143,8 +165,20 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
         };
         let status = match kill {
             Err(status) => status,
-            Ok(Kill::Unhealthy) => terminate(&mut child, pid, grace_of(&run)).await,
-            Ok(Kill::Stop(grace)) => terminate(&mut child, pid, Duration::from_secs(grace)).await,
+            Ok(Kill::Unhealthy) => {
+                run.event(
+                    &inner,
+                    Some(&c.name),
+                    false,
+                    "Killing",
+                    format!("Container {} failed liveness probe, will be restarted", c.name),
+                );
+                terminate(&mut child, pid, grace_of(&run)).await
+            }
+            Ok(Kill::Stop(grace)) => {
+                run.event(&inner, Some(&c.name), false, "Killing", format!("Stopping container {}", c.name));
+                terminate(&mut child, pid, Duration::from_secs(grace)).await
+            }
         };
         probes.abort();
         for p in pumps.into_iter().flatten() {
@@ -169,7 +203,7 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
             container_id,
         };
         let ran = Duration::try_from(jiff::Timestamp::now().duration_since(started_at)).unwrap_or_default();
-        if !after_exit(&run, i, t, &mut backoff, ran, &mut stop).await {
+        if !after_exit(&inner, &run, i, t, &mut backoff, ran, &mut stop).await {
             break;
         }
     }
@@ -183,6 +217,7 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
 /// Records an exit and waits out the back-off. False when the container
 /// is not to run again.
 async fn after_exit(
+    inner: &Inner,
     run: &PodRun,
     i: usize,
     t: Terminated,
@@ -232,6 +267,14 @@ async fn after_exit(
         };
     });
     if !wait.is_zero() {
+        let name = run.state.lock().unwrap_or_else(|e| e.into_inner()).containers[i].name.clone();
+        run.event(
+            inner,
+            Some(&name),
+            true,
+            "BackOff",
+            format!("Back-off restarting failed container {name} in pod {pod_desc}"),
+        );
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(Option::is_some) => return false,
@@ -317,7 +360,9 @@ async fn probe_loop(
     if let Some(p) = &c.startup_probe {
         let ip = target(&run);
         let t = probe::Target { sockets: &inner.sockets, pod_ip: ip, container: &c, pid, env: &env };
-        if !until_verdict(p, &t, true).await {
+        let report =
+            |m: &str| run.event(&inner, Some(&c.name), true, "Unhealthy", format!("Startup probe failed: {m}"));
+        if !until_verdict(p, &t, true, report).await {
             tracing::info!(pod = %run.name, container = %c.name, "startup probe failed; restarting");
             let _ = kill.send(()).await;
             return;
@@ -331,7 +376,9 @@ async fn probe_loop(
         let Some(p) = &c.liveness_probe else { return std::future::pending::<()>().await };
         let ip = target(&run);
         let t = probe::Target { sockets: &inner.sockets, pod_ip: ip, container: &c, pid, env: &env };
-        if !until_verdict(p, &t, false).await {
+        let report =
+            |m: &str| run.event(&inner, Some(&c.name), true, "Unhealthy", format!("Liveness probe failed: {m}"));
+        if !until_verdict(p, &t, false, report).await {
             tracing::info!(pod = %run.name, container = %c.name, "liveness probe failed; restarting");
             let _ = kill.send(()).await;
         }
@@ -341,7 +388,7 @@ async fn probe_loop(
         let Some(p) = &c.readiness_probe else { return std::future::pending::<()>().await };
         let ip = target(&run);
         let t = probe::Target { sockets: &inner.sockets, pod_ip: ip, container: &c, pid, env: &env };
-        readiness_loop(&run, i, p, &t).await
+        readiness_loop(&inner, &run, i, p, &t).await
     };
     tokio::join!(liveness, readiness);
 }
@@ -349,7 +396,7 @@ async fn probe_loop(
 /// Probes on the probe's schedule. With `until_success`, returns true on
 /// the first success (startup); otherwise returns false once
 /// failureThreshold consecutive failures are seen (liveness).
-async fn until_verdict(p: &Probe, t: &probe::Target<'_>, until_success: bool) -> bool {
+async fn until_verdict(p: &Probe, t: &probe::Target<'_>, until_success: bool, on_failure: impl Fn(&str)) -> bool {
     let timing = probe::timing(p);
     tokio::time::sleep(timing.initial_delay).await;
     let mut failures = 0;
@@ -364,6 +411,7 @@ async fn until_verdict(p: &Probe, t: &probe::Target<'_>, until_success: bool) ->
             Outcome::Failure(msg) => {
                 failures += 1;
                 tracing::debug!(failures, %msg, "probe failed");
+                on_failure(&msg);
                 if failures >= timing.failure_threshold {
                     return false;
                 }
@@ -373,7 +421,7 @@ async fn until_verdict(p: &Probe, t: &probe::Target<'_>, until_success: bool) ->
     }
 }
 
-async fn readiness_loop(run: &PodRun, i: usize, p: &Probe, t: &probe::Target<'_>) {
+async fn readiness_loop(inner: &Inner, run: &PodRun, i: usize, p: &Probe, t: &probe::Target<'_>) {
     let timing = probe::timing(p);
     tokio::time::sleep(timing.initial_delay).await;
     let (mut successes, mut failures) = (0u32, 0u32);
@@ -392,6 +440,13 @@ async fn readiness_loop(run: &PodRun, i: usize, p: &Probe, t: &probe::Target<'_>
                     failures += 1;
                     successes = 0;
                     tracing::debug!(pod = %run.name, %msg, "readiness probe failed");
+                    run.event(
+                        inner,
+                        Some(&t.container.name),
+                        true,
+                        "Unhealthy",
+                        format!("Readiness probe failed: {msg}"),
+                    );
                     if failures >= timing.failure_threshold {
                         set_ready(run, i, false);
                     }

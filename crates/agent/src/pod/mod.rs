@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
+use svcnet_client::events::{EventType, Recorder, reference};
 use svcnet_client::{Api, Client, DeleteParams, Patch, PatchParams, Preconditions};
 use tokio::sync::{Notify, watch};
 
@@ -47,6 +48,7 @@ pub(crate) struct Inner {
     pub cfg: RuntimeConfig,
     pub client: Client,
     pub sockets: NetnsSockets,
+    pub recorder: Recorder,
     ipam: Mutex<Ipam>,
     pods: Mutex<HashMap<String, Arc<PodRun>>>,
     host_resolv: String,
@@ -76,6 +78,16 @@ impl PodRun {
         self.spec.borrow().clone()
     }
 
+    /// Records an Event about the pod, as the kubelet does, optionally
+    /// about one of its containers (`spec.containers{NAME}`).
+    pub fn event(&self, inner: &Inner, container: Option<&str>, warning: bool, reason: &str, message: String) {
+        let pod = self.pod();
+        let mut object = reference("Pod", "v1", &pod.metadata);
+        object.field_path = container.map(|c| format!("spec.containers{{{c}}}"));
+        let kind = if warning { EventType::Warning } else { EventType::Normal };
+        inner.recorder.record(object, kind, reason, message);
+    }
+
     pub fn with_container<T>(&self, i: usize, f: impl FnOnce(&mut ContainerState) -> T) -> T {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let t = f(&mut s.containers[i]);
@@ -101,6 +113,7 @@ impl Runtime {
         Runtime {
             inner: Arc::new(Inner {
                 cfg,
+                recorder: Recorder::new(client.clone(), "kubelet"),
                 client,
                 sockets,
                 ipam: Mutex::new(ipam),
@@ -421,6 +434,7 @@ async fn run_pod(inner: &Arc<Inner>, run: &Arc<PodRun>) {
             }
             Err(e) => {
                 tracing::warn!(pod = %run.name, error = %e, "pod sandbox failed");
+                run.event(inner, None, true, "FailedCreatePodSandBox", format!("Failed to create pod sandbox: {e}"));
                 lock(&run.state).sandbox_error = Some(e);
                 run.touch();
                 tokio::select! {

@@ -14,7 +14,9 @@ use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde_json::json;
-use svcnet_client::{Api, ChangeKind, Client, DeleteParams, Notification, Object, ObjectKey, Patch, PatchParams, Preconditions};
+use svcnet_client::{
+    Api, ChangeKind, Client, DeleteParams, Notification, Object, ObjectKey, Patch, PatchParams, Preconditions,
+};
 
 use super::Informers;
 
@@ -69,7 +71,9 @@ pub fn spawn(inf: Arc<Informers>, client: Client) {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
-            if let Ok(None) = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await { return }
+            if let Ok(None) = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+                return;
+            }
         }
     });
 }
@@ -143,7 +147,12 @@ fn dependents(inf: &Informers) -> Vec<Item> {
     all
 }
 
-async fn delete_dependent(client: &Client, meta: &ObjectMeta, kind: &str, policy: DeleteParams) -> svcnet_client::Result<()> {
+async fn delete_dependent(
+    client: &Client,
+    meta: &ObjectMeta,
+    kind: &str,
+    policy: DeleteParams,
+) -> svcnet_client::Result<()> {
     let ns = meta.namespace.clone().unwrap_or_default();
     let name = meta.name.clone().unwrap_or_default();
     let params = DeleteParams {
@@ -174,7 +183,12 @@ where
     }
 }
 
-async fn patch_dependent(client: &Client, meta: &ObjectMeta, kind: &str, patch: serde_json::Value) -> svcnet_client::Result<()> {
+async fn patch_dependent(
+    client: &Client,
+    meta: &ObjectMeta,
+    kind: &str,
+    patch: serde_json::Value,
+) -> svcnet_client::Result<()> {
     match kind {
         "Pod" => patch_meta::<Pod>(client, meta, patch).await,
         "ReplicaSet" => patch_meta::<ReplicaSet>(client, meta, patch).await,
@@ -240,7 +254,12 @@ async fn pass(inf: &Informers, client: &Client) -> svcnet_client::Result<()> {
     Ok(())
 }
 
-async fn remove_finalizer(client: &Client, owner: &ObjectMeta, kind: &str, finalizer: &str) -> svcnet_client::Result<()> {
+async fn remove_finalizer(
+    client: &Client,
+    owner: &ObjectMeta,
+    kind: &str,
+    finalizer: &str,
+) -> svcnet_client::Result<()> {
     let patch = json!({ "metadata": {
         "finalizers": without(owner.finalizers.as_ref(), finalizer),
         "resourceVersion": owner.resource_version,
@@ -258,4 +277,3 @@ async fn remove_finalizer(client: &Client, owner: &ObjectMeta, kind: &str, final
         other => other,
     }
 }
-

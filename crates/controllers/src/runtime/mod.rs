@@ -103,7 +103,12 @@ impl ControllerManager {
         let informers = Arc::new(Informers::start(&client));
         let recorder = Recorder::new(client.clone(), "svcnet-controller-manager");
         services::spawn_endpoints(informers.clone(), client.clone(), config.endpoint_workers);
-        services::spawn_endpointslices(informers.clone(), client.clone(), config.slice_workers, config.max_endpoints_per_slice);
+        services::spawn_endpointslices(
+            informers.clone(),
+            client.clone(),
+            config.slice_workers,
+            config.max_endpoints_per_slice,
+        );
         services::spawn_mirroring(informers.clone(), client.clone());
         workloads::spawn_replicasets(informers.clone(), client.clone(), recorder.clone(), config.replicaset_workers);
         workloads::spawn_deployments(informers.clone(), client.clone(), recorder, config.deployment_workers);

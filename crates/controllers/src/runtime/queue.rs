@@ -112,7 +112,12 @@ pub fn feed_own_keys<K: Object>(informer: &ReflectorHandle<K>, queue: &Queue) {
 /// Queues, for each change of a dependent, the owner of kind `owner_kind`
 /// named by its controller reference, or, for an orphan, every owner in its
 /// namespace (any of them may adopt it).
-pub fn feed_owner_keys<D: Object, O: Object>(dependents: &ReflectorHandle<D>, owners: &ReflectorHandle<O>, owner_kind: &'static str, queue: &Queue) {
+pub fn feed_owner_keys<D: Object, O: Object>(
+    dependents: &ReflectorHandle<D>,
+    owners: &ReflectorHandle<O>,
+    owner_kind: &'static str,
+    queue: &Queue,
+) {
     let mut sub = dependents.subscribe();
     let owners = owners.store();
     let queue = queue.clone();

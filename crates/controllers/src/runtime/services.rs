@@ -93,9 +93,8 @@ impl PodIndex {
     /// Pods in `ns` whose labels include all of `selector`.
     fn select(&self, ns: &str, selector: &BTreeMap<String, String>) -> Vec<ObjectKey> {
         let st = self.lock();
-        let matches = |k: &ObjectKey| {
-            st.labels.get(k).is_some_and(|l| selector.iter().all(|(sk, sv)| l.get(sk) == Some(sv)))
-        };
+        let matches =
+            |k: &ObjectKey| st.labels.get(k).is_some_and(|l| selector.iter().all(|(sk, sv)| l.get(sk) == Some(sv)));
         if selector.is_empty() {
             return st.by_namespace.get(ns).map(|s| s.iter().cloned().collect()).unwrap_or_default();
         }
@@ -182,7 +181,8 @@ impl ServiceIndex {
         for (k, v) in labels {
             let Some(set) = st.by_label.get(&(ns.to_string(), k.clone(), v.clone())) else { continue };
             for svc in set {
-                let selects = st.selectors.get(svc).is_some_and(|sel| sel.iter().all(|(sk, sv)| labels.get(sk) == Some(sv)));
+                let selects =
+                    st.selectors.get(svc).is_some_and(|sel| sel.iter().all(|(sk, sv)| labels.get(sk) == Some(sv)));
                 if selects {
                     out.insert(svc.clone());
                 }
@@ -205,7 +205,13 @@ fn selected_pods(inf: &Informers, index: &PodIndex, service: &Service) -> Vec<Ar
 
 /// Feeds a queue of Service keys from Service, Pod and (optionally)
 /// Endpoints/EndpointSlice changes.
-fn feed_service_queue(inf: &Arc<Informers>, queue: &Queue, index: &PodIndex, watch_endpoints: bool, watch_slices: bool) {
+fn feed_service_queue(
+    inf: &Arc<Informers>,
+    queue: &Queue,
+    index: &PodIndex,
+    watch_endpoints: bool,
+    watch_slices: bool,
+) {
     let all_services = |inf: &Informers, queue: &Queue| queue.add_all(&inf.services.store().state());
     let services = ServiceIndex::default();
     {
@@ -279,7 +285,9 @@ fn feed_service_queue(inf: &Arc<Informers>, queue: &Queue, index: &PodIndex, wat
             while let Some(n) = sub.recv().await {
                 if let Notification::Changed(c) = n {
                     let labels = c.object.metadata.labels.as_ref();
-                    if let (Some(ns), Some(svc)) = (c.key.namespace.as_deref(), labels.and_then(|l| l.get(endpointslice::SERVICE_NAME_LABEL))) {
+                    if let (Some(ns), Some(svc)) =
+                        (c.key.namespace.as_deref(), labels.and_then(|l| l.get(endpointslice::SERVICE_NAME_LABEL)))
+                    {
                         queue.add(ObjectKey::namespaced(ns, svc));
                     }
                 }
@@ -295,7 +303,8 @@ pub fn spawn_endpoints(inf: Arc<Informers>, client: Client, workers: usize) {
     feed_service_queue(&inf, &queue, &index, true, false);
     let tracker = Arc::new(Mutex::new(TriggerTimeTracker::new()));
     for _ in 0..workers {
-        let (inf, client, queue, tracker, index) = (inf.clone(), client.clone(), queue.clone(), tracker.clone(), index.clone());
+        let (inf, client, queue, tracker, index) =
+            (inf.clone(), client.clone(), queue.clone(), tracker.clone(), index.clone());
         tokio::spawn(async move {
             // Nothing is written until every informer is synced and the
             // index is built: a partial view would empty live Endpoints.
@@ -394,7 +403,11 @@ fn slices_of(inf: &Informers, ns: &str, service: &str, managed_by: &str) -> Vec<
 }
 
 /// Writes slice changes; returns the keys of the slices it created.
-async fn apply_slice_changes(client: &Client, ns: &str, changes: SliceChanges) -> svcnet_client::Result<Vec<ObjectKey>> {
+async fn apply_slice_changes(
+    client: &Client,
+    ns: &str,
+    changes: SliceChanges,
+) -> svcnet_client::Result<Vec<ObjectKey>> {
     let api: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
     let mut created = Vec::new();
     for slice in &changes.create {
@@ -523,4 +536,3 @@ async fn sync_mirror(inf: &Informers, client: &Client, key: &ObjectKey) -> svcne
     }
     apply_slice_changes(client, ns, changes).await.map(|_| ())
 }
-

@@ -15,7 +15,9 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::json;
-use svcnet_client::{Api, Client, DeleteParams, Notification, ObjectKey, Patch, PatchParams, PostParams, Preconditions};
+use svcnet_client::{
+    Api, Client, DeleteParams, Notification, ObjectKey, Patch, PatchParams, PostParams, Preconditions,
+};
 
 use super::Informers;
 use super::events::{EventType, Recorder, reference};
@@ -99,7 +101,11 @@ pub fn spawn_replicasets(inf: Arc<Informers>, client: Client, recorder: Recorder
     }
 }
 
-fn owner_refs_patch(current: Option<&Vec<OwnerReference>>, add: Option<OwnerReference>, remove_uid: Option<&str>) -> serde_json::Value {
+fn owner_refs_patch(
+    current: Option<&Vec<OwnerReference>>,
+    add: Option<OwnerReference>,
+    remove_uid: Option<&str>,
+) -> serde_json::Value {
     let mut refs: Vec<OwnerReference> = current.cloned().unwrap_or_default();
     if let Some(uid) = remove_uid {
         refs.retain(|r| r.uid != uid);
@@ -125,7 +131,8 @@ async fn sync_replicaset(
     }
     let ns = ns_of(key);
     let all_pods = pods_store.state();
-    let pods: Vec<&Pod> = all_pods.iter().filter(|p| p.metadata.namespace.as_deref() == Some(ns)).map(|p| p.as_ref()).collect();
+    let pods: Vec<&Pod> =
+        all_pods.iter().filter(|p| p.metadata.namespace.as_deref() == Some(ns)).map(|p| p.as_ref()).collect();
     let actions = match deployment::reconcile_replicaset(&rs, &pods, jiff::Timestamp::now()) {
         Ok(a) => a,
         Err(e) => {
@@ -138,12 +145,17 @@ async fn sync_replicaset(
     let rs_uid = rs.metadata.uid.clone().unwrap_or_default();
     for PodRef { name, .. } in &actions.adopt {
         let current = pods_store.get(&ObjectKey::namespaced(ns, name));
-        let patch = owner_refs_patch(current.as_ref().and_then(|p| p.metadata.owner_references.as_ref()), Some(rs_ref.clone()), None);
+        let patch = owner_refs_patch(
+            current.as_ref().and_then(|p| p.metadata.owner_references.as_ref()),
+            Some(rs_ref.clone()),
+            None,
+        );
         api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?;
     }
     for PodRef { name, .. } in &actions.release {
         let current = pods_store.get(&ObjectKey::namespaced(ns, name));
-        let patch = owner_refs_patch(current.as_ref().and_then(|p| p.metadata.owner_references.as_ref()), None, Some(&rs_uid));
+        let patch =
+            owner_refs_patch(current.as_ref().and_then(|p| p.metadata.owner_references.as_ref()), None, Some(&rs_uid));
         api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?;
     }
     let reference = reference("ReplicaSet", "apps/v1", &rs.metadata);
@@ -153,7 +165,12 @@ async fn sync_replicaset(
         match api.create(&PostParams::default(), pod).await {
             Ok(p) => {
                 let name = p.metadata.name.clone().unwrap_or_default();
-                recorder.record(reference.clone(), EventType::Normal, "SuccessfulCreate", format!("Created pod: {name}"));
+                recorder.record(
+                    reference.clone(),
+                    EventType::Normal,
+                    "SuccessfulCreate",
+                    format!("Created pod: {name}"),
+                );
                 created.push(name);
             }
             Err(e) => {
@@ -171,7 +188,12 @@ async fn sync_replicaset(
         };
         match api.delete(name, &params).await {
             Ok(_) => {
-                recorder.record(reference.clone(), EventType::Normal, "SuccessfulDelete", format!("Deleted pod: {name}"));
+                recorder.record(
+                    reference.clone(),
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    format!("Deleted pod: {name}"),
+                );
                 deleted.push(name.clone());
             }
             Err(e) if e.is_not_found() => {}
@@ -217,7 +239,9 @@ pub fn spawn_deployments(inf: Arc<Informers>, client: Client, recorder: Recorder
             while let Some(n) = sub.recv().await {
                 let Notification::Changed(c) = n else { continue };
                 let ns = c.key.namespace.clone().unwrap_or_default();
-                let Some(rs) = controller_of(c.object.metadata.owner_references.as_ref(), "ReplicaSet") else { continue };
+                let Some(rs) = controller_of(c.object.metadata.owner_references.as_ref(), "ReplicaSet") else {
+                    continue;
+                };
                 let Some(rs) = inf.replicasets.store().get(&ObjectKey::namespaced(&ns, &rs)) else { continue };
                 if let Some(d) = controller_of(rs.metadata.owner_references.as_ref(), "Deployment") {
                     queue.add(ObjectKey::namespaced(&ns, &d));
@@ -254,9 +278,11 @@ async fn sync_deployment(
     let Some(d) = inf.deployments.store().get(key) else { return Ok(None) };
     let ns = ns_of(key);
     let all_rs = inf.replicasets.store().state();
-    let rss: Vec<&ReplicaSet> = all_rs.iter().filter(|r| r.metadata.namespace.as_deref() == Some(ns)).map(|r| r.as_ref()).collect();
+    let rss: Vec<&ReplicaSet> =
+        all_rs.iter().filter(|r| r.metadata.namespace.as_deref() == Some(ns)).map(|r| r.as_ref()).collect();
     let all_pods = inf.pods.store().state();
-    let pods: Vec<&Pod> = all_pods.iter().filter(|p| p.metadata.namespace.as_deref() == Some(ns)).map(|p| p.as_ref()).collect();
+    let pods: Vec<&Pod> =
+        all_pods.iter().filter(|p| p.metadata.namespace.as_deref() == Some(ns)).map(|p| p.as_ref()).collect();
     let actions = match deployment::reconcile_deployment(&d, &rss, &pods, jiff::Timestamp::now()) {
         Ok(a) => a,
         Err(e) => {
@@ -272,12 +298,17 @@ async fn sync_deployment(
     let rs_store = inf.replicasets.store();
     for name in &actions.adopt_rs {
         let current = rs_store.get(&ObjectKey::namespaced(ns, name));
-        let patch = owner_refs_patch(current.as_ref().and_then(|r| r.metadata.owner_references.as_ref()), Some(d_ref.clone()), None);
+        let patch = owner_refs_patch(
+            current.as_ref().and_then(|r| r.metadata.owner_references.as_ref()),
+            Some(d_ref.clone()),
+            None,
+        );
         rs_api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?;
     }
     for name in &actions.release_rs {
         let current = rs_store.get(&ObjectKey::namespaced(ns, name));
-        let patch = owner_refs_patch(current.as_ref().and_then(|r| r.metadata.owner_references.as_ref()), None, Some(&d_uid));
+        let patch =
+            owner_refs_patch(current.as_ref().and_then(|r| r.metadata.owner_references.as_ref()), None, Some(&d_uid));
         rs_api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?;
     }
     if let Some(rs) = &actions.create_rs {
@@ -302,7 +333,10 @@ async fn sync_deployment(
         rs_api.replace(&name, &PostParams::default(), rs).await?;
     }
     for (name, replicas) in &actions.scale {
-        let old = rs_store.get(&ObjectKey::namespaced(ns, name)).and_then(|r| r.spec.as_ref().and_then(|s| s.replicas)).unwrap_or(0);
+        let old = rs_store
+            .get(&ObjectKey::namespaced(ns, name))
+            .and_then(|r| r.spec.as_ref().and_then(|s| s.replicas))
+            .unwrap_or(0);
         if !updated.contains(name) {
             let patch = json!({ "spec": { "replicas": replicas } });
             rs_api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await?;

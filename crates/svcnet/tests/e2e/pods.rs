@@ -323,3 +323,64 @@ fn without_root_up_says_why_and_exits() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("needs root") && err.contains("--nodes 0"), "{err}");
 }
+
+#[test]
+fn logs_and_exec_behave_as_in_kubernetes() {
+    let c = Cluster::with_nodes(2);
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: talker}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'for i in 1 2 3; do echo line $i; done; echo oops >&2; exec sleep 3600']\n",
+    );
+    wait_ready(&c, "talker");
+    assert_eventually!(10, c.ok(&["logs", "talker"]).lines().count() == 4, "{}", c.ok(&["logs", "talker"]));
+    let logs = c.ok(&["logs", "talker"]);
+    assert!(logs.starts_with("line 1\nline 2\nline 3\n") && logs.contains("oops\n"), "{logs}");
+    assert_eq!(c.ok(&["logs", "talker", "--tail=1"]).lines().count(), 1);
+    let stamped = c.ok(&["logs", "talker", "--timestamps", "--tail=1"]);
+    let stamp = stamped.split(' ').next().unwrap();
+    assert!(stamp.starts_with("20") && stamp.ends_with('Z'), "{stamped}");
+
+    // exec: output, exit codes, stdin, environment and the pod's hostname.
+    assert_eq!(c.ok(&["exec", "talker", "--", "sh", "-c", "echo $HOSTNAME"]).trim(), "talker");
+    let out = c.kubectl_with(
+        crate::harness::KUBECTL,
+        &["exec", "talker", "--", "sh", "-c", "echo out; echo err >&2; exit 3"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+    let out = c.kubectl_with(crate::harness::KUBECTL, &["exec", "-i", "talker", "--", "wc", "-l"], Some("a\nb\nc\n"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+    // `exec -it POD -- /bin/sh`, as the documents do, under a terminal.
+    let kubeconfig = c.kubeconfig();
+    let script =
+        format!("kubectl --kubeconfig {} exec -it talker -- /bin/sh -c 'tty; echo in-a-tty'", kubeconfig.display());
+    let out = Command::new("script")
+        .args(["-qec", &script, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/dev/pts/") && text.contains("in-a-tty"), "{text}");
+    let missing = c.fails(&["exec", "talker", "--", "no-such-program"], None);
+    assert!(missing.contains("executable file not found"), "{missing}");
+
+    // A pod that finishes: `logs -f` follows it to the end.
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: once}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'echo first; sleep 2; echo second']\n",
+    );
+    assert_eventually!(30, !c.kubectl_fails_quietly(&["logs", "once"]), "logs never available");
+    assert_eq!(c.ok(&["logs", "-f", "once"]), "first\nsecond\n");
+    assert_eventually!(
+        10,
+        json(&c.ok(&["get", "pod", "once", "-o", "json"]))["status"]["phase"] == "Succeeded",
+        "phase"
+    );
+    assert!(c.ok(&["get", "pod", "once"]).contains("Completed"));
+
+    // describe shows the kubelet's events.
+    let described = c.ok(&["describe", "pod", "talker"]);
+    for want in ["Scheduled", "Pulled", "Created", "Started", "kubelet"] {
+        assert!(described.contains(want), "{want} missing from:\n{described}");
+    }
+}
