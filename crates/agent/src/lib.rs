@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod echoserver;
+pub mod hostport;
 pub mod ipam;
 pub mod net;
 pub mod node;

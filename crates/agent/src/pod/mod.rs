@@ -50,6 +50,7 @@ pub(crate) struct Inner {
     pub sockets: NetnsSockets,
     pub recorder: Recorder,
     ipam: Mutex<Ipam>,
+    hostports: tokio::sync::Mutex<crate::hostport::HostPorts>,
     pods: Mutex<HashMap<String, Arc<PodRun>>>,
     host_resolv: String,
 }
@@ -117,6 +118,7 @@ impl Runtime {
                 client,
                 sockets,
                 ipam: Mutex::new(ipam),
+                hostports: tokio::sync::Mutex::new(crate::hostport::HostPorts::default()),
                 pods: Mutex::new(HashMap::new()),
                 host_resolv,
             }),
@@ -394,7 +396,21 @@ async fn sandbox(
     Ok((ip, netns, binds))
 }
 
+/// Maps (or with `None`, unmaps) a pod's host ports on the node.
+async fn map_host_ports(inner: &Inner, run: &PodRun, pod: &Pod, ip: Option<Ipv4Addr>) {
+    let maps = ip.map(|ip| crate::hostport::mappings(pod, ip)).unwrap_or_default();
+    let mut hp = inner.hostports.lock().await;
+    if hp.set(&run.uid, maps) {
+        let cidr = lock(&inner.ipam).cidr().to_string();
+        if let Err(e) = hp.apply(&inner.cfg.node_netns, &cidr).await {
+            tracing::warn!(pod = %run.name, error = %e, "programming host ports failed");
+            run.event(inner, None, true, "FailedHostPort", e);
+        }
+    }
+}
+
 async fn teardown(inner: &Inner, run: &PodRun, pod: &Pod) {
+    map_host_ports(inner, run, pod, None).await;
     let netns = lock(&run.netns).clone();
     let host_network = spec::spec(pod).host_network.unwrap_or(false);
     if !host_network && !netns.is_empty() {
@@ -425,6 +441,7 @@ async fn run_pod(inner: &Arc<Inner>, run: &Arc<PodRun>) {
                     s.sandbox_error = None;
                     s.pod_ip = Some(ip);
                 }
+                map_host_ports(inner, run, &pod, Some(ip)).await;
                 run.touch();
                 break Some(crate::sys::Placement {
                     netns: net::netns_path(&netns),

@@ -384,3 +384,35 @@ fn logs_and_exec_behave_as_in_kubernetes() {
         assert!(described.contains(want), "{want} missing from:\n{described}");
     }
 }
+
+#[test]
+fn host_ports_reach_the_pod_through_the_node_address() {
+    let c = Cluster::with_nodes(2);
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: hp}\nspec:\n  nodeName: node1\n  containers:\n  - name: echo\n    image: svcnet/echoserver\n    ports: [{containerPort: 80, hostPort: 8080}]\n",
+    );
+    c.apply(&client_pod("far", "node2"));
+    c.apply(&client_pod("near", "node1"));
+    for p in ["hp", "far", "near"] {
+        wait_ready(&c, p);
+    }
+    let node1 = json(&c.ok(&["get", "pod", "hp", "-o", "json"]))["status"]["hostIP"].as_str().unwrap().to_string();
+    let hp_ip = json(&c.ok(&["get", "pod", "hp", "-o", "json"]))["status"]["podIP"].as_str().unwrap().to_string();
+    for client in ["far", "near"] {
+        let body = c.ok(&["exec", client, "--", "curl", "-s", "-m", "5", &format!("http://{node1}:8080/")]);
+        assert_eq!(body.lines().next(), Some(format!("hp {hp_ip}").as_str()), "from {client}: {body}");
+    }
+    // The table names the pod, and goes away with it.
+    let prefix = c.netns_prefix.clone().unwrap();
+    let list = |c: &Cluster| {
+        let _ = c;
+        let out = Command::new("ip")
+            .args(["netns", "exec", &format!("{prefix}-node1"), "nft", "list", "table", "ip", "svcnet-hostports"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(list(&c).contains("default/hp hostPort 8080"), "{}", list(&c));
+    c.ok(&["delete", "pod", "hp", "--timeout=20s"]);
+    assert!(!list(&c).contains("default/hp"), "{}", list(&c));
+}
