@@ -417,3 +417,43 @@ fn host_ports_reach_the_pod_through_the_node_address() {
     c.ok(&["delete", "pod", "hp", "--timeout=20s"]);
     assert!(!list(&c).contains("default/hp"), "{}", list(&c));
 }
+
+#[test]
+fn a_failing_liveness_probe_restarts_the_container() {
+    let c = Cluster::with_nodes(2);
+    let flag = c.dir.path().join("alive-flag");
+    std::fs::write(&flag, "").unwrap();
+    c.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: lively}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, \"3600\"]\n    livenessProbe:\n      exec: {{command: [test, -f, {}]}}\n      periodSeconds: 1\n      failureThreshold: 2\n",
+        flag.display()
+    ));
+    wait_ready(&c, "lively");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let restarts = |c: &Cluster| {
+        json(&c.ok(&["get", "pod", "lively", "-o", "json"]))["status"]["containerStatuses"][0]["restartCount"].as_u64()
+    };
+    assert_eq!(restarts(&c), Some(0), "restarted while the probe passed");
+    std::fs::remove_file(&flag).unwrap();
+    assert_eventually!(
+        20,
+        restarts(&c) >= Some(1),
+        "never restarted: {}",
+        c.ok(&["get", "pod", "lively", "-o", "yaml"])
+    );
+    let events = c.ok(&["get", "events", "--field-selector", "involvedObject.name=lively"]);
+    assert!(events.contains("Liveness probe failed") && events.contains("will be restarted"), "{events}");
+}
+
+#[test]
+fn a_container_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let c = Cluster::with_nodes(2);
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: stubborn}\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'trap \"\" TERM; while true; do sleep 1; done']\n",
+    );
+    wait_ready(&c, "stubborn");
+    let started = std::time::Instant::now();
+    c.ok(&["delete", "pod", "stubborn", "--timeout=30s"]);
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_millis(1800), "deleted before the grace period ended: {took:?}");
+    assert!(took < std::time::Duration::from_secs(10), "SIGKILL did not follow the grace period: {took:?}");
+}
