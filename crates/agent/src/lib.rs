@@ -14,7 +14,7 @@ pub mod access;
 pub mod echoserver;
 pub mod hostport;
 pub mod ipam;
-pub mod net;
+pub use svcnet_netns::ip as net;
 pub mod node;
 pub mod pod;
 pub mod sandbox;

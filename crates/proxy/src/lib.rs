@@ -1,0 +1,87 @@
+//! svcnet's service proxy: kube-proxy's job for one node. It watches
+//! Services and EndpointSlices, builds a [`model::Snapshot`] of what the
+//! node must do, and hands it to one of three data planes, each in the
+//! node's network namespace:
+//!
+//! - `nft`: one nftables table, updated in one transaction per sync, with
+//!   verdict maps so lookups do not grow with the number of Services;
+//! - `iptables`: kube-proxy's classic chains through `iptables-restore`;
+//! - `userspace`: a Tokio L4 proxy per service port, reached through
+//!   nftables redirects.
+
+pub mod iptables;
+pub mod model;
+pub mod nft;
+pub mod userspace;
+
+use std::future::Future;
+use std::net::Ipv4Addr;
+
+use svcnet_netns::NetnsSockets;
+
+/// The node a data plane programs.
+#[derive(Clone)]
+pub struct NodeEnv {
+    pub node_name: String,
+    /// The node's network namespace (`ip netns` name).
+    pub netns: String,
+    /// Sockets inside that namespace.
+    pub sockets: NetnsSockets,
+    pub node_ips: Vec<Ipv4Addr>,
+    /// This node's pod CIDR (10.244.1.0/24) and its bridge (`cni0`).
+    pub pod_cidr: String,
+    pub bridge: String,
+    /// The cluster's pod CIDR (10.244.0.0/16) and service CIDR (10.96.0.0/12).
+    pub cluster_cidr: String,
+    pub service_cidr: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("running {command}: {source}")]
+    Spawn { command: String, source: std::io::Error },
+    #[error("{command} failed: {stderr}")]
+    Command { command: String, stderr: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What a node has programmed for one service address, for `svcnet proxy
+/// list` (read like `ipvsadm -Ln`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VirtualService {
+    /// `namespace/name:port`.
+    pub service: String,
+    pub protocol: String,
+    /// `10.96.0.10:53`, `172.18.0.2:30080`, ...
+    pub address: String,
+    /// `random`, `rr` (round-robin), `lc` (least connections).
+    pub scheduler: String,
+    /// `persistent 10800` with ClientIP affinity.
+    pub flags: String,
+    pub endpoints: Vec<RealServer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RealServer {
+    /// `10.244.1.5:80`.
+    pub address: String,
+    pub weight: u32,
+    pub active: u64,
+    pub inactive: u64,
+}
+
+/// A way of making a node match a snapshot.
+pub trait DataPlane: Send + 'static {
+    /// Makes the node match `snap`, changing only what differs from the
+    /// last successful sync (the first sync, or one after a failure,
+    /// reconciles with whatever the node already has, without breaking
+    /// established connections).
+    fn sync(&mut self, snap: &model::Snapshot) -> impl Future<Output = Result<(), ProxyError>> + Send;
+
+    /// Removes everything this data plane programmed.
+    fn cleanup(&mut self) -> impl Future<Output = Result<(), ProxyError>> + Send;
+
+    /// What is programmed now, one entry per service address.
+    fn describe(&self) -> impl Future<Output = Vec<VirtualService>> + Send;
+}
