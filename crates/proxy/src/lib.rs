@@ -9,10 +9,18 @@
 //! - `userspace`: a Tokio L4 proxy per service port, reached through
 //!   nftables redirects.
 
+mod build;
+pub use build::{NodeFacts, snapshot};
 pub mod iptables;
+#[allow(dead_code)] // used by the runtime, enabled once the data planes land
+mod listeners;
+#[allow(dead_code)]
+mod metrics;
 pub mod model;
 pub mod nft;
 pub mod userspace;
+// (enabled once the three data planes exist) mod runtime;
+// pub use runtime::{Mode, Proxy, ProxyConfig};
 
 use std::future::Future;
 use std::net::Ipv4Addr;

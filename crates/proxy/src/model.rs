@@ -37,7 +37,9 @@ pub enum Affinity {
     None,
     /// `sessionAffinity: ClientIP`: a client keeps its endpoint while it
     /// sends within `timeout_seconds` of its last packet/connection.
-    ClientIp { timeout_seconds: u32 },
+    ClientIp {
+        timeout_seconds: u32,
+    },
 }
 
 /// One endpoint of a service port (its port already resolved from the
