@@ -8,6 +8,7 @@
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod loadbalancer;
 pub mod runtime;
 pub mod scheduler;
 

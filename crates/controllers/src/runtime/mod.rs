@@ -4,6 +4,7 @@
 
 mod events;
 mod gc;
+mod loadbalancer;
 mod queue;
 mod scheduler;
 mod services;
@@ -75,6 +76,10 @@ pub struct ControllerConfig {
     pub deployment_workers: usize,
     /// `--concurrent-replicaset-syncs`.
     pub replicaset_workers: usize,
+    /// The addresses the built-in LoadBalancer allocator hands out
+    /// ([`crate::loadbalancer`]); `None` leaves LoadBalancer Services to
+    /// another implementation. Default: [`crate::loadbalancer::DEFAULT_POOL`].
+    pub lb_pool: Option<crate::loadbalancer::Pool>,
 }
 
 impl Default for ControllerConfig {
@@ -85,6 +90,7 @@ impl Default for ControllerConfig {
             max_endpoints_per_slice: crate::endpointslice::DEFAULT_MAX_ENDPOINTS_PER_SLICE,
             deployment_workers: 5,
             replicaset_workers: 5,
+            lb_pool: Some(crate::loadbalancer::default_pool()),
         }
     }
 }
@@ -116,6 +122,10 @@ impl ControllerManager {
         // one more controller, reporting events as `default-scheduler`.
         let scheduler_events = Recorder::new(client.clone(), crate::scheduler::DEFAULT_SCHEDULER_NAME);
         scheduler::spawn(informers.clone(), client.clone(), scheduler_events);
+        if let Some(pool) = config.lb_pool {
+            let lb_events = Recorder::new(client.clone(), loadbalancer::COMPONENT);
+            loadbalancer::spawn(informers.clone(), client.clone(), lb_events, pool);
+        }
         gc::spawn(informers.clone(), client);
         ControllerManager { informers }
     }

@@ -689,6 +689,12 @@ fn manual_endpoints_applied_before_their_selectorless_service_are_kept() {
 fn contrail_web_services_list_and_describe_like_the_seed_once_the_webserver_pod_is_ready() {
     let sb = Sandbox::up();
     sb.apply_all(SEED_001);
+    // svcnet's LoadBalancer allocator gives service-web-lb an address from
+    // its pool where the seed's cluster (without one) shows <pending>.
+    let lb_ip = || sb.ok(&["get", "svc", "service-web-lb", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"]);
+    crate::assert_eventually!(20, !lb_ip().is_empty(), "service-web-lb never got an address");
+    let lb_ip: &'static str = Box::leak(lb_ip().into_boxed_str());
+    assert!(lb_ip.starts_with("172.18.255."), "{lb_ip}");
     let svc = sb.ok(&["get", "svc", "-o", "wide"]);
     let web = |rest: &[(&'static str, &'static str)]| [rest, &[("SELECTOR", "app=webserver")]].concat();
     assert_row(
@@ -711,7 +717,7 @@ fn contrail_web_services_list_and_describe_like_the_seed_once_the_webserver_pod_
         "service-web-nodeport",
         &web(&[("TYPE", "NodePort"), ("EXTERNAL-IP", "<none>"), ("PORT(S)", "80:32001/TCP")]),
     );
-    assert_row(&svc, "service-web-lb", &web(&[("TYPE", "LoadBalancer"), ("EXTERNAL-IP", "<pending>")]));
+    assert_row(&svc, "service-web-lb", &web(&[("TYPE", "LoadBalancer"), ("EXTERNAL-IP", lb_ip)]));
     assert_row(
         &svc,
         "service-web-externalips",
