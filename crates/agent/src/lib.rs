@@ -40,6 +40,8 @@ pub enum AgentError {
     Netns { netns: String, source: std::io::Error },
     #[error("listening on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("starting the service proxy: {0}")]
+    Proxy(std::io::Error),
     #[error("registering node {node}: {source}")]
     Register { node: String, source: svcnet_client::Error },
 }
@@ -65,10 +67,23 @@ pub struct AgentConfig {
     /// Bearer token the API server must present to that server.
     pub token: Option<String>,
     pub labels: Vec<(String, String)>,
+    /// The service proxy this node runs, if any.
+    pub proxy: Option<ProxySettings>,
+}
+
+/// How the node's service proxy runs.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    pub mode: svcnet_proxy::Mode,
+    /// Forward 127.0.0.1:<nodePort> on the host to this node.
+    pub host_node_ports: bool,
+    pub cluster_cidr: String,
+    pub service_cidr: String,
 }
 
 pub struct Agent {
     runtime: Runtime,
+    proxy: Option<svcnet_proxy::Proxy>,
     endpoint: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
     name: String,
@@ -95,9 +110,31 @@ impl Agent {
                 svcnet_exe: cfg.svcnet_exe.clone(),
             },
             client.clone(),
-            sockets,
+            sockets.clone(),
             Ipam::new(cfg.pod_cidr),
         );
+        let proxy = match &cfg.proxy {
+            Some(p) => {
+                let env = svcnet_proxy::NodeEnv {
+                    node_name: cfg.node_name.clone(),
+                    netns: cfg.node_netns.clone(),
+                    sockets,
+                    node_ips: vec![cfg.node_ip],
+                    pod_cidr: cfg.pod_cidr.to_string(),
+                    bridge: net::NODE_BRIDGE.to_string(),
+                    cluster_cidr: p.cluster_cidr.clone(),
+                    service_cidr: p.service_cidr.clone(),
+                };
+                let config = svcnet_proxy::ProxyConfig {
+                    env,
+                    mode: p.mode,
+                    host_node_ports: p.host_node_ports,
+                    metrics: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+                };
+                Some(svcnet_proxy::Proxy::start(client.clone(), config).await.map_err(AgentError::Proxy)?)
+            }
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|source| AgentError::Listen { addr: cfg.listen, source })?;
@@ -110,6 +147,7 @@ impl Agent {
             ip: cfg.node_ip,
             pod_cidr: cfg.pod_cidr,
             agent_endpoint: endpoint,
+            proxy_endpoint: proxy.as_ref().and_then(|p| p.metrics_addr()),
             labels: cfg.labels.clone(),
         };
         node::register(&client, &facts)
@@ -146,12 +184,17 @@ impl Agent {
             }
         }));
         tracing::info!(node = %cfg.node_name, %endpoint, "agent started");
-        Ok(Agent { runtime, endpoint, tasks, name: cfg.node_name })
+        Ok(Agent { runtime, proxy, endpoint, tasks, name: cfg.node_name })
     }
 
     /// The agent's HTTP server (exec, logs).
     pub fn endpoint(&self) -> SocketAddr {
         self.endpoint
+    }
+
+    /// Where the proxy serves `/metrics`, `/healthz` and `/proxy`.
+    pub fn proxy_endpoint(&self) -> Option<SocketAddr> {
+        self.proxy.as_ref().and_then(|p| p.metrics_addr())
     }
 
     pub fn runtime(&self) -> &Runtime {
@@ -166,6 +209,9 @@ impl Agent {
             t.abort();
         }
         self.runtime.shutdown(grace).await;
+        if let Some(p) = self.proxy {
+            p.shutdown().await;
+        }
         tracing::info!(node = %self.name, "agent stopped");
     }
 }

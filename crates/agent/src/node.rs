@@ -12,6 +12,9 @@ use crate::ipam::Ipv4Cidr;
 /// Where the API server finds a node's agent (exec, logs): `host:port`.
 pub const AGENT_ENDPOINT_ANNOTATION: &str = "svcnet.io/agent-endpoint";
 
+/// Where a node's service proxy serves `/metrics`, `/healthz` and `/proxy`.
+pub const PROXY_ENDPOINT_ANNOTATION: &str = "svcnet.io/proxy-endpoint";
+
 /// How often the agent refreshes its Ready condition (the kubelet's
 /// nodeStatusReportFrequency is 5 minutes with leases; svcnet has no
 /// leases, so the condition itself is the heartbeat).
@@ -23,6 +26,7 @@ pub struct NodeFacts {
     pub ip: Ipv4Addr,
     pub pod_cidr: Ipv4Cidr,
     pub agent_endpoint: SocketAddr,
+    pub proxy_endpoint: Option<SocketAddr>,
     pub labels: Vec<(String, String)>,
 }
 
@@ -60,13 +64,18 @@ fn node_object(f: &NodeFacts) -> Value {
     for (k, v) in &f.labels {
         labels.insert(k.clone(), json!(v));
     }
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(AGENT_ENDPOINT_ANNOTATION.into(), json!(f.agent_endpoint.to_string()));
+    if let Some(p) = f.proxy_endpoint {
+        annotations.insert(PROXY_ENDPOINT_ANNOTATION.into(), json!(p.to_string()));
+    }
     json!({
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
             "name": f.name,
             "labels": labels,
-            "annotations": { AGENT_ENDPOINT_ANNOTATION: f.agent_endpoint.to_string() },
+            "annotations": annotations,
         },
         "spec": { "podCIDR": f.pod_cidr.to_string(), "podCIDRs": [f.pod_cidr.to_string()] },
     })

@@ -3,6 +3,12 @@
 //! a Markdown table of throughput, latency percentiles, list time, watch
 //! delivery latency and server RSS. `bench/apiserver.sh` runs it side by
 //! side with the same write load against etcd.
+//!
+//! `svcnet-bench --kubeconfig K --pods N` runs the pod scenario instead
+//! (`pods.rs`, behind `bench/pods.sh`): create-to-Ready latency of N pods
+//! created at once on a cluster with nodes.
+
+mod pods;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -602,6 +608,10 @@ async fn endpoints_latency(args: &Args, tls: &Arc<rustls::ClientConfig>, service
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    let argv: Vec<String> = std::env::args().collect();
+    if pods::wanted(&argv) {
+        return pods::main(argv).await;
+    }
     let args = Args::parse();
     if let Some(dns) = args.dns {
         let tls = tls(&args.pki)?;

@@ -183,6 +183,28 @@ impl DnsServer {
         Ok(DnsServer { shared, udp_addr, tcp_addr, metrics_addr, stop, shutdown, threads, tasks })
     }
 
+    /// Answers on more sockets too, bound by the caller: the sandbox binds
+    /// them inside each node's network namespace, so pods reach the server
+    /// through the kube-dns Service as they reach CoreDNS.
+    pub fn listen_also(
+        &mut self,
+        udp: std::net::UdpSocket,
+        tcp: TcpListener,
+        config: &DnsConfig,
+    ) -> std::io::Result<()> {
+        udp.set_nonblocking(false)?;
+        udp.set_read_timeout(Some(STOP_POLL))?;
+        let index = self.threads.len();
+        let (shared, stop, runtime) = (self.shared.clone(), self.stop.clone(), tokio::runtime::Handle::current());
+        let thread = std::thread::Builder::new().name(format!("dns-udp-{index}")).spawn(move || {
+            crate::udp::Worker { socket: Arc::new(udp), shared, index, runtime, stop }.run();
+        })?;
+        self.threads.push(thread);
+        let rx = self.shutdown.subscribe();
+        self.tasks.push(tokio::spawn(tcp_accept(tcp, self.shared.clone(), config.clone(), rx)));
+        Ok(())
+    }
+
     /// Swaps in a new view; queries after this returns are answered
     /// from it.
     pub fn publish(&self, view: ZoneView) {

@@ -200,6 +200,9 @@ pub async fn create_pod(node_netns: &str, pod: &PodNet) -> Result<()> {
             &[
                 format!("link add {} type veth peer name eth0 netns {}", pod.host_veth, pod.netns),
                 format!("link set {} master {NODE_BRIDGE} up", pod.host_veth),
+                // A pod reaching itself through a Service comes back out
+                // of the port it went in by (the kubelet's hairpin-veth).
+                format!("link set {} type bridge_slave hairpin on", pod.host_veth),
             ],
         )
         .await?;

@@ -12,15 +12,14 @@
 mod build;
 pub use build::{NodeFacts, snapshot};
 pub mod iptables;
-#[allow(dead_code)] // used by the runtime, enabled once the data planes land
 mod listeners;
-#[allow(dead_code)]
+pub use listeners::relay_to_host;
 mod metrics;
 pub mod model;
 pub mod nft;
+mod runtime;
 pub mod userspace;
-// (enabled once the three data planes exist) mod runtime;
-// pub use runtime::{Mode, Proxy, ProxyConfig};
+pub use runtime::{Mode, Proxy, ProxyConfig};
 
 use std::future::Future;
 use std::net::Ipv4Addr;
@@ -92,4 +91,41 @@ pub trait DataPlane: Send + 'static {
 
     /// What is programmed now, one entry per service address.
     fn describe(&self) -> impl Future<Output = Vec<VirtualService>> + Send;
+}
+
+/// `ipvsadm -Ln`'s layout for what a node has programmed.
+pub fn render_list(services: &[VirtualService]) -> String {
+    let mut out = String::from(
+        "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+    );
+    for s in services {
+        let head = format!("{} {} {} {}", s.protocol.to_uppercase(), s.address, s.scheduler, s.flags);
+        out.push_str(&format!("{:<50} # {}\n", head.trim_end(), s.service));
+        for e in &s.endpoints {
+            out.push_str(&format!("  -> {:<28} Masq    {:<6} {:<10} {}\n", e.address, e.weight, e.active, e.inactive));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+
+    #[test]
+    fn the_list_reads_like_ipvsadm() {
+        let s = VirtualService {
+            service: "dev/service-clusterip".into(),
+            protocol: "tcp".into(),
+            address: "10.97.97.97:80".into(),
+            scheduler: "rr".into(),
+            flags: String::new(),
+            endpoints: vec![RealServer { address: "10.244.1.39:80".into(), weight: 1, active: 2, inactive: 0 }],
+        };
+        let text = render_list(&[s]);
+        assert!(text.starts_with("Prot LocalAddress:Port Scheduler Flags\n"));
+        assert!(text.contains("TCP 10.97.97.97:80 rr"), "{text}");
+        assert!(text.contains("# dev/service-clusterip\n"), "{text}");
+        assert!(text.contains("  -> 10.244.1.39:80               Masq    1      2          0\n"), "{text}");
+    }
 }

@@ -171,3 +171,21 @@ async fn forward(listener: tokio::net::TcpListener, target: SocketAddr, sockets:
         });
     }
 }
+
+/// Relays TCP connections accepted inside a namespace (a node's address)
+/// to an address in the host's namespace (the API server on 127.0.0.1), so
+/// pods reach host services through a Service without a route to the host.
+pub fn relay_to_host(listener: tokio::net::TcpListener, target: SocketAddr) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                    let _ = inbound.set_zero_linger();
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    })
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use svcnet_client::{Api, Client, Notification, Reflector, ReflectorConfig, Store};
+use svcnet_client::{Api, Client, Reflector, ReflectorConfig, Store};
 use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
 
@@ -189,6 +189,9 @@ impl Runner {
         let mut health = HealthChecks::default();
         let mut host_ports = self.cfg.host_node_ports.then(|| HostNodePorts::new(self.cfg.env.node_ips[0]));
         let mut backoff = Duration::from_millis(100);
+        if let Err(e) = crate::iptables::ensure_service_route(&self.cfg.env).await {
+            tracing::warn!(error = %e, "routing the service CIDR inside the node failed");
+        }
         loop {
             tokio::select! {
                 _ = self.changed.notified() => {}

@@ -36,6 +36,23 @@ enum Command {
     Agent(AgentArgs),
     /// The built-in `svcnet/echoserver` image (run inside a pod by the agent).
     Echoserver,
+    /// Inspect the nodes' service proxies.
+    #[command(subcommand)]
+    Proxy(ProxyCommand),
+}
+
+#[derive(Subcommand)]
+enum ProxyCommand {
+    /// What each node has programmed: one block per service address with
+    /// its endpoints, the way `ipvsadm -Ln` reads.
+    List {
+        /// kubeconfig of the API server (default: $KUBECONFIG, ~/.kube/config).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Only this node.
+        #[arg(long)]
+        node: Option<String>,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -70,6 +87,15 @@ struct AgentArgs {
     cluster_dns: std::net::Ipv4Addr,
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+    /// The service proxy: nftables, iptables, userspace, userspace-lc, or
+    /// none.
+    #[arg(long, default_value = "nftables")]
+    proxy_mode: String,
+    /// The cluster's pod CIDR (traffic from outside it is masqueraded).
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cidr: String,
 }
 
 #[derive(Args, Clone)]
@@ -144,6 +170,15 @@ struct ServerArgs {
     /// (`up` only) The block node pod CIDRs (/24 each) come from.
     #[arg(long, default_value = "10.244.0.0/16", value_parser = svcnet_agent::ipam::Ipv4Cidr::parse)]
     cluster_cidr: svcnet_agent::ipam::Ipv4Cidr,
+    /// (`up` only) Addresses LoadBalancer Services get (CIDRs, ranges
+    /// a.b.c.d-e.f.g.h or addresses, comma-separated; "none" turns the
+    /// allocator off).
+    #[arg(long, default_value = svcnet_controllers::loadbalancer::DEFAULT_POOL)]
+    lb_pool: String,
+    /// (`up` only) The nodes' service proxy: nftables, iptables, userspace
+    /// (round-robin) or userspace-lc (least connections).
+    #[arg(long, default_value = "nftables", value_parser = svcnet_proxy::Mode::parse)]
+    proxy_mode: svcnet_proxy::Mode,
     /// (`up` only) The node network, inside the sandbox.
     #[arg(long, default_value = "172.18.0.0/24", value_parser = svcnet_agent::ipam::Ipv4Cidr::parse)]
     node_cidr: svcnet_agent::ipam::Ipv4Cidr,
@@ -194,6 +229,9 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::ControllerManager(args) => controller_manager(args).await,
         Command::Dns(args) => dns(args).await,
         Command::Agent(args) => agent(args).await,
+        Command::Proxy(ProxyCommand::List { kubeconfig, node }) => {
+            proxy_list(kubeconfig.as_deref(), node.as_deref()).await
+        }
         Command::Echoserver => {
             let config = svcnet_agent::echoserver::EchoConfig::from_env()?;
             svcnet_agent::echoserver::run(config).await?;
@@ -266,26 +304,34 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> Result<(), BoxError>
         node_ports: args.service_node_port_range,
     };
     config.agent_token = agent_token.clone();
+    // Pods reach the API server as https://10.96.0.1 (the `kubernetes`
+    // Service), so the serving certificate names that address.
+    let first = u32::from(args.service_cidr.0) + 1;
+    config.extra_san_ips.push(std::net::IpAddr::V4(std::net::Ipv4Addr::from(first)));
     let server = ApiServer::start(config, store.clone() as Arc<_>).await?;
     // The controllers talk to the API server over HTTPS like any client,
     // so they behave the same inside `up` and standalone.
     let _controllers = if with_controllers {
         let client = client_for(Some(&server.kubeconfig), "svcnet-controller-manager")?;
-        let manager = ControllerManager::start(client, ControllerConfig::default());
+        let lb_pool = match args.lb_pool.as_str() {
+            "none" | "" => None,
+            pool => Some(svcnet_controllers::loadbalancer::parse_pool(pool).map_err(|e| format!("--lb-pool: {e}"))?),
+        };
+        let manager = ControllerManager::start(client, ControllerConfig { lb_pool, ..ControllerConfig::default() });
         manager.informers.wait_synced().await;
         Some(manager)
     } else {
         None
     };
     // Cluster DNS, on loopback until nodes give pods a way to reach it.
-    let dns = if with_controllers {
+    let dns_config = svcnet_dns::DnsConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], args.dns_port)),
+        metrics: None,
+        ..svcnet_dns::DnsConfig::default()
+    };
+    let mut dns = if with_controllers {
         let client = client_for(Some(&server.kubeconfig), "svcnet-dns")?;
-        let config = svcnet_dns::DnsConfig {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], args.dns_port)),
-            metrics: None,
-            ..svcnet_dns::DnsConfig::default()
-        };
-        let dns = svcnet_dns::start(client, config).await?;
+        let dns = svcnet_dns::start(client, dns_config.clone()).await?;
         println!("svcnet cluster DNS on 127.0.0.1:{} (udp and tcp)", dns.udp_addr().port());
         Some(dns)
     } else {
@@ -293,14 +339,22 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> Result<(), BoxError>
     };
     let agents = if nodes > 0 {
         let client = client_for(Some(&server.kubeconfig), "svcnet-agent")?;
-        Some(start_sandbox(&args, nodes, client, agent_token).await?)
+        let (prefix, agents, planned) = start_sandbox(&args, nodes, client.clone(), agent_token).await?;
+        let relays = match dns.as_mut() {
+            Some(dns) => cluster_services(&client, &planned, server.addr, dns, &dns_config).await?,
+            None => Vec::new(),
+        };
+        Some((prefix, agents, relays))
     } else {
         None
     };
     println!("svcnet API server ready at https://{} — export KUBECONFIG={}", server.addr, server.kubeconfig.display());
     wait_for_signal().await?;
     tracing::info!("shutting down");
-    if let Some((prefix, agents)) = agents {
+    if let Some((prefix, agents, relays)) = agents {
+        for r in relays {
+            r.abort();
+        }
         let stops: Vec<_> =
             agents.into_iter().map(|a| tokio::spawn(a.shutdown(std::time::Duration::from_secs(2)))).collect();
         for s in stops {
@@ -334,7 +388,7 @@ async fn start_sandbox(
     nodes: u32,
     client: svcnet_client::Client,
     token: Option<String>,
-) -> Result<(String, Vec<svcnet_agent::Agent>), BoxError> {
+) -> Result<(String, Vec<svcnet_agent::Agent>, Vec<svcnet_agent::sandbox::SandboxNode>), BoxError> {
     let prefix = svcnet_agent::sandbox::prefix_for(&args.data_dir);
     let cfg = svcnet_agent::sandbox::SandboxConfig {
         prefix: prefix.clone(),
@@ -343,6 +397,7 @@ async fn start_sandbox(
         node_cidr: args.node_cidr,
     };
     let planned = svcnet_agent::sandbox::create(&cfg).await?;
+    let nodes_out = planned.clone();
     let exe = std::env::current_exe()?;
     let mut agents = Vec::new();
     for n in planned {
@@ -359,6 +414,12 @@ async fn start_sandbox(
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             token: token.clone(),
             labels: Vec::new(),
+            proxy: Some(svcnet_agent::ProxySettings {
+                mode: args.proxy_mode,
+                host_node_ports: agents.is_empty(),
+                cluster_cidr: args.cluster_cidr.to_string(),
+                service_cidr: format!("{}/{}", args.service_cidr.0, args.service_cidr.1),
+            }),
         };
         match svcnet_agent::Agent::start(client.clone(), config).await {
             Ok(a) => agents.push(a),
@@ -372,7 +433,124 @@ async fn start_sandbox(
         }
     }
     println!("svcnet nodes running: {nodes} (network namespaces {prefix}-*)");
-    Ok((prefix, agents))
+    Ok((prefix, agents, nodes_out))
+}
+
+/// Makes the cluster's own services reachable from pods, as in a real
+/// cluster: the DNS server also answers on every node's address (port 53),
+/// published as the kube-dns Service at 10.96.0.10; the API server is
+/// relayed from every node's address, published as the `kubernetes`
+/// Service's endpoints.
+async fn cluster_services(
+    client: &svcnet_client::Client,
+    nodes: &[svcnet_agent::sandbox::SandboxNode],
+    api: std::net::SocketAddr,
+    dns: &mut svcnet_dns::DnsServer,
+    dns_config: &svcnet_dns::DnsConfig,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, BoxError> {
+    let mut relays = Vec::new();
+    for n in nodes {
+        let sockets = svcnet_netns::NetnsSockets::enter(&svcnet_netns::ip::netns_path(&n.netns))?;
+        let at = std::net::SocketAddr::from((n.ip, 53));
+        let udp = sockets.udp_bind(at).await?.into_std()?;
+        let tcp = sockets.tcp_listen(at).await?;
+        dns.listen_also(udp, tcp, dns_config)?;
+        let listener = sockets.tcp_listen(std::net::SocketAddr::from((n.ip, api.port()))).await?;
+        relays.push(svcnet_proxy::relay_to_host(listener, api));
+    }
+    let addresses: Vec<serde_json::Value> =
+        nodes.iter().map(|n| serde_json::json!({ "ip": n.ip.to_string(), "nodeName": n.name })).collect();
+    let services: svcnet_client::Api<k8s_openapi::api::core::v1::Service> =
+        svcnet_client::Api::namespaced(client.clone(), "kube-system");
+    let kube_dns = serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": { "name": "kube-dns", "namespace": "kube-system",
+                      "labels": { "k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true" } },
+        "spec": { "clusterIP": "10.96.0.10", "ports": [
+            { "name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53 },
+            { "name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53 } ] },
+    });
+    match services.create(&svcnet_client::PostParams::default(), &serde_json::from_value(kube_dns)?).await {
+        Ok(_) => {}
+        Err(e) if e.is_already_exists() => {}
+        Err(e) => return Err(e.into()),
+    }
+    let endpoints = |ns: &str, name: &str, ports: serde_json::Value| {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": { "name": name, "namespace": ns },
+            "subsets": [{ "addresses": addresses, "ports": ports }],
+        })
+    };
+    let put = |ns: &'static str, name: &'static str, body: serde_json::Value| {
+        let api: svcnet_client::Api<k8s_openapi::api::core::v1::Endpoints> =
+            svcnet_client::Api::namespaced(client.clone(), ns);
+        async move {
+            let obj: k8s_openapi::api::core::v1::Endpoints = serde_json::from_value(body)?;
+            match api.get_opt(name).await? {
+                Some(mut current) => {
+                    current.subsets = obj.subsets;
+                    api.replace(name, &svcnet_client::PostParams::default(), &current).await?;
+                }
+                None => {
+                    api.create(&svcnet_client::PostParams::default(), &obj).await?;
+                }
+            }
+            Ok::<(), BoxError>(())
+        }
+    };
+    put(
+        "kube-system",
+        "kube-dns",
+        endpoints(
+            "kube-system",
+            "kube-dns",
+            serde_json::json!([
+            { "name": "dns", "port": 53, "protocol": "UDP" }, { "name": "dns-tcp", "port": 53, "protocol": "TCP" } ]),
+        ),
+    )
+    .await?;
+    put(
+        "default",
+        "kubernetes",
+        endpoints(
+            "default",
+            "kubernetes",
+            serde_json::json!([{ "name": "https", "port": api.port(), "protocol": "TCP" }]),
+        ),
+    )
+    .await?;
+    Ok(relays)
+}
+
+async fn proxy_list(kubeconfig: Option<&std::path::Path>, only: Option<&str>) -> Result<(), BoxError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let client = client_for(kubeconfig, "svcnet-proxy-list")?;
+    let nodes: svcnet_client::Api<k8s_openapi::api::core::v1::Node> = svcnet_client::Api::all(client);
+    let list = nodes.list(&svcnet_client::ListParams::default()).await?;
+    let mut out = String::new();
+    for n in &list.items {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let Some(addr) = n.metadata.annotations.as_ref().and_then(|a| a.get("svcnet.io/proxy-endpoint")) else {
+            out.push_str(&format!("Node {name}: no svcnet proxy\n\n"));
+            continue;
+        };
+        let mut conn = tokio::net::TcpStream::connect(addr.as_str()).await?;
+        conn.write_all(b"GET /proxy HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n").await?;
+        let mut raw = Vec::new();
+        conn.read_to_end(&mut raw).await?;
+        let text = String::from_utf8_lossy(&raw);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let services: Vec<svcnet_proxy::VirtualService> = serde_json::from_str(body)?;
+        out.push_str(&format!("Node {name} ({addr})\n"));
+        out.push_str(&svcnet_proxy::render_list(&services));
+        out.push('\n');
+    }
+    print!("{out}");
+    Ok(())
 }
 
 async fn agent(args: AgentArgs) -> Result<(), BoxError> {
@@ -413,6 +591,16 @@ async fn agent(args: AgentArgs) -> Result<(), BoxError> {
         listen: args.listen,
         token,
         labels: Vec::new(),
+        proxy: if args.proxy_mode == "none" {
+            None
+        } else {
+            Some(svcnet_agent::ProxySettings {
+                mode: svcnet_proxy::Mode::parse(&args.proxy_mode)?,
+                host_node_ports: false,
+                cluster_cidr: args.cluster_cidr.clone(),
+                service_cidr: args.service_cidr.clone(),
+            })
+        },
     };
     let agent = svcnet_agent::Agent::start(client, config).await?;
     println!("svcnet agent for node {} ready; exec and logs at {}", args.node, agent.endpoint());

@@ -60,10 +60,21 @@ impl Cluster {
         Self::launch_in(dir, 0)
     }
 
+    /// A sandbox cluster whose nodes run the given proxy mode.
+    pub fn with_proxy(nodes: u32, mode: &str) -> Cluster {
+        Self::launch_with(tempfile::tempdir().expect("tempdir"), nodes, &["--proxy-mode", mode])
+    }
+
     /// Starts (or restarts) svcnet with `nodes` nodes on a data directory.
     pub fn launch_in(dir: tempfile::TempDir, nodes: u32) -> Cluster {
+        Self::launch_with(dir, nodes, &[])
+    }
+
+    fn launch_with(dir: tempfile::TempDir, nodes: u32, extra: &[&str]) -> Cluster {
         let mut child = Command::new(env!("CARGO_BIN_EXE_svcnet"))
-            .args(["up", "--api-port", "0", "--nodes", &nodes.to_string(), "--data-dir"])
+            .args(["up", "--api-port", "0", "--nodes", &nodes.to_string()])
+            .args(extra)
+            .arg("--data-dir")
             .arg(dir.path())
             .env("SVCNET_LOG", "warn")
             .stdout(Stdio::piped())

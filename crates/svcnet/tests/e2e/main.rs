@@ -11,6 +11,7 @@ mod errors;
 mod kubectl_basics;
 mod kubectl_objects;
 mod pods;
+mod proxy;
 mod python_client;
 mod seeds;
 mod services;

@@ -1,0 +1,449 @@
+//! What one service port contributes to the table: map elements, and the
+//! few chains and sets that cannot be shared (ClientIP affinity,
+//! externalTrafficPolicy Local). Pure.
+//!
+//! Plain service ports own no chain: their addresses point into shared
+//! `lb-N` chains that pick slot `numgen random mod N` of the address in the
+//! `endpoints` map, so the kernel holds one element per endpoint and one
+//! rule per distinct endpoint count, however many Services there are.
+
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+use super::table::{Chain, Decl, DeclKind, Map};
+use super::{Facts, MASQ_MARK};
+use crate::model::{Affinity, Endpoint, Protocol, ServicePort};
+
+/// One element of a map or set, as nft text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Elem {
+    pub key: String,
+    /// `goto lb-3`, `10.244.1.2 . 8080`; `None` in a plain set.
+    pub value: Option<String>,
+    pub comment: Option<String>,
+}
+
+/// Everything one service port adds to the table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fragment {
+    pub chains: Vec<Chain>,
+    /// Sets and maps: ClientIP affinity sets, the slot maps in use.
+    pub decls: Vec<Decl>,
+    pub elems: Vec<(Map, Elem)>,
+}
+
+impl Fragment {
+    fn elem(&mut self, map: Map, key: String, value: Option<String>, comment: Option<&str>) {
+        self.elems.push((map, Elem { key, value, comment: comment.map(str::to_string) }));
+    }
+
+    fn chain(&mut self, chain: Chain) {
+        if !self.chains.iter().any(|c| c.name == chain.name) {
+            self.chains.push(chain);
+        }
+    }
+
+    fn decl(&mut self, decl: Decl) {
+        if !self.decls.iter().any(|d| d.name == decl.name) {
+            self.decls.push(decl);
+        }
+    }
+}
+
+/// The shared balancing chains, one per (family, protocol, endpoint
+/// count): each picks a slot of the packet's address in its family's map
+/// for that protocol (one map per protocol, so that the DNAT rule's port
+/// is the protocol's own: nft 1.0.6 can neither re-read a `th dport` map
+/// value nor keep a `tcp dport` one from matching TCP only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lb {
+    /// Cluster IPs (cluster endpoints), external and LB IPs (external
+    /// endpoints), keyed by the packet's address and port.
+    Address,
+    /// Node ports, keyed by port.
+    NodePort,
+    /// Pods and the node itself reaching an external address of an
+    /// externalTrafficPolicy Local service: cluster endpoints.
+    InternalAddress,
+    InternalNodePort,
+}
+
+impl Lb {
+    fn prefix(self) -> &'static str {
+        match self {
+            Lb::Address => "lb",
+            Lb::NodePort => "nodeport-lb",
+            Lb::InternalAddress => "internal-lb",
+            Lb::InternalNodePort => "nodeport-internal-lb",
+        }
+    }
+
+    /// The slot map's name prefix (`endpoints-tcp`, ...).
+    pub fn map_prefix(self) -> &'static str {
+        match self {
+            Lb::Address => "endpoints",
+            Lb::NodePort => "nodeport-endpoints",
+            Lb::InternalAddress => "internal-endpoints",
+            Lb::InternalNodePort => "nodeport-internal-endpoints",
+        }
+    }
+
+    fn key_expr(self, p: Protocol) -> String {
+        let p = p.as_str();
+        match self {
+            Lb::Address | Lb::InternalAddress => format!("ip daddr . {p} dport"),
+            Lb::NodePort | Lb::InternalNodePort => format!("{p} dport"),
+        }
+    }
+
+    /// The slot map's declaration.
+    fn decl(self, p: Protocol) -> Decl {
+        let what = match self {
+            Lb::Address => "slot N of an address",
+            Lb::NodePort => "slot N of a node port",
+            Lb::InternalAddress => "slot N of an address, from inside (Local)",
+            Lb::InternalNodePort => "slot N of a node port, from inside (Local)",
+        };
+        Decl {
+            name: Map::Slots(self, p).name(),
+            kind: DeclKind::Map,
+            body: format!(
+                "typeof {} . numgen random mod 1 : ip daddr . {} dport; comment \"{what}\";",
+                self.key_expr(p),
+                p.as_str()
+            ),
+        }
+    }
+
+    /// The chain balancing over `n` slots (`masq`: marking the packet for
+    /// masquerade first), and the objects it needs.
+    fn chains(self, p: Protocol, n: usize, masq: bool) -> (String, Vec<Chain>, Decl) {
+        let plain = format!("{}-{}-{n}", self.prefix(), p.as_str());
+        let mut chains = vec![Chain {
+            name: plain.clone(),
+            comment: None,
+            rules: vec![format!(
+                "dnat ip addr . port to {} . numgen random mod {n} map @{}",
+                self.key_expr(p),
+                Map::Slots(self, p).name()
+            )],
+        }];
+        if !masq {
+            return (plain, chains, self.decl(p));
+        }
+        let name = format!("{plain}-masq");
+        chains.push(Chain { name: name.clone(), comment: None, rules: vec![format!("{} goto {plain}", mark_rule())] });
+        (name, chains, self.decl(p))
+    }
+}
+
+pub fn mark_rule() -> String {
+    format!("meta mark set meta mark | {MASQ_MARK:#010x}")
+}
+
+/// A name component safe in an nft identifier (`[a-zA-Z0-9_.-]`).
+fn ident(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect()
+}
+
+/// Text safe inside an nft comment (at most 128 bytes, no quotes).
+pub fn comment_text(s: &str) -> String {
+    let mut out: String = s.chars().map(|c| if c == '"' || c == '\\' || c.is_control() { '_' } else { c }).collect();
+    if out.len() > 128 {
+        let mut cut = 128;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    out
+}
+
+/// `namespace/name/proto[/port]`, the service port in chain and set names.
+pub fn chain_id(svc: &ServicePort) -> String {
+    let mut id = format!("{}/{}/{}", ident(&svc.namespace), ident(&svc.name), svc.protocol.as_str());
+    if !svc.port_name.is_empty() {
+        id.push('/');
+        id.push_str(&ident(&svc.port_name));
+    }
+    id
+}
+
+fn endpoint_suffix(e: &Endpoint) -> String {
+    format!("{}/{}", e.ip, e.port)
+}
+
+/// True when some endpoint can serve (ready, or serving while terminating).
+pub fn has_usable_endpoints(svc: &ServicePort) -> bool {
+    svc.endpoints.iter().any(|e| e.ready || (e.serving && e.terminating))
+}
+
+/// Cluster IP, then the external and load balancer IPs, without duplicates.
+pub fn external_addresses(svc: &ServicePort) -> Vec<Ipv4Addr> {
+    let mut out: Vec<Ipv4Addr> = Vec::new();
+    for ip in svc.external_ips.iter().chain(&svc.load_balancer_ips) {
+        if *ip != svc.cluster_ip && !ip.is_unspecified() && !out.contains(ip) {
+            out.push(*ip);
+        }
+    }
+    out
+}
+
+pub fn has_cluster_ip(svc: &ServicePort) -> bool {
+    !svc.cluster_ip.is_unspecified()
+}
+
+fn same_endpoints(a: &[&Endpoint], b: &[&Endpoint]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.ip == y.ip && x.port == y.port)
+}
+
+fn addr_key(ip: Ipv4Addr, svc: &ServicePort, port: u16) -> String {
+    format!("{ip} . {} . {port}", svc.protocol.as_str())
+}
+
+/// The key of an address in the slot maps (which are per protocol).
+fn slot_addr_key(ip: Ipv4Addr, port: u16) -> String {
+    format!("{ip} . {port}")
+}
+
+fn port_key(svc: &ServicePort, port: u16) -> String {
+    format!("{} . {port}", svc.protocol.as_str())
+}
+
+/// The fragment of one service port.
+pub fn fragment(svc: &ServicePort, facts: &Facts) -> Fragment {
+    let mut f = Fragment::default();
+    let id = comment_text(&svc.id());
+    let cluster = svc.cluster_endpoints();
+    let external = svc.external_endpoints();
+    let externals = external_addresses(svc);
+    let cluster_ip = has_cluster_ip(svc).then_some(svc.cluster_ip);
+    // Without a usable endpoint anywhere the service rejects; with some,
+    // but none for this traffic's policy (Local), it drops, as kube-proxy.
+    let no_endpoints = if has_usable_endpoints(svc) { "drop" } else { "goto reject-chain" };
+
+    if let Some(ip) = cluster_ip {
+        f.elem(Map::ClusterIps, ip.to_string(), None, None);
+        if cluster.is_empty() {
+            f.elem(Map::NoEndpointServices, addr_key(ip, svc, svc.port), Some(no_endpoints.into()), Some(&id));
+        }
+    }
+    if external.is_empty() {
+        for ip in &externals {
+            f.elem(Map::NoEndpointServices, addr_key(*ip, svc, svc.port), Some(no_endpoints.into()), Some(&id));
+        }
+        if let Some(np) = svc.node_port {
+            f.elem(Map::NoEndpointNodeports, port_key(svc, np), Some(no_endpoints.into()), Some(&id));
+        }
+    }
+    let mut hairpin: Vec<Ipv4Addr> = Vec::new();
+    for e in cluster.iter().chain(&external) {
+        if e.local && !hairpin.contains(&e.ip) {
+            hairpin.push(e.ip);
+            f.elem(Map::Hairpin, format!("{0} . {0}", e.ip), None, None);
+        }
+    }
+
+    match svc.affinity {
+        Affinity::None => plain(&mut f, svc, facts, &id, cluster_ip, &externals, &cluster, &external),
+        Affinity::ClientIp { timeout_seconds } => {
+            affinity(&mut f, svc, facts, &id, cluster_ip, &externals, &cluster, &external, timeout_seconds.max(1))
+        }
+    }
+    f
+}
+
+fn slots(f: &mut Fragment, map: Map, key: &str, eps: &[&Endpoint]) {
+    for (i, e) in eps.iter().enumerate() {
+        f.elem(map, format!("{key} . {i}"), Some(format!("{} . {}", e.ip, e.port)), None);
+    }
+}
+
+fn lb(f: &mut Fragment, kind: Lb, p: Protocol, n: usize, masq: bool) -> String {
+    let (name, chains, decl) = kind.chains(p, n, masq);
+    f.decl(decl);
+    for c in chains {
+        f.chain(c);
+    }
+    name
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plain(
+    f: &mut Fragment,
+    svc: &ServicePort,
+    facts: &Facts,
+    id: &str,
+    cluster_ip: Option<Ipv4Addr>,
+    externals: &[Ipv4Addr],
+    cluster: &[&Endpoint],
+    external: &[&Endpoint],
+) {
+    let p = svc.protocol;
+    let np_key = |np: u16| np.to_string();
+    if let (Some(ip), false) = (cluster_ip, cluster.is_empty()) {
+        let chain = lb(f, Lb::Address, p, cluster.len(), false);
+        f.elem(Map::ServiceIps, addr_key(ip, svc, svc.port), Some(format!("goto {chain}")), Some(id));
+        slots(f, Map::Slots(Lb::Address, p), &slot_addr_key(ip, svc.port), cluster);
+    }
+    if !svc.external_local {
+        if external.is_empty() {
+            return;
+        }
+        if !externals.is_empty() {
+            let chain = lb(f, Lb::Address, p, external.len(), true);
+            for ip in externals {
+                f.elem(Map::ServiceIps, addr_key(*ip, svc, svc.port), Some(format!("goto {chain}")), Some(id));
+                slots(f, Map::Slots(Lb::Address, p), &slot_addr_key(*ip, svc.port), external);
+            }
+        }
+        if let Some(np) = svc.node_port {
+            let chain = lb(f, Lb::NodePort, p, external.len(), true);
+            f.elem(Map::ServiceNodeports, port_key(svc, np), Some(format!("goto {chain}")), Some(id));
+            slots(f, Map::Slots(Lb::NodePort, p), &np_key(np), external);
+        }
+        return;
+    }
+    // externalTrafficPolicy Local: outside clients reach local endpoints
+    // with their own address; pods of the cluster and the node itself
+    // (masqueraded) are short-circuited to the cluster endpoints.
+    if cluster.is_empty() && external.is_empty() {
+        return;
+    }
+    let cid = chain_id(svc);
+    let families = [
+        (!externals.is_empty(), format!("external-{cid}"), Lb::InternalAddress, Lb::Address),
+        (svc.node_port.is_some(), format!("nodeport-{cid}"), Lb::InternalNodePort, Lb::NodePort),
+    ];
+    for (used, name, internal_lb, external_lb) in families {
+        if !used {
+            continue;
+        }
+        let mut rules = Vec::new();
+        if !cluster.is_empty() {
+            let internal = lb(f, internal_lb, p, cluster.len(), false);
+            if let Some(cidr) = facts.cluster_cidr {
+                rules.push(format!("ip saddr {cidr} goto {internal} comment \"pods: cluster endpoints\""));
+            }
+            let internal_masq = lb(f, internal_lb, p, cluster.len(), true);
+            rules.push(format!("fib saddr type local goto {internal_masq} comment \"the node: cluster endpoints\""));
+        }
+        if !external.is_empty() {
+            let local = lb(f, external_lb, p, external.len(), false);
+            rules.push(format!("goto {local}"));
+        }
+        f.chain(Chain { name: name.clone(), comment: Some(format!("{id} externalTrafficPolicy Local")), rules });
+        if external_lb == Lb::Address {
+            for ip in externals {
+                f.elem(Map::ServiceIps, addr_key(*ip, svc, svc.port), Some(format!("goto {name}")), Some(id));
+                let key = slot_addr_key(*ip, svc.port);
+                slots(f, Map::Slots(Lb::InternalAddress, p), &key, cluster);
+                slots(f, Map::Slots(Lb::Address, p), &key, external);
+            }
+        } else if let Some(np) = svc.node_port {
+            f.elem(Map::ServiceNodeports, port_key(svc, np), Some(format!("goto {name}")), Some(id));
+            slots(f, Map::Slots(Lb::InternalNodePort, p), &np_key(np), cluster);
+            slots(f, Map::Slots(Lb::NodePort, p), &np_key(np), external);
+        }
+    }
+}
+
+/// ClientIP affinity: a chain and a dynamic set per endpoint, as in
+/// kube-proxy; the endpoint chain records the client, the service chain
+/// sends a recorded client back to its endpoint before balancing.
+#[allow(clippy::too_many_arguments)]
+fn affinity(
+    f: &mut Fragment,
+    svc: &ServicePort,
+    facts: &Facts,
+    id: &str,
+    cluster_ip: Option<Ipv4Addr>,
+    externals: &[Ipv4Addr],
+    cluster: &[&Endpoint],
+    external: &[&Endpoint],
+    timeout: u32,
+) {
+    let cid = chain_id(svc);
+    let proto = svc.protocol.as_str();
+    let what = format!("{id} ClientIP affinity");
+    let mut seen: Vec<(Ipv4Addr, u16)> = Vec::new();
+    for e in cluster.iter().chain(external) {
+        if seen.contains(&(e.ip, e.port)) {
+            continue;
+        }
+        seen.push((e.ip, e.port));
+        let suffix = endpoint_suffix(e);
+        let set = format!("affinity-{cid}__{suffix}");
+        f.decl(Decl {
+            name: set.clone(),
+            kind: DeclKind::Set,
+            body: format!("type ipv4_addr; flags dynamic,timeout; timeout {timeout}s;"),
+        });
+        f.chain(Chain {
+            name: format!("endpoint-{cid}__{suffix}"),
+            comment: Some(what.clone()),
+            rules: vec![
+                format!("update @{set} {{ ip saddr }}"),
+                format!("meta l4proto {proto} dnat to {}:{}", e.ip, e.port),
+            ],
+        });
+    }
+    let balance = |eps: &[&Endpoint]| -> Vec<String> {
+        let mut rules: Vec<String> = eps
+            .iter()
+            .map(|e| {
+                let suffix = endpoint_suffix(e);
+                format!("ip saddr @affinity-{cid}__{suffix} goto endpoint-{cid}__{suffix}")
+            })
+            .collect();
+        let mut vmap = String::new();
+        for (i, e) in eps.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            let _ = write!(vmap, "{sep}{i} : goto endpoint-{cid}__{}", endpoint_suffix(e));
+        }
+        rules.push(format!("numgen random mod {} vmap {{ {vmap} }}", eps.len()));
+        rules
+    };
+    let service = format!("service-{cid}");
+    if !cluster.is_empty() {
+        f.chain(Chain { name: service.clone(), comment: Some(what.clone()), rules: balance(cluster) });
+        if let Some(ip) = cluster_ip {
+            f.elem(Map::ServiceIps, addr_key(ip, svc, svc.port), Some(format!("goto {service}")), Some(id));
+        }
+    }
+    let needed = svc.is_external()
+        && if svc.external_local { !cluster.is_empty() || !external.is_empty() } else { !external.is_empty() };
+    if !needed {
+        return;
+    }
+    let mut rules = Vec::new();
+    if svc.external_local {
+        if !cluster.is_empty() {
+            if let Some(cidr) = facts.cluster_cidr {
+                rules.push(format!("ip saddr {cidr} goto {service} comment \"pods: cluster endpoints\""));
+            }
+            rules.push(format!(
+                "fib saddr type local {} goto {service} comment \"the node: cluster endpoints\"",
+                mark_rule()
+            ));
+        }
+        if !external.is_empty() {
+            rules.extend(balance(external));
+        }
+    } else {
+        rules.push(mark_rule());
+        if same_endpoints(cluster, external) {
+            rules.push(format!("goto {service}"));
+        } else {
+            rules.extend(balance(external));
+        }
+    }
+    let name = format!("external-{cid}");
+    f.chain(Chain { name: name.clone(), comment: Some(what), rules });
+    for ip in externals {
+        f.elem(Map::ServiceIps, addr_key(*ip, svc, svc.port), Some(format!("goto {name}")), Some(id));
+    }
+    if let Some(np) = svc.node_port {
+        f.elem(Map::ServiceNodeports, port_key(svc, np), Some(format!("goto {name}")), Some(id));
+    }
+}

@@ -1,0 +1,634 @@
+//! The table `ip svcnet` as data: its fixed skeleton, and the chains, sets
+//! and map elements service ports contribute, with the two renderings the
+//! data plane applies: the whole table, and the transaction from what was
+//! applied last to what is wanted now. Pure.
+//!
+//! Several service ports may contribute the same object (a shared `lb-N`
+//! chain, a hairpin element, two Services claiming one external IP): each
+//! object remembers its owners, the first by id wins, and it leaves the
+//! kernel only with its last owner.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Write;
+use std::sync::Arc;
+
+use super::service::{self, Fragment, Lb, comment_text, mark_rule};
+use super::{Facts, MASQ_MARK, TABLE};
+use crate::model::{Protocol, ServicePort, Snapshot};
+
+/// The table's maps and sets that hold elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Map {
+    ServiceIps,
+    ServiceNodeports,
+    NoEndpointServices,
+    NoEndpointNodeports,
+    ClusterIps,
+    Hairpin,
+    /// `endpoints-tcp`, `nodeport-endpoints-udp`, ...: declared while a
+    /// balancing chain uses them.
+    Slots(Lb, Protocol),
+}
+
+impl Map {
+    /// The maps every table declares.
+    pub const FIXED: [Map; 6] = [
+        Map::ServiceIps,
+        Map::ServiceNodeports,
+        Map::NoEndpointServices,
+        Map::NoEndpointNodeports,
+        Map::ClusterIps,
+        Map::Hairpin,
+    ];
+
+    pub fn name(self) -> String {
+        match self {
+            Map::ServiceIps => "service-ips".into(),
+            Map::ServiceNodeports => "service-nodeports".into(),
+            Map::NoEndpointServices => "no-endpoint-services".into(),
+            Map::NoEndpointNodeports => "no-endpoint-nodeports".into(),
+            Map::ClusterIps => "cluster-ips".into(),
+            Map::Hairpin => "hairpin".into(),
+            Map::Slots(lb, p) => format!("{}-{}", lb.map_prefix(), p.as_str()),
+        }
+    }
+
+    fn is_map(self) -> bool {
+        !matches!(self, Map::ClusterIps | Map::Hairpin)
+    }
+
+    /// The declaration of a fixed map or set.
+    fn decl(self) -> &'static str {
+        match self {
+            Map::ServiceIps => {
+                "type ipv4_addr . inet_proto . inet_service : verdict; comment \"cluster, external and LB IPs\";"
+            }
+            Map::ServiceNodeports => "type inet_proto . inet_service : verdict; comment \"node ports\";",
+            Map::NoEndpointServices => {
+                "type ipv4_addr . inet_proto . inet_service : verdict; comment \"addresses without endpoints\";"
+            }
+            Map::NoEndpointNodeports => {
+                "type inet_proto . inet_service : verdict; comment \"node ports without endpoints\";"
+            }
+            Map::ClusterIps => "type ipv4_addr; comment \"every cluster IP\";",
+            Map::Hairpin => "type ipv4_addr . ipv4_addr; comment \"local endpoints reaching themselves\";",
+            Map::Slots(..) => "",
+        }
+    }
+}
+
+/// A regular chain's name, comment and rules (nft text, one per rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub name: String,
+    pub comment: Option<String>,
+    pub rules: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeclKind {
+    Set,
+    Map,
+}
+
+impl DeclKind {
+    fn keyword(self) -> &'static str {
+        match self {
+            DeclKind::Set => "set",
+            DeclKind::Map => "map",
+        }
+    }
+}
+
+/// A set or map that exists while a service port needs it: a ClientIP
+/// affinity set (clients seen by one endpoint), a slot map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decl {
+    pub name: String,
+    pub kind: DeclKind,
+    /// What goes between the braces.
+    pub body: String,
+}
+
+/// The base chains, hooked into netfilter; every other chain hangs off them.
+pub const BASE_CHAINS: [&str; 5] =
+    ["nat-prerouting", "nat-output", "nat-postrouting", "filter-prerouting", "filter-output"];
+
+/// The fixed chains: `(name, hook line, rules)`.
+fn skeleton(facts: &Facts) -> Vec<(&'static str, Option<&'static str>, Vec<String>)> {
+    let cluster_ip_masq = match facts.cluster_cidr {
+        Some(cidr) => format!(
+            "ip daddr @cluster-ips ip saddr != {cidr} {} comment \"cluster IP from outside the cluster\"",
+            mark_rule()
+        ),
+        None => format!("ip daddr @cluster-ips {} comment \"cluster IP (pod CIDR unknown)\"", mark_rule()),
+    };
+    let mut cluster_ips_check =
+        vec!["ip daddr @cluster-ips goto reject-chain comment \"no such port on a cluster IP\"".to_string()];
+    if let Some(cidr) = facts.service_cidr {
+        cluster_ips_check.push(format!("ip daddr {cidr} drop comment \"unallocated cluster IP\""));
+    }
+    let checks =
+        || vec!["ct state new jump endpoints-check".to_string(), "ct state new jump cluster-ips-check".to_string()];
+    vec![
+        (
+            "services",
+            None,
+            vec![
+                cluster_ip_masq,
+                "ip daddr . meta l4proto . th dport vmap @service-ips".into(),
+                "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports".into(),
+            ],
+        ),
+        (
+            "nat-prerouting",
+            Some("type nat hook prerouting priority dstnat; policy accept;"),
+            vec!["jump services".into()],
+        ),
+        ("nat-output", Some("type nat hook output priority -100; policy accept;"), vec!["jump services".into()]),
+        (
+            "nat-postrouting",
+            Some("type nat hook postrouting priority srcnat; policy accept;"),
+            vec![
+                "ct status dnat ip saddr . ip daddr @hairpin masquerade fully-random \
+                 comment \"hairpin: an endpoint reaching itself through its service\""
+                    .into(),
+                format!("meta mark & {MASQ_MARK:#010x} == 0 return"),
+                format!("meta mark set meta mark ^ {MASQ_MARK:#010x}"),
+                "masquerade fully-random".into(),
+            ],
+        ),
+        ("reject-chain", None, vec!["meta l4proto tcp reject with tcp reset".into(), "reject".into()]),
+        (
+            "endpoints-check",
+            None,
+            vec![
+                "ip daddr . meta l4proto . th dport vmap @no-endpoint-services".into(),
+                "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports"
+                    .into(),
+            ],
+        ),
+        ("cluster-ips-check", None, cluster_ips_check),
+        // After DNAT (dstnat + 10): a packet still addressed to a service
+        // found no endpoint. Prerouting rather than forward, so that it is
+        // answered even when the node has no route to the service CIDR.
+        ("filter-prerouting", Some("type filter hook prerouting priority dstnat + 10; policy accept;"), checks()),
+        ("filter-output", Some("type filter hook output priority -90; policy accept;"), checks()),
+    ]
+}
+
+type Owner = Arc<str>;
+
+/// An object and the service ports contributing it.
+#[derive(Debug, Clone)]
+struct Owned<T> {
+    owners: Vec<(Owner, T)>,
+}
+
+impl<T> Owned<T> {
+    fn new() -> Owned<T> {
+        Owned { owners: Vec::new() }
+    }
+
+    fn effective(&self) -> Option<&T> {
+        self.owners.iter().min_by(|a, b| a.0.cmp(&b.0)).map(|(_, t)| t)
+    }
+
+    fn effective_owner(&self) -> Option<&Owner> {
+        self.owners.iter().map(|(o, _)| o).min()
+    }
+}
+
+/// Takes `owner`'s contribution out of `objects[name]`, remembering in
+/// `touched` what was in effect before the sync's first change to it.
+fn withdraw<K: Eq + std::hash::Hash + Clone, T: Clone>(
+    objects: &mut HashMap<K, Owned<T>>,
+    touched: &mut HashMap<K, Option<T>>,
+    name: &K,
+    owner: &Owner,
+) {
+    if let Some(o) = objects.get_mut(name) {
+        touched.entry(name.clone()).or_insert_with(|| o.effective().cloned());
+        o.owners.retain(|(w, _)| w != owner);
+        if o.owners.is_empty() {
+            objects.remove(name);
+        }
+    }
+}
+
+fn contribute<K: Eq + std::hash::Hash + Clone, T: Clone>(
+    objects: &mut HashMap<K, Owned<T>>,
+    touched: &mut HashMap<K, Option<T>>,
+    name: &K,
+    owner: &Owner,
+    value: T,
+) {
+    let o = objects.entry(name.clone()).or_insert_with(Owned::new);
+    touched.entry(name.clone()).or_insert_with(|| o.effective().cloned());
+    if !o.owners.iter().any(|(w, _)| w == owner) {
+        o.owners.push((owner.clone(), value));
+    }
+}
+
+/// An element's value and comment.
+type ElemValue = (Option<String>, Option<String>);
+
+struct Entry {
+    svc: ServicePort,
+    owner: Owner,
+    fragment: Fragment,
+}
+
+/// What one sync changes, before it is rendered: objects with their
+/// effective value before the change.
+#[derive(Default)]
+struct Touched {
+    chains: HashMap<String, Option<Chain>>,
+    decls: HashMap<String, Option<Decl>>,
+    elems: HashMap<(Map, String), Option<ElemValue>>,
+}
+
+/// The table wanted for a snapshot, kept between syncs so that a sync
+/// renders only what changed.
+pub struct Ruleset {
+    facts: Facts,
+    services: BTreeMap<String, Entry>,
+    chains: HashMap<String, Owned<Chain>>,
+    decls: HashMap<String, Owned<Decl>>,
+    elems: HashMap<(Map, String), Owned<ElemValue>>,
+}
+
+/// The outcome of [`Ruleset::update`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Update {
+    /// The nft transaction from the previous state to the new one (empty
+    /// when nothing changed).
+    pub transaction: String,
+    /// Service ports (ids) added, changed or removed.
+    pub changed: Vec<String>,
+}
+
+impl Ruleset {
+    pub fn new(facts: Facts) -> Ruleset {
+        Ruleset {
+            facts,
+            services: BTreeMap::new(),
+            chains: HashMap::new(),
+            decls: HashMap::new(),
+            elems: HashMap::new(),
+        }
+    }
+
+    pub fn facts(&self) -> &Facts {
+        &self.facts
+    }
+
+    pub fn service_count(&self) -> usize {
+        self.services.len()
+    }
+
+    /// The service ports programmed, by id.
+    pub fn services(&self) -> impl Iterator<Item = &ServicePort> {
+        self.services.values().map(|e| &e.svc)
+    }
+
+    /// Moves to `snap`, returning the transaction that takes a kernel
+    /// holding the previous state to the new one.
+    pub fn update(&mut self, snap: &Snapshot) -> Update {
+        let mut touched = Touched::default();
+        let mut changed = Vec::new();
+        let mut wanted: HashSet<String> = HashSet::with_capacity(snap.services.len());
+        for svc in &snap.services {
+            let id = svc.id();
+            if !wanted.insert(id.clone()) {
+                tracing::warn!(service = %id, "duplicate service port in the snapshot; keeping the first");
+                continue;
+            }
+            if self.services.get(&id).is_some_and(|e| e.svc == *svc) {
+                continue;
+            }
+            self.remove(&id, &mut touched);
+            let fragment = service::fragment(svc, &self.facts);
+            let owner: Owner = Arc::from(id.as_str());
+            self.add(&owner, &fragment, &mut touched);
+            self.services.insert(id.clone(), Entry { svc: svc.clone(), owner, fragment });
+            changed.push(id);
+        }
+        let gone: Vec<String> = self.services.keys().filter(|id| !wanted.contains(*id)).cloned().collect();
+        for id in gone {
+            self.remove(&id, &mut touched);
+            changed.push(id);
+        }
+        changed.sort();
+        Update { transaction: self.render_delta(&touched), changed }
+    }
+
+    fn remove(&mut self, id: &str, touched: &mut Touched) {
+        let Some(entry) = self.services.remove(id) else { return };
+        let owner = entry.owner;
+        for c in &entry.fragment.chains {
+            withdraw(&mut self.chains, &mut touched.chains, &c.name, &owner);
+        }
+        for d in &entry.fragment.decls {
+            withdraw(&mut self.decls, &mut touched.decls, &d.name, &owner);
+        }
+        for (map, e) in &entry.fragment.elems {
+            withdraw(&mut self.elems, &mut touched.elems, &(*map, e.key.clone()), &owner);
+        }
+    }
+
+    fn add(&mut self, owner: &Owner, fragment: &Fragment, touched: &mut Touched) {
+        for c in &fragment.chains {
+            contribute(&mut self.chains, &mut touched.chains, &c.name, owner, c.clone());
+        }
+        for d in &fragment.decls {
+            contribute(&mut self.decls, &mut touched.decls, &d.name, owner, d.clone());
+        }
+        for (map, e) in &fragment.elems {
+            let value = (e.value.clone(), e.comment.clone());
+            contribute(&mut self.elems, &mut touched.elems, &(*map, e.key.clone()), owner, value);
+        }
+    }
+
+    /// The maps with elements, fixed ones first, in a stable order.
+    fn maps_in_order(&self) -> Vec<Map> {
+        let mut slots: BTreeSet<Map> = BTreeSet::new();
+        for entry in self.services.values() {
+            for (m, _) in &entry.fragment.elems {
+                if matches!(m, Map::Slots(..)) {
+                    slots.insert(*m);
+                }
+            }
+        }
+        Map::FIXED.into_iter().chain(slots).collect()
+    }
+
+    /// The whole table, as a transaction creating it in a kernel that does
+    /// not have it.
+    pub fn render_full(&self) -> String {
+        let mut out = String::with_capacity(4096 + self.elems.len() * 40);
+        let _ = writeln!(out, "table ip {TABLE} {{");
+        let _ = writeln!(out, "\tcomment \"svcnet service proxy: Services to nftables, one transaction per sync\"");
+        for map in Map::FIXED {
+            let kind = if map.is_map() { "map" } else { "set" };
+            let _ = writeln!(out, "\t{kind} {} {{ {} }}", map.name(), map.decl());
+        }
+        let mut seen: HashSet<&str> = HashSet::new();
+        for entry in self.services.values() {
+            for d in &entry.fragment.decls {
+                if self.decls.get(&d.name).and_then(Owned::effective_owner) == Some(&entry.owner)
+                    && seen.insert(&d.name)
+                {
+                    let _ = writeln!(out, "\t{} {} {{ {} }}", d.kind.keyword(), d.name, d.body);
+                }
+            }
+        }
+        for (name, hook, rules) in skeleton(&self.facts) {
+            let _ = writeln!(out, "\tchain {name} {{");
+            if let Some(hook) = hook {
+                let _ = writeln!(out, "\t\t{hook}");
+            }
+            for r in rules {
+                let _ = writeln!(out, "\t\t{r}");
+            }
+            let _ = writeln!(out, "\t}}");
+        }
+        let mut seen: HashSet<&str> = HashSet::new();
+        for entry in self.services.values() {
+            for c in &entry.fragment.chains {
+                if seen.contains(c.name.as_str())
+                    || self.chains.get(&c.name).and_then(Owned::effective_owner) != Some(&entry.owner)
+                {
+                    continue;
+                }
+                seen.insert(&c.name);
+                let _ = writeln!(out, "\tchain {} {{", c.name);
+                if let Some(comment) = &c.comment {
+                    let _ = writeln!(out, "\t\tcomment \"{}\"", comment_text(comment));
+                }
+                for r in &c.rules {
+                    let _ = writeln!(out, "\t\t{r}");
+                }
+                let _ = writeln!(out, "\t}}");
+            }
+        }
+        let _ = writeln!(out, "}}");
+        let mut by_map: HashMap<Map, String> = HashMap::new();
+        for entry in self.services.values() {
+            for (map, e) in &entry.fragment.elems {
+                let Some(o) = self.elems.get(&(*map, e.key.clone())) else { continue };
+                // An element several service ports contribute is written
+                // by the first only.
+                if o.effective_owner() != Some(&entry.owner) {
+                    continue;
+                }
+                let text = by_map.entry(*map).or_default();
+                text.push_str(if text.is_empty() { "\t" } else { ",\n\t" });
+                write_elem(text, &e.key, o.effective());
+            }
+        }
+        for map in self.maps_in_order() {
+            if let Some(text) = by_map.get(&map) {
+                let _ = write!(out, "add element ip {TABLE} {} {{\n{text}\n}}\n", map.name());
+            }
+        }
+        out
+    }
+
+    fn render_delta(&self, touched: &Touched) -> String {
+        let mut out = String::new();
+        let now_chain = |name: &str| self.chains.get(name).and_then(Owned::effective);
+        let now_decl = |name: &str| self.decls.get(name).and_then(Owned::effective);
+        let mut added_chains = Vec::new();
+        let mut changed_chains = Vec::new();
+        let mut removed_chains = Vec::new();
+        for name in touched.chains.keys().collect::<BTreeSet<_>>() {
+            match (&touched.chains[name], now_chain(name)) {
+                (None, Some(c)) => added_chains.push(c),
+                (Some(old), Some(c)) if old != c => changed_chains.push(c),
+                (Some(_), None) => removed_chains.push(name),
+                _ => {}
+            }
+        }
+        let mut added_decls = Vec::new();
+        let mut removed_decls = Vec::new();
+        for name in touched.decls.keys().collect::<BTreeSet<_>>() {
+            match (&touched.decls[name], now_decl(name)) {
+                (None, Some(d)) => added_decls.push(d),
+                (Some(old), Some(d)) if old != d => {
+                    removed_decls.push(old);
+                    added_decls.push(d);
+                }
+                (Some(old), None) => removed_decls.push(old),
+                _ => {}
+            }
+        }
+        let mut deleted: BTreeMap<Map, Vec<&str>> = BTreeMap::new();
+        let mut added: BTreeMap<Map, Vec<(&str, &ElemValue)>> = BTreeMap::new();
+        for (map_key, before) in &touched.elems {
+            let now = self.elems.get(map_key).and_then(Owned::effective);
+            if before.as_ref() == now {
+                continue;
+            }
+            let (map, key) = map_key;
+            if before.is_some() {
+                deleted.entry(*map).or_default().push(key);
+            }
+            if let Some(v) = now {
+                added.entry(*map).or_default().push((key, v));
+            }
+        }
+        // A set declared anew (its timeout changed) is deleted first, so
+        // every rule naming it is refilled.
+        for d in &added_decls {
+            if touched.decls.get(&d.name).is_some_and(Option::is_some) {
+                let needle = format!("@{} ", d.name);
+                for (name, o) in &self.chains {
+                    let Some(c) = o.effective() else { continue };
+                    let listed = added_chains.iter().chain(&changed_chains).any(|x| x.name == *name);
+                    if !listed && c.rules.iter().any(|r| r.contains(&needle)) {
+                        changed_chains.push(c);
+                    }
+                }
+            }
+        }
+        // Order: objects exist before anything refers to them; references
+        // (rules, elements) go before what they point to.
+        for c in &added_chains {
+            match &c.comment {
+                Some(comment) => {
+                    let _ =
+                        writeln!(out, "add chain ip {TABLE} {} {{ comment \"{}\"; }}", c.name, comment_text(comment));
+                }
+                None => {
+                    let _ = writeln!(out, "add chain ip {TABLE} {}", c.name);
+                }
+            }
+        }
+        for c in changed_chains.iter().map(|c| &c.name).chain(removed_chains.iter().copied()) {
+            let _ = writeln!(out, "flush chain ip {TABLE} {c}");
+        }
+        let removed_names: HashSet<&str> = removed_decls.iter().map(|d| d.name.as_str()).collect();
+        for (map, mut keys) in deleted {
+            // A map about to be deleted goes with its elements.
+            if removed_names.contains(map.name().as_str()) {
+                continue;
+            }
+            keys.sort_unstable();
+            let _ = writeln!(out, "delete element ip {TABLE} {} {{ {} }}", map.name(), keys.join(", "));
+        }
+        for d in &removed_decls {
+            let _ = writeln!(out, "delete {} ip {TABLE} {}", d.kind.keyword(), d.name);
+        }
+        for d in &added_decls {
+            let _ = writeln!(out, "add {} ip {TABLE} {} {{ {} }}", d.kind.keyword(), d.name, d.body);
+        }
+        for c in added_chains.iter().chain(&changed_chains) {
+            for r in &c.rules {
+                let _ = writeln!(out, "add rule ip {TABLE} {} {r}", c.name);
+            }
+        }
+        // (A slot map's declaration follows from its name, so only an
+        // affinity set is ever declared anew; should a map be, it is
+        // refilled whole.)
+        for d in added_decls.iter().filter(|d| d.kind == DeclKind::Map && removed_names.contains(d.name.as_str())) {
+            for ((map, key), o) in &self.elems {
+                if map.name() == d.name {
+                    if let Some(v) = o.effective() {
+                        let list = added.entry(*map).or_default();
+                        if !list.iter().any(|(k, _)| *k == key) {
+                            list.push((key, v));
+                        }
+                    }
+                }
+            }
+        }
+        for (map, mut elems) in added {
+            elems.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            let _ = write!(out, "add element ip {TABLE} {} {{ ", map.name());
+            for (i, (key, v)) in elems.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_elem(&mut out, key, Some(v));
+            }
+            out.push_str(" }\n");
+        }
+        for c in &removed_chains {
+            let _ = writeln!(out, "delete chain ip {TABLE} {c}");
+        }
+        out
+    }
+}
+
+fn write_elem(out: &mut String, key: &str, value: Option<&ElemValue>) {
+    out.push_str(key);
+    if let Some((value, comment)) = value {
+        if let Some(c) = comment {
+            let _ = write!(out, " comment \"{}\"", comment_text(c));
+        }
+        if let Some(v) = value {
+            out.push_str(" : ");
+            out.push_str(v);
+        }
+    }
+}
+
+/// The objects a table left by a previous run holds, from `nft -t list
+/// table` (chains, sets and maps by name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Existing {
+    pub chains: Vec<String>,
+    pub sets: Vec<String>,
+    pub maps: Vec<String>,
+}
+
+impl Existing {
+    /// Reads `nft -t list table ip svcnet` output.
+    pub fn parse(listing: &str) -> Existing {
+        let mut e = Existing::default();
+        for line in listing.lines() {
+            let mut words = line.split_whitespace();
+            let (Some(kind), Some(name), Some("{")) = (words.next(), words.next(), words.next()) else { continue };
+            let name = name.trim_matches('"').to_string();
+            match kind {
+                "chain" => e.chains.push(name),
+                "set" => e.sets.push(name),
+                "map" => e.maps.push(name),
+                _ => {}
+            }
+        }
+        e
+    }
+}
+
+/// The transaction replacing whatever a previous run left (`existing`)
+/// with `ruleset`, without a moment where the table is missing: the base
+/// chains stay hooked (flushed and refilled), everything else is deleted
+/// and recreated. Conntrack entries, and so established connections and
+/// their NAT, are untouched.
+pub fn render_replace(ruleset: &Ruleset, existing: &Existing) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "table ip {TABLE}");
+    let _ = writeln!(out, "flush table ip {TABLE}");
+    for s in &existing.maps {
+        let _ = writeln!(out, "delete map ip {TABLE} {s}");
+    }
+    for s in &existing.sets {
+        let _ = writeln!(out, "delete set ip {TABLE} {s}");
+    }
+    for c in &existing.chains {
+        if !BASE_CHAINS.contains(&c.as_str()) {
+            let _ = writeln!(out, "delete chain ip {TABLE} {c}");
+        }
+    }
+    out.push_str(&ruleset.render_full());
+    out
+}
+
+/// The full ruleset for `snap`: a transaction creating table `ip svcnet`.
+pub fn render(snap: &Snapshot, facts: &Facts) -> String {
+    let mut r = Ruleset::new(*facts);
+    r.update(snap);
+    r.render_full()
+}

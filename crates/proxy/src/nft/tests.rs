@@ -1,0 +1,498 @@
+//! Golden tests of the renderer (`golden/*.nft`; `SVCNET_UPDATE_GOLDEN=1`
+//! rewrites them) and tests of the incremental transactions.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use super::*;
+use crate::model::{Affinity, Endpoint, Protocol, ServicePort, Snapshot};
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+fn facts() -> Facts {
+    Facts {
+        cluster_cidr: Some("10.244.0.0/16".parse().unwrap_or_else(|e| panic!("{e}"))),
+        service_cidr: Some("10.96.0.0/12".parse().unwrap_or_else(|e| panic!("{e}"))),
+    }
+}
+
+pub(super) fn ep(addr: &str, port: u16, local: bool) -> Endpoint {
+    Endpoint {
+        ip: ip(addr),
+        port,
+        node: Some(if local { "node1" } else { "node2" }.into()),
+        ready: true,
+        serving: true,
+        terminating: false,
+        local,
+    }
+}
+
+fn terminating(mut e: Endpoint) -> Endpoint {
+    e.ready = false;
+    e.terminating = true;
+    e
+}
+
+pub(super) fn svc(name: &str, cluster_ip: &str, port: u16, endpoints: Vec<Endpoint>) -> ServicePort {
+    ServicePort {
+        namespace: "default".into(),
+        name: name.into(),
+        port_name: String::new(),
+        protocol: Protocol::Tcp,
+        cluster_ip: ip(cluster_ip),
+        port,
+        node_port: None,
+        external_ips: Vec::new(),
+        load_balancer_ips: Vec::new(),
+        affinity: Affinity::None,
+        external_local: false,
+        internal_local: false,
+        health_check_node_port: None,
+        endpoints,
+    }
+}
+
+fn snap(mut services: Vec<ServicePort>) -> Snapshot {
+    services.sort_by_key(|s| s.id());
+    Snapshot {
+        node_name: "node1".into(),
+        node_ips: vec![ip("172.18.0.2")],
+        cluster_cidr: "10.244.0.0/16".into(),
+        service_cidr: "10.96.0.0/12".into(),
+        services,
+    }
+}
+
+fn three() -> Vec<Endpoint> {
+    vec![ep("10.244.1.2", 8080, true), ep("10.244.1.3", 8080, true), ep("10.244.2.2", 8080, false)]
+}
+
+fn golden(name: &str, text: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/nft/golden").join(format!("{name}.nft"));
+    if std::env::var_os("SVCNET_UPDATE_GOLDEN").is_some() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with SVCNET_UPDATE_GOLDEN=1 to create it)", path.display()));
+    if want != text {
+        let diff: Vec<String> = want
+            .lines()
+            .zip(text.lines())
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .take(5)
+            .map(|(i, (a, b))| format!("line {}:\n  want {a}\n  got  {b}", i + 1))
+            .collect();
+        panic!(
+            "{} differs from the rendering (SVCNET_UPDATE_GOLDEN=1 rewrites it):\n{}\n--- got ---\n{text}",
+            path.display(),
+            diff.join("\n")
+        );
+    }
+}
+
+fn check(name: &str, services: Vec<ServicePort>) -> String {
+    let text = render(&snap(services), &facts());
+    golden(name, &text);
+    text
+}
+
+#[test]
+fn cluster_ip_with_three_endpoints_balances_through_a_shared_chain() {
+    let text = check("clusterip", vec![svc("web", "10.96.0.10", 80, three())]);
+    assert!(text.contains("10.96.0.10 . tcp . 80 comment \"default/web\" : goto lb-tcp-3"), "{text}");
+    assert!(text.contains("10.96.0.10 . 80 . 2 : 10.244.2.2 . 8080"), "{text}");
+    assert!(text.contains("dnat ip addr . port to ip daddr . tcp dport . numgen random mod 3 map @endpoints-tcp"));
+}
+
+#[test]
+fn a_service_without_endpoints_rejects() {
+    let text = check("no_endpoints", vec![svc("empty", "10.96.0.11", 80, Vec::new())]);
+    assert!(text.contains("10.96.0.11 . tcp . 80 comment \"default/empty\" : goto reject-chain"), "{text}");
+    assert!(!text.contains("add element ip svcnet service-ips"), "{text}");
+}
+
+#[test]
+fn a_node_port_is_masqueraded_and_balanced_by_port() {
+    let mut s = svc("np", "10.96.0.12", 80, three());
+    s.node_port = Some(30080);
+    let text = check("nodeport", vec![s]);
+    assert!(text.contains("tcp . 30080 comment \"default/np\" : goto nodeport-lb-tcp-3-masq"), "{text}");
+    assert!(text.contains("30080 . 1 : 10.244.1.3 . 8080"), "{text}");
+}
+
+#[test]
+fn external_ips_are_service_addresses_masqueraded() {
+    let mut s = svc("ext", "10.96.0.13", 80, three());
+    s.external_ips = vec![ip("192.0.2.10"), ip("192.0.2.11")];
+    let text = check("external_ips", vec![s]);
+    assert!(text.contains("192.0.2.11 . tcp . 80 comment \"default/ext\" : goto lb-tcp-3-masq"), "{text}");
+}
+
+#[test]
+fn load_balancer_ips_are_service_addresses_masqueraded() {
+    let mut s = svc("lb", "10.96.0.14", 443, three());
+    s.node_port = Some(30443);
+    s.load_balancer_ips = vec![ip("198.51.100.7")];
+    check("load_balancer", vec![s]);
+}
+
+#[test]
+fn client_ip_affinity_uses_endpoint_chains_and_timeout_sets() {
+    let mut s = svc("sticky", "10.96.0.15", 80, three());
+    s.affinity = Affinity::ClientIp { timeout_seconds: 10800 };
+    s.node_port = Some(30081);
+    let text = check("affinity", vec![s]);
+    assert!(text.contains("set affinity-default/sticky/tcp__10.244.1.2/8080 { type ipv4_addr; flags dynamic,timeout; timeout 10800s; }"), "{text}");
+    assert!(text.contains(
+        "ip saddr @affinity-default/sticky/tcp__10.244.1.3/8080 goto endpoint-default/sticky/tcp__10.244.1.3/8080"
+    ));
+    assert!(text.contains("update @affinity-default/sticky/tcp__10.244.2.2/8080 { ip saddr }"));
+}
+
+#[test]
+fn external_traffic_policy_local_keeps_the_client_and_short_circuits_pods() {
+    let mut s = svc("local", "10.96.0.16", 80, three());
+    s.node_port = Some(30082);
+    s.load_balancer_ips = vec![ip("198.51.100.8")];
+    s.external_local = true;
+    s.health_check_node_port = Some(32000);
+    let text = check("external_local", vec![s]);
+    assert!(text.contains("chain external-default/local/tcp {"), "{text}");
+    assert!(text.contains("ip saddr 10.244.0.0/16 goto internal-lb-tcp-3"), "{text}");
+    assert!(text.contains("goto lb-tcp-2\n"), "only the two local endpoints: {text}");
+    assert!(text.contains("198.51.100.8 . 80 . 1 : 10.244.1.3 . 8080"));
+    // The remote endpoint only in the internal (short-circuit) map.
+    assert_eq!(text.matches("198.51.100.8 . 80 . 2 : 10.244.2.2 . 8080").count(), 1, "{text}");
+}
+
+#[test]
+fn external_traffic_policy_local_without_local_endpoints_drops_outside_traffic() {
+    let mut s = svc("remote", "10.96.0.17", 80, vec![ep("10.244.2.2", 8080, false)]);
+    s.node_port = Some(30083);
+    s.external_local = true;
+    let text = check("external_local_remote_only", vec![s]);
+    assert!(text.contains("tcp . 30083 comment \"default/remote\" : drop"), "{text}");
+    assert!(text.contains("tcp . 30083 comment \"default/remote\" : goto nodeport-default/remote/tcp"), "{text}");
+}
+
+#[test]
+fn internal_traffic_policy_local_sends_cluster_ip_traffic_to_local_endpoints_only() {
+    let mut s = svc("itp", "10.96.0.18", 80, three());
+    s.internal_local = true;
+    s.node_port = Some(30084);
+    let text = check("internal_local", vec![s]);
+    assert!(text.contains("10.96.0.18 . tcp . 80 comment \"default/itp\" : goto lb-tcp-2"), "{text}");
+    assert!(text.contains("tcp . 30084 comment \"default/itp\" : goto nodeport-lb-tcp-3-masq"), "{text}");
+}
+
+#[test]
+fn terminating_endpoints_serve_when_none_is_ready() {
+    let eps = vec![
+        terminating(ep("10.244.1.2", 8080, true)),
+        Endpoint { serving: false, ..terminating(ep("10.244.1.3", 8080, true)) },
+    ];
+    let text = check("terminating", vec![svc("draining", "10.96.0.19", 80, eps)]);
+    assert!(text.contains("goto lb-tcp-1"), "{text}");
+    assert!(!text.contains("10.244.1.3 . 8080"), "not serving: {text}");
+}
+
+#[test]
+fn each_port_of_a_multi_port_service_is_its_own_service_port() {
+    let mut http = svc("multi", "10.96.0.20", 80, three());
+    http.port_name = "http".into();
+    let mut https = svc(
+        "multi",
+        "10.96.0.20",
+        443,
+        three()
+            .into_iter()
+            .map(|mut e| {
+                e.port = 8443;
+                e
+            })
+            .collect(),
+    );
+    https.port_name = "https".into();
+    let text = check("multi_port", vec![http, https]);
+    assert!(text.contains("10.96.0.20 . tcp . 443 comment \"default/multi:https\" : goto lb-tcp-3"), "{text}");
+    assert_eq!(text.matches("chain lb-tcp-3 {").count(), 1, "{text}");
+}
+
+#[test]
+fn udp_services_use_the_same_maps() {
+    let mut dns = svc("dns", "10.96.0.10", 53, vec![ep("10.244.1.5", 53, true), ep("10.244.2.5", 53, false)]);
+    dns.namespace = "kube-system".into();
+    dns.protocol = Protocol::Udp;
+    dns.port_name = "dns".into();
+    let text = check("udp", vec![dns]);
+    assert!(text.contains("10.96.0.10 . udp . 53 comment \"kube-system/dns:dns\" : goto lb-udp-2"), "{text}");
+}
+
+#[test]
+fn sctp_services_render_like_the_others() {
+    let mut s = svc("sctp", "10.96.0.21", 9999, three());
+    s.protocol = Protocol::Sctp;
+    s.affinity = Affinity::ClientIp { timeout_seconds: 60 };
+    let text = check("sctp", vec![s]);
+    assert!(text.contains("meta l4proto sctp dnat to 10.244.1.2:8080"), "{text}");
+}
+
+#[test]
+fn an_unknown_pod_cidr_masquerades_all_cluster_ip_traffic() {
+    let f = Facts { cluster_cidr: None, service_cidr: None };
+    let text = render(&snap(vec![svc("web", "10.96.0.10", 80, three())]), &f);
+    assert!(text.contains("ip daddr @cluster-ips meta mark set meta mark | 0x00004000"), "{text}");
+    assert!(!text.contains("unallocated"), "{text}");
+}
+
+#[test]
+fn names_and_comments_cannot_break_out_of_the_text() {
+    let mut s = svc("web", "10.96.0.10", 80, three());
+    s.namespace = "a\"b".into();
+    s.port_name = "x y;z".into();
+    s.affinity = Affinity::ClientIp { timeout_seconds: 5 };
+    let text = render(&snap(vec![s]), &facts());
+    assert!(text.contains("chain service-a_b/web/tcp/x_y_z {"), "{text}");
+    assert!(text.contains("comment \"a_b/web:x y;z\""), "{text}");
+}
+
+/// A second renderer, fed the whole history, must end where a fresh one
+/// fed only the last snapshot does.
+fn converges(steps: &[Snapshot]) {
+    let mut r = Ruleset::new(facts());
+    for s in steps {
+        r.update(s);
+    }
+    let mut fresh = Ruleset::new(facts());
+    if let Some(last) = steps.last() {
+        fresh.update(last);
+    }
+    assert_eq!(r.render_full(), fresh.render_full());
+}
+
+#[test]
+fn an_unchanged_snapshot_is_an_empty_transaction() {
+    let s = snap(vec![svc("web", "10.96.0.10", 80, three())]);
+    let mut r = Ruleset::new(facts());
+    assert!(!r.update(&s).transaction.is_empty());
+    let u = r.update(&s);
+    assert_eq!(u.transaction, "");
+    assert!(u.changed.is_empty());
+}
+
+#[test]
+fn adding_an_endpoint_moves_the_address_to_another_lb_chain_and_adds_one_slot() {
+    let before = snap(vec![svc("web", "10.96.0.10", 80, three())]);
+    let mut eps = three();
+    eps.push(ep("10.244.2.3", 8080, false));
+    let after = snap(vec![svc("web", "10.96.0.10", 80, eps)]);
+    let mut r = Ruleset::new(facts());
+    r.update(&before);
+    let u = r.update(&after);
+    assert_eq!(
+        u.transaction,
+        "add chain ip svcnet lb-tcp-4\n\
+         flush chain ip svcnet lb-tcp-3\n\
+         delete element ip svcnet service-ips { 10.96.0.10 . tcp . 80 }\n\
+         add rule ip svcnet lb-tcp-4 dnat ip addr . port to ip daddr . tcp dport . numgen random mod 4 map @endpoints-tcp\n\
+         add element ip svcnet service-ips { 10.96.0.10 . tcp . 80 comment \"default/web\" : goto lb-tcp-4 }\n\
+         add element ip svcnet endpoints-tcp { 10.96.0.10 . 80 . 3 : 10.244.2.3 . 8080 }\n\
+         delete chain ip svcnet lb-tcp-3\n"
+    );
+    assert_eq!(u.changed, vec!["default/web".to_string()]);
+    converges(&[before, after]);
+}
+
+#[test]
+fn a_shared_lb_chain_stays_while_another_service_uses_it() {
+    let a = svc("a", "10.96.0.10", 80, three());
+    let b = svc("b", "10.96.0.11", 80, three());
+    let mut r = Ruleset::new(facts());
+    r.update(&snap(vec![a.clone(), b.clone()]));
+    let u = r.update(&snap(vec![b.clone()]));
+    assert!(!u.transaction.contains("lb-tcp-3"), "{}", u.transaction);
+    assert!(
+        u.transaction.contains(
+            "delete element ip svcnet endpoints-tcp { 10.96.0.10 . 80 . 0, 10.96.0.10 . 80 . 1, 10.96.0.10 . 80 . 2 }"
+        ),
+        "{}",
+        u.transaction
+    );
+    let u = r.update(&snap(vec![]));
+    assert!(u.transaction.contains("flush chain ip svcnet lb-tcp-3\n"), "{}", u.transaction);
+    assert!(u.transaction.contains("delete map ip svcnet endpoints-tcp\n"), "{}", u.transaction);
+    assert!(!u.transaction.contains("delete element ip svcnet endpoints-tcp"), "the map goes whole: {}", u.transaction);
+    assert!(u.transaction.ends_with("delete chain ip svcnet lb-tcp-3\n"), "{}", u.transaction);
+}
+
+#[test]
+fn losing_every_endpoint_swaps_the_balancing_for_a_reject() {
+    let mut r = Ruleset::new(facts());
+    r.update(&snap(vec![svc("web", "10.96.0.10", 80, vec![ep("10.244.1.2", 80, true)])]));
+    let u = r.update(&snap(vec![svc("web", "10.96.0.10", 80, Vec::new())]));
+    assert!(
+        u.transaction.contains("delete element ip svcnet service-ips { 10.96.0.10 . tcp . 80 }\n"),
+        "{}",
+        u.transaction
+    );
+    assert!(u.transaction.contains("add element ip svcnet no-endpoint-services { 10.96.0.10 . tcp . 80 comment \"default/web\" : goto reject-chain }"), "{}", u.transaction);
+    assert!(
+        u.transaction.contains("delete element ip svcnet hairpin { 10.244.1.2 . 10.244.1.2 }"),
+        "{}",
+        u.transaction
+    );
+    assert!(!u.transaction.contains("cluster-ips"), "the cluster IP stays: {}", u.transaction);
+}
+
+#[test]
+fn an_affinity_endpoint_leaves_after_the_rules_naming_it() {
+    let mut s = svc("sticky", "10.96.0.15", 80, three());
+    s.affinity = Affinity::ClientIp { timeout_seconds: 10 };
+    let mut r = Ruleset::new(facts());
+    r.update(&snap(vec![s.clone()]));
+    s.endpoints.remove(0);
+    let u = r.update(&snap(vec![s.clone()]));
+    let t = &u.transaction;
+    let pos = |needle: &str| t.find(needle).unwrap_or_else(|| panic!("{needle} missing from\n{t}"));
+    let flush_service = pos("flush chain ip svcnet service-default/sticky/tcp\n");
+    let flush_endpoint = pos("flush chain ip svcnet endpoint-default/sticky/tcp__10.244.1.2/8080\n");
+    let delete_set = pos("delete set ip svcnet affinity-default/sticky/tcp__10.244.1.2/8080\n");
+    let delete_chain = pos("delete chain ip svcnet endpoint-default/sticky/tcp__10.244.1.2/8080\n");
+    assert!(flush_service < delete_chain && flush_endpoint < delete_set && flush_endpoint < delete_chain, "{t}");
+    assert!(t.contains("add rule ip svcnet service-default/sticky/tcp numgen random mod 2 vmap"), "{t}");
+    assert!(!t.contains("delete set ip svcnet affinity-default/sticky/tcp__10.244.1.3/8080"), "{t}");
+    converges(&[snap(vec![]), snap(vec![s])]);
+}
+
+#[test]
+fn a_new_affinity_timeout_recreates_the_sets_and_refills_the_chains_naming_them() {
+    let mut s = svc("sticky", "10.96.0.15", 80, vec![ep("10.244.1.2", 80, true)]);
+    s.affinity = Affinity::ClientIp { timeout_seconds: 10 };
+    let mut r = Ruleset::new(facts());
+    r.update(&snap(vec![s.clone()]));
+    s.affinity = Affinity::ClientIp { timeout_seconds: 20 };
+    let t = r.update(&snap(vec![s])).transaction;
+    let pos = |needle: &str| t.find(needle).unwrap_or_else(|| panic!("{needle} missing from\n{t}"));
+    assert!(pos("flush chain ip svcnet endpoint-") < pos("delete set ip svcnet affinity-"), "{t}");
+    assert!(pos("flush chain ip svcnet service-") < pos("delete set ip svcnet affinity-"), "{t}");
+    assert!(
+        pos("delete set ip svcnet affinity-")
+            < pos(
+                "add set ip svcnet affinity-default/sticky/tcp__10.244.1.2/80 { type ipv4_addr; flags dynamic,timeout; timeout 20s; }"
+            ),
+        "{t}"
+    );
+    assert!(pos("add set ip svcnet affinity-") < pos("add rule ip svcnet endpoint-"), "{t}");
+}
+
+#[test]
+fn two_services_claiming_one_external_ip_keep_the_first_until_it_leaves() {
+    let mut a = svc("a", "10.96.0.10", 80, three());
+    a.external_ips = vec![ip("192.0.2.1")];
+    let mut b = svc("b", "10.96.0.11", 80, vec![ep("10.244.1.9", 80, true)]);
+    b.external_ips = vec![ip("192.0.2.1")];
+    let mut r = Ruleset::new(facts());
+    r.update(&snap(vec![a.clone(), b.clone()]));
+    let full = r.render_full();
+    assert_eq!(full.matches("192.0.2.1 . tcp . 80 comment").count(), 1, "{full}");
+    assert!(full.contains("192.0.2.1 . tcp . 80 comment \"default/a\" : goto lb-tcp-3-masq"), "{full}");
+    let t = r.update(&snap(vec![b.clone()])).transaction;
+    assert!(
+        t.contains(
+            "add element ip svcnet service-ips { 192.0.2.1 . tcp . 80 comment \"default/b\" : goto lb-tcp-1-masq }"
+        ),
+        "{t}"
+    );
+    converges(&[snap(vec![a, b.clone()]), snap(vec![b])]);
+}
+
+#[test]
+fn histories_converge_to_the_fresh_rendering() {
+    let mut s1 = svc("a", "10.96.0.10", 80, three());
+    s1.node_port = Some(30000);
+    let mut s2 = s1.clone();
+    s2.external_local = true;
+    s2.load_balancer_ips = vec![ip("198.51.100.1")];
+    let mut s3 = s2.clone();
+    s3.affinity = Affinity::ClientIp { timeout_seconds: 30 };
+    s3.endpoints.pop();
+    let mut u = svc("dns", "10.96.0.53", 53, three());
+    u.protocol = Protocol::Udp;
+    let steps = [
+        snap(vec![s1.clone()]),
+        snap(vec![s2.clone(), u.clone()]),
+        snap(vec![s3.clone(), u.clone()]),
+        snap(vec![s1.clone()]),
+        snap(vec![s3, u]),
+        snap(vec![s2]),
+    ];
+    for n in 1..=steps.len() {
+        converges(&steps[..n]);
+    }
+}
+
+#[test]
+fn udp_flows_are_deleted_when_a_service_gains_endpoints_or_an_endpoint_goes() {
+    let mut dns = svc("dns", "10.96.0.10", 53, Vec::new());
+    dns.protocol = Protocol::Udp;
+    dns.node_port = Some(30053);
+    let mut old = std::collections::HashMap::new();
+    old.insert(dns.id(), dns.clone());
+    let mut with = dns.clone();
+    with.endpoints = vec![ep("10.244.1.5", 5353, true), ep("10.244.1.6", 5353, true)];
+    let d = conntrack::udp_deletions(&old, [&with]);
+    assert_eq!(
+        d,
+        vec![
+            vec!["-D", "-p", "udp", "--orig-dst", "10.96.0.10", "--orig-port-dst", "53"],
+            vec!["-D", "-p", "udp", "--orig-port-dst", "30053"],
+        ]
+    );
+    old.insert(with.id(), with.clone());
+    let mut fewer = with.clone();
+    fewer.endpoints.remove(0);
+    let d = conntrack::udp_deletions(&old, [&fewer]);
+    assert_eq!(d, vec![vec!["-D", "-p", "udp", "--reply-src", "10.244.1.5", "--reply-port-src", "5353"]]);
+    let tcp = svc("web", "10.96.0.11", 80, Vec::new());
+    assert!(conntrack::udp_deletions(&std::collections::HashMap::new(), [&tcp]).is_empty());
+}
+
+#[test]
+fn describe_counts_flows_per_endpoint() {
+    let listing = "tcp      6 86398 ESTABLISHED src=10.244.1.9 dst=10.96.0.10 sport=40000 dport=80 src=10.244.1.2 dst=10.244.1.9 sport=8080 dport=40000 [ASSURED] mark=0 use=1\n\
+                   tcp      6 118 TIME_WAIT src=10.244.1.9 dst=10.96.0.10 sport=40001 dport=80 src=10.244.1.2 dst=10.244.1.9 sport=8080 dport=40001 [ASSURED] mark=0 use=1\n\
+                   udp      17 29 src=10.244.1.9 dst=172.18.0.2 sport=5000 dport=30053 [UNREPLIED] src=10.244.1.3 dst=10.244.1.1 sport=8080 dport=5000 mark=0 use=1\n";
+    let flows = conntrack::parse_flows(listing);
+    assert_eq!(flows.len(), 3);
+    let mut s = svc("web", "10.96.0.10", 80, three());
+    s.affinity = Affinity::ClientIp { timeout_seconds: 10800 };
+    let list = conntrack::describe([&s], &[ip("172.18.0.2")], &flows);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].address, "10.96.0.10:80");
+    assert_eq!(list[0].flags, "persistent 10800");
+    assert_eq!(list[0].scheduler, "random");
+    assert_eq!((list[0].endpoints[0].active, list[0].endpoints[0].inactive), (1, 1));
+    assert_eq!(list[0].endpoints[1].active + list[0].endpoints[1].inactive, 0);
+}
+
+#[test]
+fn a_previous_runs_table_is_replaced_in_the_same_transaction() {
+    let listing = "table ip svcnet {\n\tmap service-ips {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n\t}\n\tset affinity-x {\n\t}\n\tchain lb-3 {\n\t\tdnat ip to ip daddr\n\t}\n\tchain nat-prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t}\n}\n";
+    let existing = Existing::parse(listing);
+    assert_eq!(existing.maps, vec!["service-ips"]);
+    assert_eq!(existing.sets, vec!["affinity-x"]);
+    assert_eq!(existing.chains, vec!["lb-3", "nat-prerouting"]);
+    let mut r = Ruleset::new(facts());
+    r.update(&snap(vec![svc("web", "10.96.0.10", 80, three())]));
+    let t = render_replace(&r, &existing);
+    assert!(t.starts_with("table ip svcnet\nflush table ip svcnet\ndelete map ip svcnet service-ips\ndelete set ip svcnet affinity-x\ndelete chain ip svcnet lb-3\ntable ip svcnet {\n"), "{t}");
+    assert!(!t.contains("delete chain ip svcnet nat-prerouting"), "{t}");
+}

@@ -1,0 +1,298 @@
+//! The service proxy, end to end, in each of its modes: Services reached
+//! from client pods with curl, dig and getent inside `kubectl exec`, and
+//! node ports from the host.
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::assert_eventually;
+use crate::harness::{Cluster, json};
+
+const BACKENDS: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: echo
+        image: svcnet/echoserver
+        ports: [{containerPort: 8080, name: http}, {containerPort: 5353, protocol: UDP, name: echo-udp}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: http}
+  - {name: udp, port: 53, protocol: UDP, targetPort: echo-udp}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: sticky}
+spec:
+  selector: {app: web}
+  sessionAffinity: ClientIP
+  sessionAffinityConfig: {clientIP: {timeoutSeconds: 2}}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: nobody}
+spec:
+  selector: {app: nobody}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-np}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-local}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30081}]
+"#;
+
+fn client(node: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: client}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, \"3600\"]\n"
+    )
+}
+
+fn pod_ip(c: &Cluster, name: &str) -> String {
+    json(&c.ok(&["get", "pod", name, "-o", "json"]))["status"]["podIP"].as_str().unwrap_or("").to_string()
+}
+
+fn svc_ip(c: &Cluster, name: &str) -> String {
+    c.ok(&["get", "svc", name, "-o", "jsonpath={.spec.clusterIP}"])
+}
+
+/// The first line of the echoserver's answer: `<pod> <ip>`.
+fn hit(c: &Cluster, url: &str) -> String {
+    let body = c.ok(&["exec", "client", "--", "curl", "-s", "-m", "5", url]);
+    body.lines().next().unwrap_or("").split(' ').next().unwrap_or("").to_string()
+}
+
+/// Node ports are also bound on the host's 127.0.0.1, so clusters running
+/// side by side each get their own (`base`, `base + 1`).
+fn setup(mode: &str, base: u16) -> Cluster {
+    let c = Cluster::with_proxy(2, mode);
+    c.apply(&BACKENDS.replace("30080", &base.to_string()).replace("30081", &(base + 1).to_string()));
+    c.apply(&client("node2"));
+    assert_eventually!(
+        90,
+        c.ok(&["get", "ep", "web", "-o", "jsonpath={.subsets[*].addresses[*].ip}"]).split_whitespace().count() == 3
+            && !c.kubectl_fails_quietly(&["wait", "--for=condition=Ready", "pod/client", "--timeout=1s"]),
+        "backends and client never became ready: {}",
+        c.ok(&["get", "pods", "-o", "wide"])
+    );
+    c
+}
+
+fn web_pods(c: &Cluster) -> HashSet<String> {
+    c.ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"])
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+fn balancing_affinity_scaling_and_refusal(mode: &str, base: u16) {
+    let c = setup(mode, base);
+    let vip = svc_ip(&c, "web");
+    // Every endpoint is reached (random in the kernel, round-robin in userspace).
+    let mut seen = HashSet::new();
+    for _ in 0..40 {
+        seen.insert(hit(&c, &format!("http://{vip}/")));
+        if seen.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(seen, web_pods(&c), "{mode}: not every endpoint was reached");
+    // The Service name resolves through the pod's search path and the
+    // cluster DNS, itself reached through the proxy.
+    assert!(!hit(&c, "http://web/").is_empty(), "{mode}: http://web/ failed");
+    let getent = c.ok(&["exec", "client", "--", "getent", "hosts", "web"]);
+    assert!(getent.starts_with(&vip), "{mode}: getent hosts web: {getent}");
+    let dig = c.ok(&["exec", "client", "--", "dig", "+short", "web.default.svc.cluster.local"]);
+    assert_eq!(dig.trim(), vip, "{mode}: dig through 10.96.0.10");
+
+    // ClientIP affinity sticks, then lets go after its timeout.
+    let sticky = svc_ip(&c, "sticky");
+    let first = hit(&c, &format!("http://{sticky}/"));
+    for _ in 0..8 {
+        assert_eq!(hit(&c, &format!("http://{sticky}/")), first, "{mode}: affinity did not stick");
+    }
+    let mut after = HashSet::new();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(2600));
+        after.insert(hit(&c, &format!("http://{sticky}/")));
+        if after.len() > 1 {
+            break;
+        }
+    }
+    assert!(after.len() > 1, "{mode}: affinity never expired: {after:?}");
+
+    // No endpoints: refused at once, not a timeout.
+    let nobody = svc_ip(&c, "nobody");
+    let started = Instant::now();
+    let out = c.kubectl_with(
+        crate::harness::KUBECTL,
+        &["exec", "client", "--", "curl", "-s", "-m", "5", &format!("http://{nobody}/")],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(7), "{mode}: curl to a Service without endpoints: {out:?}");
+    assert!(started.elapsed() < Duration::from_secs(4), "{mode}: refusal took {:?}", started.elapsed());
+
+    // Scaling up is picked up.
+    c.ok(&["scale", "deployment", "web", "--replicas=4"]);
+    assert_eventually!(
+        60,
+        web_pods(&c).len() == 4
+            && c.ok(&["get", "ep", "web", "-o", "jsonpath={.subsets[*].addresses[*].ip}"]).split_whitespace().count()
+                == 4,
+        "{mode}: never scaled"
+    );
+    let mut seen = HashSet::new();
+    for _ in 0..60 {
+        seen.insert(hit(&c, &format!("http://{vip}/")));
+        if seen.len() == 4 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 4, "{mode}: the new endpoint is not used: {seen:?}");
+
+    // A deleted backend is skipped.
+    let victim = web_pods(&c).into_iter().next().unwrap();
+    c.ok(&["delete", "pod", &victim, "--wait=true"]);
+    assert_eventually!(
+        30,
+        !c.ok(&["get", "ep", "web", "-o", "jsonpath={.subsets[*].addresses[*].targetRef.name}"]).contains(&victim),
+        "endpoint stayed"
+    );
+    for _ in 0..20 {
+        let got = hit(&c, &format!("http://{vip}/"));
+        assert_ne!(got, victim, "{mode}: the deleted pod was still chosen");
+        assert!(!got.is_empty(), "{mode}: a request failed after a backend left");
+    }
+
+    // UDP through the Service: the echoserver answers with its pod name.
+    let pods = web_pods(&c);
+    let script = format!(
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); \
+         s.sendto(b'ping', ('{vip}', 53)); print(s.recv(512).decode().strip())"
+    );
+    let udp = c.ok(&["exec", "client", "--", "python3", "-c", &script]);
+    assert!(pods.contains(udp.trim()), "{mode}: UDP answer {udp:?} is no backend of {pods:?}");
+}
+
+fn node_ports_and_traffic_policies(mode: &str, base: u16) {
+    let c = setup(mode, base + 50);
+    let (np, np_local) = (base + 50, base + 51);
+    let nodes = json(&c.ok(&["get", "nodes", "-o", "json"]));
+    let node_ip = |name: &str| -> String {
+        nodes["items"].as_array().unwrap().iter().find(|n| n["metadata"]["name"] == name).unwrap()["status"]["addresses"][0]["address"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (node1, node2) = (node_ip("node1"), node_ip("node2"));
+    // NodePort on every node, from a pod.
+    for ip in [&node1, &node2] {
+        assert!(!hit(&c, &format!("http://{ip}:{np}/")).is_empty(), "{mode}: node port on {ip}");
+    }
+    // And from the host, at 127.0.0.1.
+    assert_eventually!(
+        20,
+        {
+            let out =
+                Command::new("curl").args(["-s", "-m", "3", &format!("http://127.0.0.1:{np}/")]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .is_some_and(|l| web_pods(&c).contains(l.split(' ').next().unwrap_or("")))
+        },
+        "{mode}: node port {np} from the host"
+    );
+    // externalTrafficPolicy Local: the backend sees the client's own
+    // address; Cluster: masqueraded to a node address.
+    let client_ip = pod_ip(&c, "client");
+    let local_nodes: HashSet<String> = json(&c.ok(&["get", "pods", "-l", "app=web", "-o", "json"]))["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["spec"]["nodeName"].as_str().unwrap().to_string())
+        .collect();
+    let target = if local_nodes.contains("node1") { &node1 } else { &node2 };
+    let ask = |port: u16| {
+        json(&c.ok(&[
+            "exec",
+            "client",
+            "--",
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            "-H",
+            "Accept: application/json",
+            &format!("http://{target}:{port}/"),
+        ]))
+    };
+    if mode != "userspace" && mode != "userspace-lc" {
+        assert_eq!(ask(np_local)["clientIP"], client_ip.as_str(), "{mode}: Local policy must keep the client address");
+        let masq = ask(np)["clientIP"].as_str().unwrap().to_string();
+        assert_ne!(masq, client_ip, "{mode}: Cluster policy masquerades");
+    }
+    // The health check node port answers with the local endpoint count.
+    let hc = c.ok(&["get", "svc", "web-local", "-o", "jsonpath={.spec.healthCheckNodePort}"]);
+    if !hc.is_empty() {
+        let health =
+            json(&c.ok(&["exec", "client", "--", "curl", "-s", "-m", "5", &format!("http://{target}:{hc}/healthz")]));
+        assert!(health["localEndpoints"].as_u64().unwrap_or(0) >= 1, "{mode}: {health}");
+    }
+    // `svcnet proxy list` shows what node1 programmed.
+    let out = Command::new(env!("CARGO_BIN_EXE_svcnet"))
+        .args(["proxy", "list", "--node", "node1", "--kubeconfig"])
+        .arg(c.kubeconfig())
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(list.contains(&format!("{}:80", svc_ip(&c, "web"))) && list.contains("default/web"), "{mode}: {list}");
+    assert!(list.contains("  -> 10.244."), "{mode}: endpoints listed: {list}");
+}
+
+macro_rules! proxy_suite {
+    ($($module:ident => $mode:expr, $base:expr);* $(;)?) => {$(
+        mod $module {
+            #[test]
+            fn balancing_affinity_scaling_and_refusal() {
+                super::balancing_affinity_scaling_and_refusal($mode, $base);
+            }
+
+            #[test]
+            fn node_ports_and_traffic_policies() {
+                super::node_ports_and_traffic_policies($mode, $base);
+            }
+        }
+    )*};
+}
+
+proxy_suite! {
+    nftables => "nftables", 31100;
+    iptables => "iptables", 31200;
+    userspace => "userspace", 31300;
+}
