@@ -148,9 +148,10 @@ for a in "${agents[@]}"; do cpu3[$a]=$(cpu_ticks "$a"); kid3[$a]=$(child_ticks "
 sleep 2
 for a in "${agents[@]}"; do rss2[$a]=$(rss "$a"); done
 echo
+load_b2=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "Second round on the same agents (does their memory keep growing?):"
 $bin/svcnet-bench --kubeconfig "$work/b/kubeconfig" --pods "$pods_b" --image sleep \
-  --nodes bench1,bench2 --run "$run-2" | tee "$work/b2.table"
+  --nodes bench1,bench2 --run "$run-2" --containers-of "$(IFS=,; echo "${agents[*]}")" | tee "$work/b2.table"
 sleep 2
 declare -A rss3
 for a in "${agents[@]}"; do rss3[$a]=$(rss "$a"); done
@@ -194,4 +195,4 @@ echo "| B: deletion of $pods_b pods, until gone | $(field "deleted and gone" "$w
 echo "| B: agent CPU for the deletion, own + children, bench1 / bench2 | $(secs $((cpu3[$a1] - cpu4[$a1]))) + $(secs $((kid3[$a1] - kid4[$a1]))) / $(secs $((cpu3[$a2] - cpu4[$a2]))) + $(secs $((kid3[$a2] - kid4[$a2]))) s | |"
 echo "| B: pod network namespaces left after the deletion | $leftover | 0 |"
 echo
-echo "Machine: $(nproc) CPUs; 1/5/15-min load average when the bursts began: A $load_a, B $load_b."
+echo "Machine: $(nproc) CPUs; 1/5/15-min load average when the bursts began: A $load_a, B $load_b, B's second round $load_b2."

@@ -130,8 +130,10 @@ pub struct Snapshot {
     pub node_name: String,
     /// The node's own addresses (node ports answer on these).
     pub node_ips: Vec<Ipv4Addr>,
-    /// The cluster's pod CIDR (10.244.0.0/16): traffic to a service from
-    /// outside it is masqueraded.
+    /// The pods this node treats as its own (the runtime gives the node's
+    /// pod CIDR, kube-proxy's NodeCIDR local detection): traffic to a
+    /// service from outside it is masqueraded, and traffic from inside it
+    /// to a Local service's external address takes the cluster path.
     pub cluster_cidr: String,
     /// The service CIDR (10.96.0.0/12): traffic to an address in it that is
     /// no service is dropped.

@@ -33,6 +33,7 @@
 mod conntrack;
 mod exec;
 mod facts;
+mod netlink;
 mod service;
 mod table;
 #[cfg(test)]
@@ -61,6 +62,20 @@ enum Sctp {
     Refused,
 }
 
+/// How the last sync reached the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    /// Nothing had changed.
+    Unchanged,
+    /// One `nft -f` transaction with the changes.
+    Delta,
+    /// A previous run's table, replaced in one `nft -f` transaction.
+    Replace,
+    /// No table yet: created by `nft -f`, its slot maps filled by one
+    /// netlink batch (`netlink`), or by nft when that failed.
+    Create { netlink: bool },
+}
+
 /// The nftables data plane of one node.
 pub struct NftProxy {
     env: NodeEnv,
@@ -72,11 +87,17 @@ pub struct NftProxy {
     sctp: Sctp,
     /// UDP service ports as applied, to find stale conntrack entries.
     applied_udp: HashMap<String, ServicePort>,
+    last: Option<SyncKind>,
 }
 
 impl NftProxy {
     pub fn new(env: NodeEnv) -> NftProxy {
-        NftProxy { env, ruleset: None, in_sync: false, sctp: Sctp::Unknown, applied_udp: HashMap::new() }
+        NftProxy { env, ruleset: None, in_sync: false, sctp: Sctp::Unknown, applied_udp: HashMap::new(), last: None }
+    }
+
+    /// How the last successful sync was applied.
+    pub fn last_sync(&self) -> Option<SyncKind> {
+        self.last
     }
 
     async fn nft(&self, args: &[&str], stdin: Option<String>) -> Result<exec::Output, ProxyError> {
@@ -107,30 +128,53 @@ impl NftProxy {
         })
     }
 
-    /// Brings the kernel to `snap` with `ruleset`, replacing the table
-    /// when the kernel's state is not known.
+    /// Brings the kernel to `snap`: the changes since the last sync, or,
+    /// when the kernel's state is not known, the whole table.
     async fn program(&mut self, snap: &Snapshot, facts: Facts) -> Result<(), ProxyError> {
-        let reuse = self.ruleset.as_ref().is_some_and(|r| *r.facts() == facts);
-        if !reuse {
+        if !self.ruleset.as_ref().is_some_and(|r| *r.facts() == facts) {
             self.ruleset = Some(Ruleset::new(facts));
             self.in_sync = false;
         }
         let Some(ruleset) = self.ruleset.as_mut() else { return Ok(()) };
-        let update = ruleset.update(snap);
-        let transaction = if self.in_sync {
-            update.transaction
-        } else {
-            let existing = self.existing().await?;
-            match self.ruleset.as_ref() {
-                Some(r) => render_replace(r, &existing),
-                None => return Ok(()),
+        if self.in_sync {
+            let transaction = ruleset.update(snap).transaction;
+            if transaction.is_empty() {
+                self.last = Some(SyncKind::Unchanged);
+                return Ok(());
             }
-        };
-        self.in_sync = false;
-        if !transaction.is_empty() {
+            self.in_sync = false;
             self.apply(transaction).await?;
+            self.in_sync = true;
+            self.last = Some(SyncKind::Delta);
+            return Ok(());
+        }
+        ruleset.load(snap);
+        let existing = self.existing().await?;
+        let Some(ruleset) = self.ruleset.as_ref() else { return Ok(()) };
+        if existing != Existing::default() {
+            // A previous run's table: replaced in one transaction, so that
+            // no new connection finds it half-built.
+            self.apply(render_replace(ruleset, &existing)).await?;
+            self.in_sync = true;
+            self.last = Some(SyncKind::Replace);
+            return Ok(());
+        }
+        // A first start: the table, then the slot maps' elements in one
+        // netlink batch (the bulk of the work, three times faster than
+        // through nft). Until the batch lands, services are rejected, as
+        // they were a moment before, when there was no table at all.
+        self.apply(ruleset.render_table(false)).await?;
+        let batch = ruleset.slot_batch();
+        let mut by_netlink = true;
+        if !batch.is_empty() {
+            if let Err(e) = netlink::apply(&self.env, batch).await {
+                tracing::warn!(error = %e, "loading the slot maps over netlink failed; using nft");
+                self.apply(ruleset.render_slot_elements()).await?;
+                by_netlink = false;
+            }
         }
         self.in_sync = true;
+        self.last = Some(SyncKind::Create { netlink: by_netlink });
         Ok(())
     }
 

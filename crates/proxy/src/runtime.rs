@@ -183,7 +183,17 @@ impl Runner {
         let facts = NodeFacts {
             node_name: self.cfg.env.node_name.clone(),
             node_ips: self.cfg.env.node_ips.clone(),
-            cluster_cidr: self.cfg.env.cluster_cidr.clone(),
+            // Which sources count as this node's own pods: the node's pod
+            // CIDR (kube-proxy's `--detect-local-mode=NodeCIDR`). With the
+            // whole cluster CIDR, a pod on another node reaching this
+            // node's address for an externalTrafficPolicy=Local Service
+            // would be sent, unmasqueraded, to an endpoint on its own node,
+            // whose reply then bypasses this node's conntrack.
+            cluster_cidr: if self.cfg.env.pod_cidr.is_empty() {
+                self.cfg.env.cluster_cidr.clone()
+            } else {
+                self.cfg.env.pod_cidr.clone()
+            },
             service_cidr: self.cfg.env.service_cidr.clone(),
         };
         let mut health = HealthChecks::default();

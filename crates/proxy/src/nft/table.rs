@@ -179,23 +179,56 @@ fn skeleton(facts: &Facts) -> Vec<(&'static str, Option<&'static str>, Vec<Strin
 
 type Owner = Arc<str>;
 
-/// An object and the service ports contributing it.
+/// An object and the service ports contributing it. Most objects have
+/// one owner; a shared one (an `lb-N` chain, a slot map) may have
+/// thousands, kept ordered so that the first is found at once.
 #[derive(Debug, Clone)]
-struct Owned<T> {
-    owners: Vec<(Owner, T)>,
+enum Owned<T> {
+    One(Owner, T),
+    Many(BTreeMap<Owner, T>),
 }
 
 impl<T> Owned<T> {
-    fn new() -> Owned<T> {
-        Owned { owners: Vec::new() }
-    }
-
     fn effective(&self) -> Option<&T> {
-        self.owners.iter().min_by(|a, b| a.0.cmp(&b.0)).map(|(_, t)| t)
+        match self {
+            Owned::One(_, t) => Some(t),
+            Owned::Many(m) => m.first_key_value().map(|(_, t)| t),
+        }
     }
 
     fn effective_owner(&self) -> Option<&Owner> {
-        self.owners.iter().map(|(o, _)| o).min()
+        match self {
+            Owned::One(o, _) => Some(o),
+            Owned::Many(m) => m.first_key_value().map(|(o, _)| o),
+        }
+    }
+
+    fn insert(&mut self, owner: &Owner, value: T) {
+        match self {
+            Owned::One(o, t) if o == owner => *t = value,
+            Owned::One(..) => {
+                let mut m = BTreeMap::new();
+                m.insert(owner.clone(), value);
+                if let Owned::One(o, t) = std::mem::replace(self, Owned::Many(BTreeMap::new())) {
+                    m.insert(o, t);
+                }
+                *self = Owned::Many(m);
+            }
+            Owned::Many(m) => {
+                m.insert(owner.clone(), value);
+            }
+        }
+    }
+
+    /// Drops `owner`; true when no owner is left.
+    fn remove(&mut self, owner: &Owner) -> bool {
+        match self {
+            Owned::One(o, _) => o == owner,
+            Owned::Many(m) => {
+                m.remove(owner);
+                m.is_empty()
+            }
+        }
     }
 }
 
@@ -203,14 +236,15 @@ impl<T> Owned<T> {
 /// `touched` what was in effect before the sync's first change to it.
 fn withdraw<K: Eq + std::hash::Hash + Clone, T: Clone>(
     objects: &mut HashMap<K, Owned<T>>,
-    touched: &mut HashMap<K, Option<T>>,
+    touched: Option<&mut HashMap<K, Option<T>>>,
     name: &K,
     owner: &Owner,
 ) {
     if let Some(o) = objects.get_mut(name) {
-        touched.entry(name.clone()).or_insert_with(|| o.effective().cloned());
-        o.owners.retain(|(w, _)| w != owner);
-        if o.owners.is_empty() {
+        if let Some(touched) = touched {
+            touched.entry(name.clone()).or_insert_with(|| o.effective().cloned());
+        }
+        if o.remove(owner) {
             objects.remove(name);
         }
     }
@@ -218,15 +252,24 @@ fn withdraw<K: Eq + std::hash::Hash + Clone, T: Clone>(
 
 fn contribute<K: Eq + std::hash::Hash + Clone, T: Clone>(
     objects: &mut HashMap<K, Owned<T>>,
-    touched: &mut HashMap<K, Option<T>>,
+    touched: Option<&mut HashMap<K, Option<T>>>,
     name: &K,
     owner: &Owner,
     value: T,
 ) {
-    let o = objects.entry(name.clone()).or_insert_with(Owned::new);
-    touched.entry(name.clone()).or_insert_with(|| o.effective().cloned());
-    if !o.owners.iter().any(|(w, _)| w == owner) {
-        o.owners.push((owner.clone(), value));
+    match objects.get_mut(name) {
+        Some(o) => {
+            if let Some(touched) = touched {
+                touched.entry(name.clone()).or_insert_with(|| o.effective().cloned());
+            }
+            o.insert(owner, value);
+        }
+        None => {
+            if let Some(touched) = touched {
+                touched.entry(name.clone()).or_insert(None);
+            }
+            objects.insert(name.clone(), Owned::One(owner.clone(), value));
+        }
     }
 }
 
@@ -237,6 +280,8 @@ struct Entry {
     svc: ServicePort,
     owner: Owner,
     fragment: Fragment,
+    /// The last update whose snapshot held this service port.
+    seen: u64,
 }
 
 /// What one sync changes, before it is rendered: objects with their
@@ -245,17 +290,18 @@ struct Entry {
 struct Touched {
     chains: HashMap<String, Option<Chain>>,
     decls: HashMap<String, Option<Decl>>,
-    elems: HashMap<(Map, String), Option<ElemValue>>,
+    elems: HashMap<Map, HashMap<String, Option<ElemValue>>>,
 }
 
 /// The table wanted for a snapshot, kept between syncs so that a sync
 /// renders only what changed.
 pub struct Ruleset {
     facts: Facts,
-    services: BTreeMap<String, Entry>,
+    services: HashMap<String, Entry>,
+    generation: u64,
     chains: HashMap<String, Owned<Chain>>,
     decls: HashMap<String, Owned<Decl>>,
-    elems: HashMap<(Map, String), Owned<ElemValue>>,
+    elems: HashMap<Map, HashMap<String, Owned<ElemValue>>>,
 }
 
 /// The outcome of [`Ruleset::update`].
@@ -272,7 +318,8 @@ impl Ruleset {
     pub fn new(facts: Facts) -> Ruleset {
         Ruleset {
             facts,
-            services: BTreeMap::new(),
+            services: HashMap::new(),
+            generation: 0,
             chains: HashMap::new(),
             decls: HashMap::new(),
             elems: HashMap::new(),
@@ -289,64 +336,97 @@ impl Ruleset {
 
     /// The service ports programmed, by id.
     pub fn services(&self) -> impl Iterator<Item = &ServicePort> {
-        self.services.values().map(|e| &e.svc)
+        self.sorted().into_iter().map(|e| &e.svc)
+    }
+
+    fn sorted(&self) -> Vec<&Entry> {
+        let mut v: Vec<&Entry> = self.services.values().collect();
+        v.sort_unstable_by(|a, b| a.owner.cmp(&b.owner));
+        v
     }
 
     /// Moves to `snap`, returning the transaction that takes a kernel
     /// holding the previous state to the new one.
     pub fn update(&mut self, snap: &Snapshot) -> Update {
         let mut touched = Touched::default();
-        let mut changed = Vec::new();
-        let mut wanted: HashSet<String> = HashSet::with_capacity(snap.services.len());
-        for svc in &snap.services {
-            let id = svc.id();
-            if !wanted.insert(id.clone()) {
-                tracing::warn!(service = %id, "duplicate service port in the snapshot; keeping the first");
-                continue;
-            }
-            if self.services.get(&id).is_some_and(|e| e.svc == *svc) {
-                continue;
-            }
-            self.remove(&id, &mut touched);
-            let fragment = service::fragment(svc, &self.facts);
-            let owner: Owner = Arc::from(id.as_str());
-            self.add(&owner, &fragment, &mut touched);
-            self.services.insert(id.clone(), Entry { svc: svc.clone(), owner, fragment });
-            changed.push(id);
-        }
-        let gone: Vec<String> = self.services.keys().filter(|id| !wanted.contains(*id)).cloned().collect();
-        for id in gone {
-            self.remove(&id, &mut touched);
-            changed.push(id);
-        }
-        changed.sort();
+        let changed = self.apply(snap, Some(&mut touched));
         Update { transaction: self.render_delta(&touched), changed }
     }
 
-    fn remove(&mut self, id: &str, touched: &mut Touched) {
+    /// Moves to `snap` without working out a transaction, for a kernel
+    /// that gets the whole table ([`Ruleset::render_full`]). Returns the
+    /// service ports added, changed or removed.
+    pub fn load(&mut self, snap: &Snapshot) -> Vec<String> {
+        self.apply(snap, None)
+    }
+
+    fn apply(&mut self, snap: &Snapshot, mut touched: Option<&mut Touched>) -> Vec<String> {
+        self.generation += 1;
+        let generation = self.generation;
+        let mut changed = Vec::new();
+        let mut id = String::new();
+        for svc in &snap.services {
+            id.clear();
+            let _ = match svc.port_name.as_str() {
+                "" => write!(id, "{}/{}", svc.namespace, svc.name),
+                port => write!(id, "{}/{}:{port}", svc.namespace, svc.name),
+            };
+            if let Some(e) = self.services.get_mut(id.as_str()) {
+                if e.seen == generation {
+                    tracing::warn!(service = %id, "duplicate service port in the snapshot; keeping the first");
+                    continue;
+                }
+                e.seen = generation;
+                if e.svc == *svc {
+                    continue;
+                }
+            }
+            self.remove(&id, touched.as_deref_mut());
+            let fragment = service::fragment(svc, &self.facts);
+            let owner: Owner = Arc::from(id.as_str());
+            self.add(&owner, &fragment, touched.as_deref_mut());
+            self.services.insert(id.clone(), Entry { svc: svc.clone(), owner, fragment, seen: generation });
+            changed.push(id.clone());
+        }
+        let gone: Vec<String> =
+            self.services.iter().filter(|(_, e)| e.seen != generation).map(|(id, _)| id.clone()).collect();
+        for id in gone {
+            self.remove(&id, touched.as_deref_mut());
+            changed.push(id);
+        }
+        changed.sort();
+        changed
+    }
+
+    fn remove(&mut self, id: &str, mut touched: Option<&mut Touched>) {
         let Some(entry) = self.services.remove(id) else { return };
         let owner = entry.owner;
         for c in &entry.fragment.chains {
-            withdraw(&mut self.chains, &mut touched.chains, &c.name, &owner);
+            withdraw(&mut self.chains, touched.as_deref_mut().map(|t| &mut t.chains), &c.name, &owner);
         }
         for d in &entry.fragment.decls {
-            withdraw(&mut self.decls, &mut touched.decls, &d.name, &owner);
+            withdraw(&mut self.decls, touched.as_deref_mut().map(|t| &mut t.decls), &d.name, &owner);
         }
         for (map, e) in &entry.fragment.elems {
-            withdraw(&mut self.elems, &mut touched.elems, &(*map, e.key.clone()), &owner);
+            if let Some(elems) = self.elems.get_mut(map) {
+                let t = touched.as_deref_mut().map(|t| t.elems.entry(*map).or_default());
+                withdraw(elems, t, &e.key, &owner);
+            }
         }
     }
 
-    fn add(&mut self, owner: &Owner, fragment: &Fragment, touched: &mut Touched) {
+    fn add(&mut self, owner: &Owner, fragment: &Fragment, mut touched: Option<&mut Touched>) {
         for c in &fragment.chains {
-            contribute(&mut self.chains, &mut touched.chains, &c.name, owner, c.clone());
+            contribute(&mut self.chains, touched.as_deref_mut().map(|t| &mut t.chains), &c.name, owner, c.clone());
         }
         for d in &fragment.decls {
-            contribute(&mut self.decls, &mut touched.decls, &d.name, owner, d.clone());
+            contribute(&mut self.decls, touched.as_deref_mut().map(|t| &mut t.decls), &d.name, owner, d.clone());
         }
         for (map, e) in &fragment.elems {
             let value = (e.value.clone(), e.comment.clone());
-            contribute(&mut self.elems, &mut touched.elems, &(*map, e.key.clone()), owner, value);
+            let elems = self.elems.entry(*map).or_default();
+            let t = touched.as_deref_mut().map(|t| t.elems.entry(*map).or_default());
+            contribute(elems, t, &e.key, owner, value);
         }
     }
 
@@ -366,15 +446,54 @@ impl Ruleset {
     /// The whole table, as a transaction creating it in a kernel that does
     /// not have it.
     pub fn render_full(&self) -> String {
-        let mut out = String::with_capacity(4096 + self.elems.len() * 40);
+        self.render_table(true)
+    }
+
+    /// The elements of the slot maps, as the kernel holds them, for
+    /// [`netlink`](super::netlink) (the table without them comes from
+    /// `render_table(false)`).
+    pub fn slot_batch(&self) -> super::netlink::Batch {
+        let mut maps: BTreeMap<Map, Vec<(Vec<u8>, Vec<u8>)>> = BTreeMap::new();
+        for entry in self.sorted() {
+            for (map, e) in entry.fragment.elems.iter().filter(|(m, _)| matches!(m, Map::Slots(..))) {
+                let Some(o) = self.elems.get(map).and_then(|m| m.get(&e.key)) else { continue };
+                if o.effective_owner() != Some(&entry.owner) {
+                    continue;
+                }
+                let value = o.effective().and_then(|(v, _)| v.as_deref()).and_then(super::netlink::slot_value);
+                if let (Some(k), Some(v)) = (super::netlink::slot_key(&e.key), value) {
+                    maps.entry(*map).or_default().push((k, v));
+                }
+            }
+        }
+        let mut batch = super::netlink::Batch::new();
+        for (map, elems) in &maps {
+            batch.add_elements(TABLE, &map.name(), elems.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+        }
+        batch
+    }
+
+    /// The slot maps' elements as nft commands.
+    pub fn render_slot_elements(&self) -> String {
+        let full = self.render_table(true);
+        let without = self.render_table(false);
+        // Both share the table and the other maps' elements; the slot maps'
+        // `add element` blocks come last.
+        full.get(without.len()..).unwrap_or_default().to_string()
+    }
+
+    /// The table; without the slot maps' elements unless `slots`.
+    pub fn render_table(&self, slots: bool) -> String {
+        let mut out = String::with_capacity(4096 + self.elems.values().map(|m| m.len() * 40).sum::<usize>());
         let _ = writeln!(out, "table ip {TABLE} {{");
         let _ = writeln!(out, "\tcomment \"svcnet service proxy: Services to nftables, one transaction per sync\"");
         for map in Map::FIXED {
             let kind = if map.is_map() { "map" } else { "set" };
             let _ = writeln!(out, "\t{kind} {} {{ {} }}", map.name(), map.decl());
         }
+        let sorted = self.sorted();
         let mut seen: HashSet<&str> = HashSet::new();
-        for entry in self.services.values() {
+        for entry in &sorted {
             for d in &entry.fragment.decls {
                 if self.decls.get(&d.name).and_then(Owned::effective_owner) == Some(&entry.owner)
                     && seen.insert(&d.name)
@@ -394,7 +513,7 @@ impl Ruleset {
             let _ = writeln!(out, "\t}}");
         }
         let mut seen: HashSet<&str> = HashSet::new();
-        for entry in self.services.values() {
+        for entry in &sorted {
             for c in &entry.fragment.chains {
                 if seen.contains(c.name.as_str())
                     || self.chains.get(&c.name).and_then(Owned::effective_owner) != Some(&entry.owner)
@@ -414,9 +533,9 @@ impl Ruleset {
         }
         let _ = writeln!(out, "}}");
         let mut by_map: HashMap<Map, String> = HashMap::new();
-        for entry in self.services.values() {
+        for entry in &sorted {
             for (map, e) in &entry.fragment.elems {
-                let Some(o) = self.elems.get(&(*map, e.key.clone())) else { continue };
+                let Some(o) = self.elems.get(map).and_then(|m| m.get(&e.key)) else { continue };
                 // An element several service ports contribute is written
                 // by the first only.
                 if o.effective_owner() != Some(&entry.owner) {
@@ -428,6 +547,9 @@ impl Ruleset {
             }
         }
         for map in self.maps_in_order() {
+            if !slots && matches!(map, Map::Slots(..)) {
+                continue;
+            }
             if let Some(text) = by_map.get(&map) {
                 let _ = write!(out, "add element ip {TABLE} {} {{\n{text}\n}}\n", map.name());
             }
@@ -465,17 +587,18 @@ impl Ruleset {
         }
         let mut deleted: BTreeMap<Map, Vec<&str>> = BTreeMap::new();
         let mut added: BTreeMap<Map, Vec<(&str, &ElemValue)>> = BTreeMap::new();
-        for (map_key, before) in &touched.elems {
-            let now = self.elems.get(map_key).and_then(Owned::effective);
-            if before.as_ref() == now {
-                continue;
-            }
-            let (map, key) = map_key;
-            if before.is_some() {
-                deleted.entry(*map).or_default().push(key);
-            }
-            if let Some(v) = now {
-                added.entry(*map).or_default().push((key, v));
+        for (map, keys) in &touched.elems {
+            for (key, before) in keys {
+                let now = self.elems.get(map).and_then(|m| m.get(key)).and_then(Owned::effective);
+                if before.as_ref() == now {
+                    continue;
+                }
+                if before.is_some() {
+                    deleted.entry(*map).or_default().push(key);
+                }
+                if let Some(v) = now {
+                    added.entry(*map).or_default().push((key, v));
+                }
             }
         }
         // A set declared anew (its timeout changed) is deleted first, so
@@ -532,10 +655,10 @@ impl Ruleset {
         // affinity set is ever declared anew; should a map be, it is
         // refilled whole.)
         for d in added_decls.iter().filter(|d| d.kind == DeclKind::Map && removed_names.contains(d.name.as_str())) {
-            for ((map, key), o) in &self.elems {
-                if map.name() == d.name {
+            for (map, elems) in self.elems.iter().filter(|(m, _)| m.name() == d.name) {
+                let list = added.entry(*map).or_default();
+                for (key, o) in elems {
                     if let Some(v) = o.effective() {
-                        let list = added.entry(*map).or_default();
                         if !list.iter().any(|(k, _)| *k == key) {
                             list.push((key, v));
                         }

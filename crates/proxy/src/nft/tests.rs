@@ -496,3 +496,63 @@ fn a_previous_runs_table_is_replaced_in_the_same_transaction() {
     assert!(t.starts_with("table ip svcnet\nflush table ip svcnet\ndelete map ip svcnet service-ips\ndelete set ip svcnet affinity-x\ndelete chain ip svcnet lb-3\ntable ip svcnet {\n"), "{t}");
     assert!(!t.contains("delete chain ip svcnet nat-prerouting"), "{t}");
 }
+
+/// `cargo test --release -p svcnet-proxy --lib nft::tests::renderer_timing -- --ignored --nocapture`
+#[test]
+#[ignore = "a timing, not a test"]
+fn renderer_timing() {
+    let big = |salt: u16| {
+        snap(
+            (0..10_000u32)
+                .map(|i| {
+                    let mut s = svc(
+                        &format!("svc-{i:05}"),
+                        &Ipv4Addr::from(0x0a60_0000 + i + 1).to_string(),
+                        80,
+                        (0..10u32).map(|k| ep(&Ipv4Addr::from(0x0af4_0000 + (i * 10 + k) % 60_000 + 2).to_string(), 8080, false)).collect(),
+                    );
+                    s.namespace = format!("ns-{}", i % 100);
+                    if i == 0 {
+                        s.endpoints[0].port = 8080 + salt;
+                    }
+                    s
+                })
+                .collect(),
+        )
+    };
+    let snaps: Vec<Snapshot> = (0..20).map(big).collect();
+    let mut r = Ruleset::new(facts());
+    let t = std::time::Instant::now();
+    r.update(&snaps[0]);
+    eprintln!("first update: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    let text = r.render_full();
+    eprintln!("render_full: {:?} ({} bytes)", t.elapsed(), text.len());
+    if let Some(path) = std::env::var_os("SVCNET_DUMP") {
+        std::fs::write(path, &text).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let t = std::time::Instant::now();
+    for s in &snaps[1..] {
+        r.update(s);
+    }
+    eprintln!("one change: {:?} each", t.elapsed() / 19);
+    let t = std::time::Instant::now();
+    let rounds: u32 = std::env::var("SVCNET_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    for _ in 0..rounds {
+        r.update(&snaps[19]);
+    }
+    eprintln!("no change: {:?} each", t.elapsed() / rounds);
+    let t = std::time::Instant::now();
+    let mut n = 0;
+    for _ in 0..10 {
+        n += snaps[19].services.iter().map(|s| s.id().len()).sum::<usize>();
+    }
+    eprintln!("ids alone: {:?} each ({n})", t.elapsed() / 10);
+    let copy = snaps[19].clone();
+    let t = std::time::Instant::now();
+    let mut same = 0;
+    for _ in 0..10 {
+        same += copy.services.iter().zip(&snaps[19].services).filter(|(a, b)| a == b).count();
+    }
+    eprintln!("comparing alone: {:?} each ({same})", t.elapsed() / 10);
+}
