@@ -383,7 +383,7 @@ async fn a_service_without_endpoints_refuses_at_once_and_unknown_addresses_are_d
         let started = Instant::now();
         let err = connect_within(&c.client, to, Duration::from_secs(5)).await.err();
         assert_eq!(err.map(|e| e.kind()), Some(io::ErrorKind::ConnectionRefused), "{to} refuses");
-        assert!(started.elapsed() < Duration::from_secs(1), "{to} refused at once");
+        assert!(started.elapsed() < Duration::from_secs(2), "{to} refused at once, not timed out");
     }
     let unallocated = SocketAddrV4::new(Ipv4Addr::new(10, 96, 0, 99), PORT);
     let err = connect_within(&c.client, unallocated, Duration::from_millis(1500)).await.err();
@@ -676,10 +676,18 @@ fn normalize(listing: &str) -> Vec<String> {
     out
 }
 
+/// `n` is a multiple of `k` (the workspace's MSRV predates
+/// `is_multiple_of`).
+#[allow(clippy::manual_is_multiple_of)]
+fn every(n: usize, k: usize) -> bool {
+    n % k == 0
+}
+
+/// A dozen services whose every feature varies with `step`.
 fn service_mix(step: usize, pods: &[Ipv4Addr]) -> Snapshot {
     let mut services = Vec::new();
     for i in 0..12 {
-        if (i + step) % 5 == 0 {
+        if every(i + step, 5) {
             continue;
         }
         let n = (i * 7 + step * 3) % (pods.len() + 1);
@@ -688,16 +696,16 @@ fn service_mix(step: usize, pods: &[Ipv4Addr]) -> Snapshot {
                 ip: pods[(i + k + step) % pods.len()],
                 port: 8080 + (k as u16 % 2),
                 node: None,
-                ready: (k + step) % 4 != 0,
+                ready: !every(k + step, 4),
                 serving: true,
-                terminating: (k + step) % 4 == 0,
-                local: k % 2 == 0,
+                terminating: every(k + step, 4),
+                local: every(k, 2),
             })
             .collect();
         let mut s = service(&format!("s{i}"), Ipv4Addr::new(10, 96, 1, i as u8), Protocol::Tcp, eps);
         s.endpoints.sort_by_key(|e| (e.ip, e.port));
         s.endpoints.dedup_by_key(|e| (e.ip, e.port));
-        if (i + step) % 3 == 0 {
+        if every(i + step, 3) {
             s.protocol = Protocol::Udp;
         }
         if i % 4 == 1 {
@@ -705,12 +713,12 @@ fn service_mix(step: usize, pods: &[Ipv4Addr]) -> Snapshot {
         }
         if (i + step) % 4 == 2 {
             s.load_balancer_ips = vec![Ipv4Addr::new(198, 51, 100, (i % 3) as u8 + 1)];
-            s.external_local = step % 2 == 0;
+            s.external_local = every(step, 2);
         }
         if (i * step) % 6 == 3 {
             s.affinity = Affinity::ClientIp { timeout_seconds: 10 + (step as u32 % 2) * 10 };
         }
-        s.internal_local = (i + step) % 7 == 0;
+        s.internal_local = every(i + step, 7);
         services.push(s);
     }
     snapshot(services)
@@ -722,9 +730,17 @@ async fn incremental_syncs_leave_the_table_a_fresh_load_makes() {
     let fresh_ns = c.scratch("fresh").await;
     let pods: Vec<Ipv4Addr> = (2..8).map(|i| Ipv4Addr::new(10, 244, 1, i)).collect();
     let mut proxy = NftProxy::new(c.env.clone());
-    for step in 0..12 {
-        let snap = service_mix(step, &pods);
+    let mut kinds = Vec::new();
+    for step in 0..16 {
+        let mut snap = service_mix(step / 2, &pods);
+        if step % 2 == 1 {
+            // An endpoint moves: elements only, a netlink batch.
+            if let Some(e) = snap.services.iter_mut().flat_map(|s| s.endpoints.iter_mut()).nth(step) {
+                e.port += 100;
+            }
+        }
         proxy.sync(&snap).await.unwrap_or_else(|e| panic!("step {step}: {e}"));
+        kinds.push(proxy.last_sync());
         let text = svcnet_proxy::nft::render(&snap, &Facts::of(&snap, None));
         let _ = sh(&fresh_ns, &["nft", "delete", "table", "ip", "svcnet"]);
         let mut child = std::process::Command::new("ip")
@@ -751,6 +767,9 @@ async fn incremental_syncs_leave_the_table_a_fresh_load_makes() {
             );
         }
     }
+    assert_eq!(kinds[0], Some(SyncKind::Create { netlink: true }));
+    assert!(kinds.contains(&Some(SyncKind::Delta { netlink: true })), "{kinds:?}");
+    assert!(kinds.contains(&Some(SyncKind::Delta { netlink: false })), "{kinds:?}");
 }
 
 /// 10,000 service ports × 10 endpoints, with a node port on every tenth.
@@ -801,7 +820,7 @@ async fn bench_10k_services() {
     let mut proxy = NftProxy::new(c.env.clone());
     let t = Instant::now();
     proxy.sync(&snap).await.expect("sync");
-    eprintln!("from scratch: 10,000 services × 10 endpoints in {:?}", t.elapsed());
+    eprintln!("from scratch: 10,000 services × 10 endpoints in {:?} ({:?})", t.elapsed(), proxy.last_sync());
 
     let mut times = Vec::new();
     for salt in 1..=20 {
@@ -809,6 +828,7 @@ async fn bench_10k_services() {
         let t = Instant::now();
         proxy.sync(&snap).await.expect("sync");
         times.push(t.elapsed());
+        assert_eq!(proxy.last_sync(), Some(SyncKind::Delta { netlink: true }));
     }
     times.sort();
     eprintln!(
@@ -824,7 +844,11 @@ async fn bench_10k_services() {
     grown.services[5].endpoints.push(extra);
     let t = Instant::now();
     proxy.sync(&grown).await.expect("sync");
-    eprintln!("one service to 11 endpoints (a new lb chain) at 10,000 services: {:?}", t.elapsed());
+    eprintln!(
+        "one service to 11 endpoints (a new lb chain) at 10,000 services: {:?} ({:?})",
+        t.elapsed(),
+        proxy.last_sync()
+    );
     let t = Instant::now();
     proxy.sync(&big(10_000, 10, 21)).await.expect("sync");
     eprintln!("and back (the chain deleted): {:?}", t.elapsed());

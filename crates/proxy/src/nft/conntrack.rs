@@ -14,39 +14,36 @@ use crate::{RealServer, VirtualService};
 /// `conntrack` arguments (after `conntrack`), one deletion each.
 pub type Deletion = Vec<String>;
 
-fn in_use(svc: &ServicePort) -> HashSet<(Ipv4Addr, u16)> {
-    svc.cluster_endpoints().into_iter().chain(svc.external_endpoints()).map(|e| (e.ip, e.port)).collect()
-}
-
-/// The UDP flows to delete once the table moved from `old` (service ports
-/// by id, as applied) to `new`:
+/// The UDP flows to delete once the table moved on: `changes` are the
+/// UDP service ports that changed, as (before, after); `in_use` lists the
+/// endpoints every UDP service port uses now (asked only when an endpoint
+/// left one):
 ///
 /// - a service address whose endpoints went from none to some: its flows
 ///   were created while it rejected or before it existed, and would keep
 ///   missing the new endpoints (`--orig-dst VIP --orig-port-dst PORT`;
 ///   for a node port, every flow to that port);
-/// - an endpoint no UDP service uses any more: flows DNATed to it
+/// - an endpoint no UDP service port uses any more: flows DNATed to it
 ///   (`--reply-src IP --reply-port-src PORT`: after DNAT the endpoint is
 ///   the reply's source, whatever address the client used).
-pub fn udp_deletions<'a>(
-    old: &HashMap<String, ServicePort>,
-    new: impl IntoIterator<Item = &'a ServicePort>,
+pub fn udp_deletions(
+    changes: &[(Option<&ServicePort>, Option<&ServicePort>)],
+    in_use: impl FnOnce() -> HashSet<(Ipv4Addr, u16)>,
 ) -> Vec<Deletion> {
     let mut out: Vec<Deletion> = Vec::new();
-    let mut still_used: HashSet<(Ipv4Addr, u16)> = HashSet::new();
-    let mut seen: HashSet<String> = HashSet::new();
-    for svc in new.into_iter().filter(|s| s.protocol == Protocol::Udp) {
-        let id = svc.id();
-        let before = old.get(&id);
-        seen.insert(id);
-        still_used.extend(in_use(svc));
+    let mut left: HashSet<(Ipv4Addr, u16)> = HashSet::new();
+    for (before, after) in changes {
+        let now = after.map(using).unwrap_or_default();
+        if let Some(b) = before {
+            left.extend(using(b).difference(&now));
+        }
+        let Some(svc) = after.filter(|s| s.protocol == Protocol::Udp) else { continue };
         let gained =
             |now: Vec<&Endpoint>, then: Option<Vec<&Endpoint>>| !now.is_empty() && then.is_none_or(|t| t.is_empty());
         if has_cluster_ip(svc) && gained(svc.cluster_endpoints(), before.map(|b| b.cluster_endpoints())) {
             out.push(orig(svc.cluster_ip, svc.port));
         }
-        let external_now = svc.external_endpoints();
-        if gained(external_now, before.map(|b| b.external_endpoints())) {
+        if gained(svc.external_endpoints(), before.map(|b| b.external_endpoints())) {
             for ip in external_addresses(svc) {
                 out.push(orig(ip, svc.port));
             }
@@ -55,19 +52,24 @@ pub fn udp_deletions<'a>(
             }
         }
     }
-    let mut gone: Vec<(Ipv4Addr, u16)> = old
-        .values()
-        .filter(|s| s.protocol == Protocol::Udp)
-        .flat_map(in_use)
-        .filter(|ep| !still_used.contains(ep))
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
+    if left.is_empty() {
+        return out;
+    }
+    let in_use = in_use();
+    let mut gone: Vec<(Ipv4Addr, u16)> = left.into_iter().filter(|ep| !in_use.contains(ep)).collect();
     gone.sort();
     for (ip, port) in gone {
         out.push(args(&["-p", "udp", "--reply-src", &ip.to_string(), "--reply-port-src", &port.to_string()]));
     }
     out
+}
+
+/// The endpoints a UDP service port sends to (none for another protocol).
+pub fn using(svc: &ServicePort) -> HashSet<(Ipv4Addr, u16)> {
+    if svc.protocol != Protocol::Udp {
+        return HashSet::new();
+    }
+    svc.cluster_endpoints().into_iter().chain(svc.external_endpoints()).map(|e| (e.ip, e.port)).collect()
 }
 
 fn orig(ip: Ipv4Addr, port: u16) -> Deletion {

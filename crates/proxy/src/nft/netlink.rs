@@ -1,18 +1,25 @@
-//! Just enough of nf_tables' netlink protocol for one job: adding many
-//! elements to existing maps in one batch (one kernel transaction).
+//! Just enough of nf_tables' netlink protocol for map elements: adding and
+//! deleting them in one batch (one kernel transaction), on a socket that
+//! stays open.
 //!
-//! `nft -f` spends three quarters of a 100,000-element load parsing and
-//! evaluating text (and touching 230 MB of memory); the kernel's share is
-//! the rest. A node's first sync sends its slot maps' elements this way,
-//! right after the `nft -f` transaction that created the table; every
-//! other change goes through `nft`.
+//! Two costs of `nft -f` are avoided this way. For a large load, nft
+//! spends three quarters of the time parsing and evaluating text (and
+//! touching 230 MB for 100,000 elements); a node's first sync therefore
+//! creates the table with `nft -f` and fills its maps with one batch. For
+//! a small change, nft's exit waits for an RCU grace period whenever
+//! something was deleted (closing an nfnetlink socket flushes nf_tables'
+//! destroy work), 10-20 ms on a busy node, longer than the change itself;
+//! a sync that only changes elements (endpoints coming and going) is sent
+//! here instead. Chains, rules and sets always go through `nft`.
 //!
 //! Keys and values are encoded as nft does: each field of a concatenation
 //! in its own 4-byte register, addresses and ports in network order, a
-//! `numgen` slot in host order.
+//! `numgen` slot in host order; element comments as libnftnl's userdata.
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use nix::sys::socket::{
@@ -20,6 +27,8 @@ use nix::sys::socket::{
     sockopt,
 };
 
+use super::service::Lb;
+use super::table::Map;
 use crate::{NodeEnv, ProxyError};
 
 const NLMSG_ERROR: u16 = 2;
@@ -31,6 +40,7 @@ const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_DELSETELEM: u16 = 14;
 const NFPROTO_IPV4: u8 = 2;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
@@ -38,13 +48,38 @@ const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
+const NFTA_SET_ELEM_USERDATA: u16 = 6;
 const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_DATA_VERDICT: u16 = 2;
+const NFTA_VERDICT_CODE: u16 = 1;
+const NFTA_VERDICT_CHAIN: u16 = 2;
+const NF_DROP: i32 = 0;
+const NFT_GOTO: i32 = -4;
+/// libnftnl's element comment (`NFTNL_UDATA_SET_ELEM_COMMENT`).
+const UDATA_COMMENT: u8 = 0;
 
 /// Elements per message: the element list is one attribute, whose length
 /// field has 16 bits.
 const LIST_BUDGET: usize = 60_000;
 
-/// A batch of element additions, encoded.
+/// What an element maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Data {
+    Value(Vec<u8>),
+    Goto(String),
+    Drop,
+}
+
+/// One element, encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element {
+    pub key: Vec<u8>,
+    pub data: Option<Data>,
+    pub comment: Option<String>,
+}
+
+/// A batch of element additions and deletions, encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
     buf: Vec<u8>,
     seq: u32,
@@ -52,12 +87,18 @@ pub struct Batch {
     acks: usize,
 }
 
+impl Default for Batch {
+    fn default() -> Batch {
+        Batch::new()
+    }
+}
+
 fn put_u16(buf: &mut Vec<u8>, v: u16) {
     buf.extend_from_slice(&v.to_ne_bytes());
 }
 
 fn pad(buf: &mut Vec<u8>) {
-    while buf.len() % 4 != 0 {
+    while buf.len() & 3 != 0 {
         buf.push(0);
     }
 }
@@ -89,9 +130,14 @@ fn attr_str(buf: &mut Vec<u8>, kind: u16, s: &str) {
     attr_end(buf, at);
 }
 
+/// Sequence numbers, unique in the process, so that a batch recognizes
+/// its own acknowledgements.
+static NEXT_SEQ: AtomicU32 = AtomicU32::new(1);
+
 impl Batch {
     pub fn new() -> Batch {
-        let mut b = Batch { buf: Vec::new(), seq: 1, acks: 0 };
+        let seq = NEXT_SEQ.fetch_add(1 << 20, Ordering::Relaxed);
+        let mut b = Batch { buf: Vec::new(), seq, acks: 0 };
         b.control(NFNL_MSG_BATCH_BEGIN);
         b
     }
@@ -120,25 +166,41 @@ impl Batch {
         self.finish_message(at);
     }
 
-    /// Adds `elems` (key, value) to map `set` of `table`, in as many
-    /// messages as it takes.
-    pub fn add_elements<'a>(&mut self, table: &str, set: &str, elems: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) {
+    /// Adds `elems` to map or set `set` of `table`, in as many messages as
+    /// it takes.
+    pub fn add_elements<'a>(&mut self, table: &str, set: &str, elems: impl IntoIterator<Item = &'a Element>) {
+        self.elements(NFT_MSG_NEWSETELEM, NLM_F_CREATE, table, set, elems);
+    }
+
+    /// Deletes `elems` (their keys) from `set`.
+    pub fn delete_elements<'a>(&mut self, table: &str, set: &str, elems: impl IntoIterator<Item = &'a Element>) {
+        self.elements(NFT_MSG_DELSETELEM, 0, table, set, elems);
+    }
+
+    fn elements<'a>(
+        &mut self,
+        msg: u16,
+        flags: u16,
+        table: &str,
+        set: &str,
+        elems: impl IntoIterator<Item = &'a Element>,
+    ) {
         let mut elems = elems.into_iter().peekable();
         while elems.peek().is_some() {
-            let kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM;
-            let at = self.header(kind, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, NFPROTO_IPV4, 0);
+            let kind = (NFNL_SUBSYS_NFTABLES << 8) | msg;
+            let at = self.header(kind, NLM_F_REQUEST | NLM_F_ACK | flags, NFPROTO_IPV4, 0);
             self.acks += 1;
             attr_str(&mut self.buf, NFTA_SET_ELEM_LIST_TABLE, table);
             attr_str(&mut self.buf, NFTA_SET_ELEM_LIST_SET, set);
             let list = attr_start(&mut self.buf, NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED);
-            while let Some((key, value)) = elems.next_if(|_| self.buf.len() - list < LIST_BUDGET) {
+            while let Some(e) = elems.next_if(|_| self.buf.len() - list < LIST_BUDGET) {
                 let elem = attr_start(&mut self.buf, NFTA_LIST_ELEM | NLA_F_NESTED);
                 let k = attr_start(&mut self.buf, NFTA_SET_ELEM_KEY | NLA_F_NESTED);
-                attr_bytes(&mut self.buf, NFTA_DATA_VALUE, key);
+                attr_bytes(&mut self.buf, NFTA_DATA_VALUE, &e.key);
                 attr_end(&mut self.buf, k);
-                let d = attr_start(&mut self.buf, NFTA_SET_ELEM_DATA | NLA_F_NESTED);
-                attr_bytes(&mut self.buf, NFTA_DATA_VALUE, value);
-                attr_end(&mut self.buf, d);
+                if msg == NFT_MSG_NEWSETELEM {
+                    self.data(e);
+                }
                 attr_end(&mut self.buf, elem);
             }
             attr_end(&mut self.buf, list);
@@ -146,10 +208,43 @@ impl Batch {
         }
     }
 
-    /// The batch, ended.
-    fn end(mut self) -> (Vec<u8>, usize) {
+    fn data(&mut self, e: &Element) {
+        let b = &mut self.buf;
+        match &e.data {
+            None => {}
+            Some(Data::Value(v)) => {
+                let d = attr_start(b, NFTA_SET_ELEM_DATA | NLA_F_NESTED);
+                attr_bytes(b, NFTA_DATA_VALUE, v);
+                attr_end(b, d);
+            }
+            Some(verdict) => {
+                let d = attr_start(b, NFTA_SET_ELEM_DATA | NLA_F_NESTED);
+                let v = attr_start(b, NFTA_DATA_VERDICT | NLA_F_NESTED);
+                let code = if matches!(verdict, Data::Drop) { NF_DROP } else { NFT_GOTO };
+                attr_bytes(b, NFTA_VERDICT_CODE, &code.to_be_bytes());
+                if let Data::Goto(chain) = verdict {
+                    attr_str(b, NFTA_VERDICT_CHAIN, chain);
+                }
+                attr_end(b, v);
+                attr_end(b, d);
+            }
+        }
+        if let Some(c) = &e.comment {
+            // One TLV: type, length (with the NUL), text.
+            let text = &c.as_bytes()[..c.len().min(250)];
+            let mut udata = vec![UDATA_COMMENT, (text.len() + 1) as u8];
+            udata.extend_from_slice(text);
+            udata.push(0);
+            attr_bytes(b, NFTA_SET_ELEM_USERDATA, &udata);
+        }
+    }
+
+    /// The batch, ended, its number of acknowledgements and the range of
+    /// its sequence numbers.
+    fn end(mut self) -> (Vec<u8>, usize, std::ops::Range<u32>) {
+        let first = u32::from_ne_bytes([self.buf[8], self.buf[9], self.buf[10], self.buf[11]]);
         self.control(NFNL_MSG_BATCH_END);
-        (self.buf, self.acks)
+        (self.buf, self.acks, first..self.seq)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -157,68 +252,133 @@ impl Batch {
     }
 }
 
-/// Encodes one field of a slot map key or value: an address, or a port,
-/// or (the last field of a key) a slot number.
-fn field(out: &mut Vec<u8>, text: &str, slot: bool) -> Option<()> {
-    if let Ok(ip) = text.parse::<Ipv4Addr>() {
-        out.extend_from_slice(&ip.octets());
-    } else if slot {
-        out.extend_from_slice(&text.parse::<u32>().ok()?.to_ne_bytes());
-    } else {
-        out.extend_from_slice(&text.parse::<u16>().ok()?.to_be_bytes());
-        out.extend_from_slice(&[0, 0]);
-    }
-    Some(())
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Ip,
+    Proto,
+    Port,
+    Slot,
 }
 
-/// `10.96.0.10 . 80 . 2` (or `30080 . 2`) as the kernel holds it.
-pub fn slot_key(text: &str) -> Option<Vec<u8>> {
+/// The fields of a map's keys.
+fn key_layout(map: Map) -> &'static [Field] {
+    use Field::*;
+    match map {
+        Map::ServiceIps | Map::NoEndpointServices => &[Ip, Proto, Port],
+        Map::ServiceNodeports | Map::NoEndpointNodeports => &[Proto, Port],
+        Map::ClusterIps => &[Ip],
+        Map::Hairpin => &[Ip, Ip],
+        Map::Slots(Lb::Address | Lb::InternalAddress, _) => &[Ip, Port, Slot],
+        Map::Slots(Lb::NodePort | Lb::InternalNodePort, _) => &[Port, Slot],
+    }
+}
+
+fn encode_fields(text: &str, layout: &[Field]) -> Option<Vec<u8>> {
     let parts: Vec<&str> = text.split(" . ").collect();
-    let mut out = Vec::with_capacity(12);
-    for (i, p) in parts.iter().enumerate() {
-        field(&mut out, p, i + 1 == parts.len())?;
+    if parts.len() != layout.len() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(4 * parts.len());
+    for (p, f) in parts.iter().zip(layout) {
+        match f {
+            Field::Ip => out.extend_from_slice(&p.parse::<Ipv4Addr>().ok()?.octets()),
+            Field::Proto => {
+                let n: u8 = match *p {
+                    "tcp" => 6,
+                    "udp" => 17,
+                    "sctp" => 132,
+                    _ => return None,
+                };
+                out.extend_from_slice(&[n, 0, 0, 0]);
+            }
+            Field::Port => {
+                out.extend_from_slice(&p.parse::<u16>().ok()?.to_be_bytes());
+                out.extend_from_slice(&[0, 0]);
+            }
+            Field::Slot => out.extend_from_slice(&p.parse::<u32>().ok()?.to_ne_bytes()),
+        }
     }
     Some(out)
 }
 
-/// `10.244.1.5 . 8080` as the kernel holds it.
-pub fn slot_value(text: &str) -> Option<Vec<u8>> {
-    let (ip, port) = text.split_once(" . ")?;
-    let mut out = Vec::with_capacity(8);
-    field(&mut out, ip, false)?;
-    field(&mut out, port, false)?;
-    Some(out)
+/// The key of an element of `map`, from its nft text, as an element to
+/// delete.
+pub fn encode_key(map: Map, key: &str) -> Option<Element> {
+    Some(Element { key: encode_fields(key, key_layout(map))?, data: None, comment: None })
+}
+
+/// An element of `map` from its nft text (`10.96.0.10 . tcp . 80`, `goto
+/// lb-tcp-3`), or None if it is not something this module writes.
+pub fn encode(map: Map, key: &str, value: Option<&str>, comment: Option<&str>) -> Option<Element> {
+    let key = encode_fields(key, key_layout(map))?;
+    let data = match (map, value) {
+        (Map::ClusterIps | Map::Hairpin, None) => None,
+        (Map::Slots(..), Some(v)) => Some(Data::Value(encode_fields(v, &[Field::Ip, Field::Port])?)),
+        (_, Some("drop")) => Some(Data::Drop),
+        (_, Some(v)) => Some(Data::Goto(v.strip_prefix("goto ")?.to_string())),
+        _ => return None,
+    };
+    Some(Element { key, data, comment: comment.map(str::to_string) })
 }
 
 fn io_err(what: &str, e: impl std::fmt::Display) -> ProxyError {
     ProxyError::Other(format!("nf_tables netlink: {what}: {e}"))
 }
 
-/// Sends the batch from a socket in the node's namespace and waits for
-/// every acknowledgement; the kernel applies all of it or nothing.
-pub async fn apply(env: &NodeEnv, batch: Batch) -> Result<(), ProxyError> {
-    let (buf, acks) = batch.end();
-    let fd: OwnedFd = env
-        .sockets
-        .run(|| {
-            socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkNetFilter)
-        })
-        .await
-        .map_err(|e| io_err("socket", e))?
-        .map_err(|e| io_err("socket", e))?;
-    tokio::task::spawn_blocking(move || exchange(&fd, &buf, acks))
-        .await
-        .map_err(|e| io_err("exchange", e))?
+/// An nfnetlink socket in the node's namespace, kept open: closing one
+/// waits for nf_tables' pending destroy work (an RCU grace period).
+pub struct Socket {
+    fd: Arc<OwnedFd>,
 }
 
-fn exchange(fd: &OwnedFd, buf: &[u8], acks: usize) -> Result<(), ProxyError> {
-    bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(|e| io_err("bind", e))?;
+impl Socket {
+    pub async fn open(env: &NodeEnv) -> Result<Socket, ProxyError> {
+        let fd: OwnedFd = env
+            .sockets
+            .run(|| {
+                socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkNetFilter)
+            })
+            .await
+            .map_err(|e| io_err("socket", e))?
+            .map_err(|e| io_err("socket", e))?;
+        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(|e| io_err("bind", e))?;
+        let _ = setsockopt(&fd, sockopt::RcvBufForce, &(1 << 20));
+        setsockopt(&fd, sockopt::ReceiveTimeout, &nix::sys::time::TimeVal::new(30, 0))
+            .map_err(|e| io_err("SO_RCVTIMEO", e))?;
+        Ok(Socket { fd: Arc::new(fd) })
+    }
+
+    /// Sends the batch and waits for every acknowledgement; the kernel
+    /// applies all of it or nothing.
+    pub async fn apply(&self, batch: Batch) -> Result<(), ProxyError> {
+        let (buf, acks, seqs) = batch.end();
+        let fd = self.fd.clone();
+        if buf.len() < 64 * 1024 {
+            // Small (the usual delta): not worth a thread hop.
+            return exchange(&fd, &buf, acks, &seqs);
+        }
+        tokio::task::spawn_blocking(move || exchange(&fd, &buf, acks, &seqs))
+            .await
+            .map_err(|e| io_err("exchange", e))?
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // Closing can block for an RCU grace period: not on the caller's
+        // (maybe async) thread.
+        let fd = self.fd.clone();
+        let _ = std::thread::Builder::new().name("nft-netlink-close".into()).spawn(move || drop(fd));
+    }
+}
+
+fn exchange(fd: &OwnedFd, buf: &[u8], acks: usize, seqs: &std::ops::Range<u32>) -> Result<(), ProxyError> {
     // The whole batch is one datagram: the kernel runs it as one
     // transaction only if it arrives in one piece.
     let size = buf.len() + 4096;
-    setsockopt(fd, sockopt::SndBufForce, &size).or_else(|_| setsockopt(fd, sockopt::SndBuf, &size)).map_err(|e| io_err("SO_SNDBUF", e))?;
-    let _ = setsockopt(fd, sockopt::RcvBufForce, &(1 << 20));
-    setsockopt(fd, sockopt::ReceiveTimeout, &nix::sys::time::TimeVal::new(30, 0)).map_err(|e| io_err("SO_RCVTIMEO", e))?;
+    if setsockopt(fd, sockopt::SndBuf, &size).is_err() || getsockopt_sndbuf(fd) < buf.len() {
+        setsockopt(fd, sockopt::SndBufForce, &size).map_err(|e| io_err("SO_SNDBUFFORCE", e))?;
+    }
     let sent = send(fd.as_raw_fd(), buf, MsgFlags::empty()).map_err(|e| io_err("send", e))?;
     if sent != buf.len() {
         return Err(io_err("send", format!("{sent} of {} bytes", buf.len())));
@@ -235,13 +395,14 @@ fn exchange(fd: &OwnedFd, buf: &[u8], acks: usize) -> Result<(), ProxyError> {
         while at + 16 <= n {
             let len = u32::from_ne_bytes([rx[at], rx[at + 1], rx[at + 2], rx[at + 3]]) as usize;
             let kind = u16::from_ne_bytes([rx[at + 4], rx[at + 5]]);
+            let seq = u32::from_ne_bytes([rx[at + 8], rx[at + 9], rx[at + 10], rx[at + 11]]);
             if len < 16 || at + len > n {
                 break;
             }
-            if kind == NLMSG_ERROR && len >= 20 {
+            if kind == NLMSG_ERROR && len >= 20 && seqs.contains(&seq) {
                 let code = i32::from_ne_bytes([rx[at + 16], rx[at + 17], rx[at + 18], rx[at + 19]]);
                 if code != 0 {
-                    return Err(io_err("adding elements", std::io::Error::from_raw_os_error(-code)));
+                    return Err(io_err("batch", std::io::Error::from_raw_os_error(-code)));
                 }
                 pending = pending.saturating_sub(1);
             }
@@ -251,29 +412,52 @@ fn exchange(fd: &OwnedFd, buf: &[u8], acks: usize) -> Result<(), ProxyError> {
     Ok(())
 }
 
+fn getsockopt_sndbuf(fd: &OwnedFd) -> usize {
+    nix::sys::socket::getsockopt(fd, sockopt::SndBuf).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Protocol;
+
+    fn key(map: Map, text: &str) -> Vec<u8> {
+        encode_fields(text, key_layout(map)).unwrap_or_else(|| panic!("{text}"))
+    }
 
     #[test]
     fn keys_and_values_are_laid_out_in_registers() {
+        let slots = Map::Slots(Lb::Address, Protocol::Udp);
         assert_eq!(
-            slot_key("10.96.0.10 . 53 . 1"),
-            Some([vec![10, 96, 0, 10, 0, 53, 0, 0], 1u32.to_ne_bytes().to_vec()].concat())
+            key(slots, "10.96.0.10 . 53 . 1"),
+            [vec![10, 96, 0, 10, 0, 53, 0, 0], 1u32.to_ne_bytes().to_vec()].concat()
         );
-        assert_eq!(slot_key("30080 . 0"), Some([vec![0x75, 0x80, 0, 0], 0u32.to_ne_bytes().to_vec()].concat()));
-        assert_eq!(slot_value("10.244.1.5 . 8080"), Some(vec![10, 244, 1, 5, 0x1f, 0x90, 0, 0]));
-        assert_eq!(slot_value("nonsense"), None);
+        let np = Map::Slots(Lb::NodePort, Protocol::Tcp);
+        assert_eq!(key(np, "30080 . 0"), [vec![0x75, 0x80, 0, 0], 0u32.to_ne_bytes().to_vec()].concat());
+        assert_eq!(key(Map::ServiceIps, "10.96.0.10 . udp . 53"), vec![10, 96, 0, 10, 17, 0, 0, 0, 0, 53, 0, 0]);
+        assert_eq!(key(Map::Hairpin, "10.244.1.2 . 10.244.1.2"), vec![10, 244, 1, 2, 10, 244, 1, 2]);
+        let e = encode(slots, "10.96.0.10 . 53 . 1", Some("10.244.1.5 . 8080"), None);
+        assert_eq!(e.map(|e| e.data), Some(Some(Data::Value(vec![10, 244, 1, 5, 0x1f, 0x90, 0, 0]))));
+        let e = encode(Map::ServiceIps, "10.96.0.10 . tcp . 80", Some("goto lb-tcp-3"), Some("default/web"));
+        assert_eq!(e.as_ref().and_then(|e| e.data.clone()), Some(Data::Goto("lb-tcp-3".into())));
+        assert_eq!(
+            encode(Map::NoEndpointServices, "10.96.0.10 . tcp . 80", Some("drop"), None).and_then(|e| e.data),
+            Some(Data::Drop)
+        );
+        assert_eq!(encode(Map::ServiceIps, "10.96.0.10 . tcp", Some("goto x"), None), None);
+        assert_eq!(encode(slots, "10.96.0.10 . 53 . 1", Some("nonsense"), None), None);
     }
 
     #[test]
     fn a_batch_is_begin_messages_end_with_attribute_lengths_that_fit() {
-        let key = slot_key("10.96.0.10 . 53 . 1").unwrap_or_default();
-        let value = slot_value("10.244.1.5 . 53").unwrap_or_default();
+        let slots = Map::Slots(Lb::Address, Protocol::Udp);
+        let e = encode(slots, "10.96.0.10 . 53 . 1", Some("10.244.1.5 . 53"), Some("kube-system/dns:dns"));
+        let elems = vec![e.unwrap_or_else(|| panic!("encodes")); 5000];
         let mut b = Batch::new();
-        b.add_elements("svcnet", "endpoints-udp", (0..5000).map(|_| (key.as_slice(), value.as_slice())));
-        let (buf, acks) = b.end();
-        assert!(acks >= 4, "5000 elements take several messages: {acks}");
+        b.add_elements("svcnet", "endpoints-udp", &elems);
+        b.delete_elements("svcnet", "endpoints-udp", &elems[..10]);
+        let (buf, acks, _) = b.end();
+        assert!(acks >= 5, "5000 elements take several messages: {acks}");
         let mut at = 0;
         let mut kinds = Vec::new();
         while at < buf.len() {
@@ -286,5 +470,6 @@ mod tests {
         assert_eq!(kinds.first(), Some(&NFNL_MSG_BATCH_BEGIN));
         assert_eq!(kinds.last(), Some(&NFNL_MSG_BATCH_END));
         assert_eq!(kinds.len(), acks + 2);
+        assert_eq!(kinds[kinds.len() - 2], (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELSETELEM);
     }
 }

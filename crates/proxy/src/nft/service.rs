@@ -3,9 +3,10 @@
 //! externalTrafficPolicy Local). Pure.
 //!
 //! Plain service ports own no chain: their addresses point into shared
-//! `lb-N` chains that pick slot `numgen random mod N` of the address in the
-//! `endpoints` map, so the kernel holds one element per endpoint and one
-//! rule per distinct endpoint count, however many Services there are.
+//! `lb-<proto>-N` chains that pick slot `numgen random mod N` of the
+//! address in the `endpoints-<proto>` map, so the kernel holds one element
+//! per endpoint and one rule per distinct endpoint count, however many
+//! Services there are.
 
 use std::fmt::Write;
 use std::net::Ipv4Addr;
@@ -18,7 +19,7 @@ use crate::model::{Affinity, Endpoint, Protocol, ServicePort};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Elem {
     pub key: String,
-    /// `goto lb-3`, `10.244.1.2 . 8080`; `None` in a plain set.
+    /// `goto lb-tcp-3`, `10.244.1.2 . 8080`; `None` in a plain set.
     pub value: Option<String>,
     pub comment: Option<String>,
 }
@@ -178,7 +179,8 @@ pub fn has_usable_endpoints(svc: &ServicePort) -> bool {
     svc.endpoints.iter().any(|e| e.ready || (e.serving && e.terminating))
 }
 
-/// Cluster IP, then the external and load balancer IPs, without duplicates.
+/// The external and load balancer IPs, without duplicates (nor the
+/// cluster IP).
 pub fn external_addresses(svc: &ServicePort) -> Vec<Ipv4Addr> {
     let mut out: Vec<Ipv4Addr> = Vec::new();
     for ip in svc.external_ips.iter().chain(&svc.load_balancer_ips) {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::service::{self, Fragment, Lb, comment_text, mark_rule};
 use super::{Facts, MASQ_MARK, TABLE};
-use crate::model::{Protocol, ServicePort, Snapshot};
+use crate::model::{Endpoint, Protocol, ServicePort, Snapshot};
 
 /// The table's maps and sets that hold elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -280,8 +280,6 @@ struct Entry {
     svc: ServicePort,
     owner: Owner,
     fragment: Fragment,
-    /// The last update whose snapshot held this service port.
-    seen: u64,
 }
 
 /// What one sync changes, before it is rendered: objects with their
@@ -297,8 +295,10 @@ struct Touched {
 /// renders only what changed.
 pub struct Ruleset {
     facts: Facts,
-    services: HashMap<String, Entry>,
-    generation: u64,
+    /// By id, as snapshots are. Boxed: every sync moves each entry into
+    /// the next list, a pointer rather than a few hundred bytes.
+    #[allow(clippy::vec_box)]
+    services: Vec<Box<Entry>>,
     chains: HashMap<String, Owned<Chain>>,
     decls: HashMap<String, Owned<Decl>>,
     elems: HashMap<Map, HashMap<String, Owned<ElemValue>>>,
@@ -312,18 +312,14 @@ pub struct Update {
     pub transaction: String,
     /// Service ports (ids) added, changed or removed.
     pub changed: Vec<String>,
+    /// The same transaction as a netlink batch, when it changes elements
+    /// only.
+    pub(crate) elements_only: Option<super::netlink::Batch>,
 }
 
 impl Ruleset {
     pub fn new(facts: Facts) -> Ruleset {
-        Ruleset {
-            facts,
-            services: HashMap::new(),
-            generation: 0,
-            chains: HashMap::new(),
-            decls: HashMap::new(),
-            elems: HashMap::new(),
-        }
+        Ruleset { facts, services: Vec::new(), chains: HashMap::new(), decls: HashMap::new(), elems: HashMap::new() }
     }
 
     pub fn facts(&self) -> &Facts {
@@ -339,10 +335,14 @@ impl Ruleset {
         self.sorted().into_iter().map(|e| &e.svc)
     }
 
+    /// The service port `id` as programmed.
+    pub fn service(&self, id: &str) -> Option<&ServicePort> {
+        let at = self.services.binary_search_by(|e| (*e.owner).cmp(id)).ok()?;
+        Some(&self.services[at].svc)
+    }
+
     fn sorted(&self) -> Vec<&Entry> {
-        let mut v: Vec<&Entry> = self.services.values().collect();
-        v.sort_unstable_by(|a, b| a.owner.cmp(&b.owner));
-        v
+        self.services.iter().map(|e| &**e).collect()
     }
 
     /// Moves to `snap`, returning the transaction that takes a kernel
@@ -350,7 +350,8 @@ impl Ruleset {
     pub fn update(&mut self, snap: &Snapshot) -> Update {
         let mut touched = Touched::default();
         let changed = self.apply(snap, Some(&mut touched));
-        Update { transaction: self.render_delta(&touched), changed }
+        let (transaction, elements_only) = self.render_delta(&touched);
+        Update { transaction, changed, elements_only }
     }
 
     /// Moves to `snap` without working out a transaction, for a kernel
@@ -361,56 +362,89 @@ impl Ruleset {
     }
 
     fn apply(&mut self, snap: &Snapshot, mut touched: Option<&mut Touched>) -> Vec<String> {
-        self.generation += 1;
-        let generation = self.generation;
-        let mut changed = Vec::new();
-        let mut id = String::new();
-        for svc in &snap.services {
+        let id_of = |svc: &ServicePort, id: &mut String| {
             id.clear();
             let _ = match svc.port_name.as_str() {
                 "" => write!(id, "{}/{}", svc.namespace, svc.name),
                 port => write!(id, "{}/{}:{port}", svc.namespace, svc.name),
             };
-            if let Some(e) = self.services.get_mut(id.as_str()) {
-                if e.seen == generation {
-                    tracing::warn!(service = %id, "duplicate service port in the snapshot; keeping the first");
-                    continue;
-                }
-                e.seen = generation;
-                if e.svc == *svc {
-                    continue;
-                }
+        };
+        // A merge of two lists sorted by id: the applied service ports and
+        // the snapshot's (sorted by id, as the model promises; sorted here
+        // if not), so that an unchanged sync costs one comparison per
+        // service port and no lookup.
+        let mut id = String::new();
+        let mut ids: Vec<(String, &ServicePort)> = Vec::new();
+        let mut last = String::new();
+        let mut sorted = true;
+        for svc in &snap.services {
+            id_of(svc, &mut id);
+            if id < last {
+                sorted = false;
+                break;
             }
-            self.remove(&id, touched.as_deref_mut());
+            std::mem::swap(&mut last, &mut id);
+        }
+        if !sorted {
+            ids = snap.services.iter().map(|s| (s.id(), s)).collect();
+            ids.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        let wanted: Box<dyn Iterator<Item = &ServicePort>> =
+            if sorted { Box::new(snap.services.iter()) } else { Box::new(ids.iter().map(|(_, s)| *s)) };
+        let old = std::mem::take(&mut self.services);
+        let mut old = old.into_iter().peekable();
+        let mut kept: Vec<Box<Entry>> = Vec::with_capacity(snap.services.len());
+        let mut changed = Vec::new();
+        let mut previous = String::new();
+        for (i, svc) in wanted.enumerate() {
+            id_of(svc, &mut id);
+            if i > 0 && previous == id {
+                tracing::warn!(service = %id, "duplicate service port in the snapshot; keeping the first");
+                continue;
+            }
+            previous.clear();
+            previous.push_str(&id);
+            while let Some(gone) = old.next_if(|e| *e.owner < *id) {
+                changed.push(gone.owner.to_string());
+                self.withdraw_entry(&gone, touched.as_deref_mut());
+            }
+            let owner: Owner = match old.next_if(|e| *e.owner == *id) {
+                Some(e) if renders_alike(&e.svc, svc) => {
+                    kept.push(e);
+                    continue;
+                }
+                Some(e) => {
+                    self.withdraw_entry(&e, touched.as_deref_mut());
+                    e.owner.clone()
+                }
+                None => Arc::from(id.as_str()),
+            };
             let fragment = service::fragment(svc, &self.facts);
-            let owner: Owner = Arc::from(id.as_str());
             self.add(&owner, &fragment, touched.as_deref_mut());
-            self.services.insert(id.clone(), Entry { svc: svc.clone(), owner, fragment, seen: generation });
+            kept.push(Box::new(Entry { svc: svc.clone(), owner, fragment }));
             changed.push(id.clone());
         }
-        let gone: Vec<String> =
-            self.services.iter().filter(|(_, e)| e.seen != generation).map(|(id, _)| id.clone()).collect();
-        for id in gone {
-            self.remove(&id, touched.as_deref_mut());
-            changed.push(id);
+        for gone in old {
+            changed.push(gone.owner.to_string());
+            self.withdraw_entry(&gone, touched.as_deref_mut());
         }
+        self.services = kept;
         changed.sort();
         changed
     }
 
-    fn remove(&mut self, id: &str, mut touched: Option<&mut Touched>) {
-        let Some(entry) = self.services.remove(id) else { return };
-        let owner = entry.owner;
+    fn withdraw_entry(&mut self, entry: &Entry, mut touched: Option<&mut Touched>) {
+        let owner = &entry.owner;
         for c in &entry.fragment.chains {
-            withdraw(&mut self.chains, touched.as_deref_mut().map(|t| &mut t.chains), &c.name, &owner);
+            withdraw(&mut self.chains, touched.as_deref_mut().map(|t| &mut t.chains), &c.name, owner);
         }
         for d in &entry.fragment.decls {
-            withdraw(&mut self.decls, touched.as_deref_mut().map(|t| &mut t.decls), &d.name, &owner);
+            withdraw(&mut self.decls, touched.as_deref_mut().map(|t| &mut t.decls), &d.name, owner);
         }
         for (map, e) in &entry.fragment.elems {
             if let Some(elems) = self.elems.get_mut(map) {
                 let t = touched.as_deref_mut().map(|t| t.elems.entry(*map).or_default());
-                withdraw(elems, t, &e.key, &owner);
+                withdraw(elems, t, &e.key, owner);
             }
         }
     }
@@ -433,7 +467,7 @@ impl Ruleset {
     /// The maps with elements, fixed ones first, in a stable order.
     fn maps_in_order(&self) -> Vec<Map> {
         let mut slots: BTreeSet<Map> = BTreeSet::new();
-        for entry in self.services.values() {
+        for entry in &self.services {
             for (m, _) in &entry.fragment.elems {
                 if matches!(m, Map::Slots(..)) {
                     slots.insert(*m);
@@ -449,41 +483,40 @@ impl Ruleset {
         self.render_table(true)
     }
 
-    /// The elements of the slot maps, as the kernel holds them, for
-    /// [`netlink`](super::netlink) (the table without them comes from
-    /// `render_table(false)`).
-    pub fn slot_batch(&self) -> super::netlink::Batch {
-        let mut maps: BTreeMap<Map, Vec<(Vec<u8>, Vec<u8>)>> = BTreeMap::new();
+    /// Every element, as the kernel holds them, for
+    /// the netlink batch: the table without them comes from
+    /// `render_table(false)`. None if one cannot be encoded (then
+    /// [`Ruleset::render_elements`] is the way).
+    pub fn element_batch(&self) -> Option<super::netlink::Batch> {
+        let mut maps: BTreeMap<Map, Vec<super::netlink::Element>> = BTreeMap::new();
         for entry in self.sorted() {
-            for (map, e) in entry.fragment.elems.iter().filter(|(m, _)| matches!(m, Map::Slots(..))) {
+            for (map, e) in &entry.fragment.elems {
                 let Some(o) = self.elems.get(map).and_then(|m| m.get(&e.key)) else { continue };
                 if o.effective_owner() != Some(&entry.owner) {
                     continue;
                 }
-                let value = o.effective().and_then(|(v, _)| v.as_deref()).and_then(super::netlink::slot_value);
-                if let (Some(k), Some(v)) = (super::netlink::slot_key(&e.key), value) {
-                    maps.entry(*map).or_default().push((k, v));
-                }
+                let (value, comment) = o.effective()?;
+                let encoded = super::netlink::encode(*map, &e.key, value.as_deref(), comment.as_deref())?;
+                maps.entry(*map).or_default().push(encoded);
             }
         }
         let mut batch = super::netlink::Batch::new();
         for (map, elems) in &maps {
-            batch.add_elements(TABLE, &map.name(), elems.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+            batch.add_elements(TABLE, &map.name(), elems);
         }
-        batch
+        Some(batch)
     }
 
-    /// The slot maps' elements as nft commands.
-    pub fn render_slot_elements(&self) -> String {
+    /// Every element as nft commands.
+    pub fn render_elements(&self) -> String {
         let full = self.render_table(true);
         let without = self.render_table(false);
-        // Both share the table and the other maps' elements; the slot maps'
-        // `add element` blocks come last.
+        // The table comes first, its elements after.
         full.get(without.len()..).unwrap_or_default().to_string()
     }
 
-    /// The table; without the slot maps' elements unless `slots`.
-    pub fn render_table(&self, slots: bool) -> String {
+    /// The table; without its elements unless `elements`.
+    pub fn render_table(&self, elements: bool) -> String {
         let mut out = String::with_capacity(4096 + self.elems.values().map(|m| m.len() * 40).sum::<usize>());
         let _ = writeln!(out, "table ip {TABLE} {{");
         let _ = writeln!(out, "\tcomment \"svcnet service proxy: Services to nftables, one transaction per sync\"");
@@ -546,10 +579,10 @@ impl Ruleset {
                 write_elem(text, &e.key, o.effective());
             }
         }
+        if !elements {
+            return out;
+        }
         for map in self.maps_in_order() {
-            if !slots && matches!(map, Map::Slots(..)) {
-                continue;
-            }
             if let Some(text) = by_map.get(&map) {
                 let _ = write!(out, "add element ip {TABLE} {} {{\n{text}\n}}\n", map.name());
             }
@@ -557,7 +590,7 @@ impl Ruleset {
         out
     }
 
-    fn render_delta(&self, touched: &Touched) -> String {
+    fn render_delta(&self, touched: &Touched) -> (String, Option<super::netlink::Batch>) {
         let mut out = String::new();
         let now_chain = |name: &str| self.chains.get(name).and_then(Owned::effective);
         let now_decl = |name: &str| self.decls.get(name).and_then(Owned::effective);
@@ -632,6 +665,10 @@ impl Ruleset {
             let _ = writeln!(out, "flush chain ip {TABLE} {c}");
         }
         let removed_names: HashSet<&str> = removed_decls.iter().map(|d| d.name.as_str()).collect();
+        let deleted_elems: Vec<(Map, &str)> =
+            deleted.iter().flat_map(|(m, keys)| keys.iter().map(move |k| (*m, *k))).collect();
+        let added_elems: Vec<(Map, &str, &ElemValue)> =
+            added.iter().flat_map(|(m, elems)| elems.iter().map(move |(k, v)| (*m, *k, *v))).collect();
         for (map, mut keys) in deleted {
             // A map about to be deleted goes with its elements.
             if removed_names.contains(map.name().as_str()) {
@@ -680,8 +717,80 @@ impl Ruleset {
         for c in &removed_chains {
             let _ = writeln!(out, "delete chain ip {TABLE} {c}");
         }
-        out
+        let elements_only = added_chains.is_empty()
+            && changed_chains.is_empty()
+            && removed_chains.is_empty()
+            && added_decls.is_empty()
+            && removed_decls.is_empty()
+            && !out.is_empty();
+        let batch = if elements_only { element_delta(&deleted_elems, &added_elems) } else { None };
+        (out, batch)
     }
+}
+
+/// True when two versions of a service port (same id) render alike:
+/// everything but the endpoints' node names, compared without following
+/// a pointer per endpoint. A sync compares every service port of the
+/// snapshot, so this is most of an unchanged one's cost (the fields are
+/// listed whole, so that a new one is not forgotten).
+fn renders_alike(a: &ServicePort, b: &ServicePort) -> bool {
+    let ServicePort {
+        namespace: _,
+        name: _,
+        port_name: _,
+        protocol,
+        cluster_ip,
+        port,
+        node_port,
+        external_ips,
+        load_balancer_ips,
+        affinity,
+        external_local,
+        internal_local,
+        health_check_node_port,
+        endpoints,
+    } = a;
+    *protocol == b.protocol
+        && *cluster_ip == b.cluster_ip
+        && *port == b.port
+        && *node_port == b.node_port
+        && *external_ips == b.external_ips
+        && *load_balancer_ips == b.load_balancer_ips
+        && *affinity == b.affinity
+        && *external_local == b.external_local
+        && *internal_local == b.internal_local
+        && *health_check_node_port == b.health_check_node_port
+        && endpoints.len() == b.endpoints.len()
+        && endpoints.iter().zip(&b.endpoints).all(|(x, y)| {
+            let Endpoint { ip, port, node: _, ready, serving, terminating, local } = x;
+            *ip == y.ip
+                && *port == y.port
+                && *ready == y.ready
+                && *serving == y.serving
+                && *terminating == y.terminating
+                && *local == y.local
+        })
+}
+
+/// Element deletions and additions as one netlink batch (deletions
+/// first, as in the nft transaction); None if one cannot be encoded.
+fn element_delta(deleted: &[(Map, &str)], added: &[(Map, &str, &ElemValue)]) -> Option<super::netlink::Batch> {
+    let mut batch = super::netlink::Batch::new();
+    let mut by_map: BTreeMap<Map, Vec<super::netlink::Element>> = BTreeMap::new();
+    for (map, key) in deleted {
+        by_map.entry(*map).or_default().push(super::netlink::encode_key(*map, key)?);
+    }
+    for (map, elems) in &by_map {
+        batch.delete_elements(TABLE, &map.name(), elems);
+    }
+    by_map.clear();
+    for (map, key, (value, comment)) in added {
+        by_map.entry(*map).or_default().push(super::netlink::encode(*map, key, value.as_deref(), comment.as_deref())?);
+    }
+    for (map, elems) in &by_map {
+        batch.add_elements(TABLE, &map.name(), elems);
+    }
+    Some(batch)
 }
 
 fn write_elem(out: &mut String, key: &str, value: Option<&ElemValue>) {
@@ -697,8 +806,7 @@ fn write_elem(out: &mut String, key: &str, value: Option<&ElemValue>) {
     }
 }
 
-/// The objects a table left by a previous run holds, from `nft -t list
-/// table` (chains, sets and maps by name).
+/// The objects a table left by a previous run holds, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Existing {
     pub chains: Vec<String>,
@@ -707,18 +815,34 @@ pub struct Existing {
 }
 
 impl Existing {
-    /// Reads `nft -t list table ip svcnet` output.
+    /// The nft commands listing them: names only (`nft -t list table`
+    /// would fetch every element first, seconds at 100,000 elements).
+    pub const LISTING: &str = "list chains ip\nlist sets ip\nlist maps ip\n";
+
+    /// Reads the output of [`Existing::LISTING`] (`nft -t -f -`): the
+    /// objects of table `ip svcnet`, whatever other tables there are.
     pub fn parse(listing: &str) -> Existing {
         let mut e = Existing::default();
+        let mut ours = false;
         for line in listing.lines() {
             let mut words = line.split_whitespace();
-            let (Some(kind), Some(name), Some("{")) = (words.next(), words.next(), words.next()) else { continue };
-            let name = name.trim_matches('"').to_string();
-            match kind {
-                "chain" => e.chains.push(name),
-                "set" => e.sets.push(name),
-                "map" => e.maps.push(name),
-                _ => {}
+            let (Some(kind), Some(second), third) = (words.next(), words.next(), words.next()) else { continue };
+            if kind == "table" {
+                ours = second == "ip" && third == Some(TABLE);
+                continue;
+            }
+            if !ours || third != Some("{") {
+                continue;
+            }
+            let name = second.trim_matches('"').to_string();
+            let list = match kind {
+                "chain" => &mut e.chains,
+                "set" => &mut e.sets,
+                "map" => &mut e.maps,
+                _ => continue,
+            };
+            if !list.contains(&name) {
+                list.push(name);
             }
         }
         e

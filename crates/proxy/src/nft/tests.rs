@@ -444,11 +444,10 @@ fn udp_flows_are_deleted_when_a_service_gains_endpoints_or_an_endpoint_goes() {
     let mut dns = svc("dns", "10.96.0.10", 53, Vec::new());
     dns.protocol = Protocol::Udp;
     dns.node_port = Some(30053);
-    let mut old = std::collections::HashMap::new();
-    old.insert(dns.id(), dns.clone());
     let mut with = dns.clone();
     with.endpoints = vec![ep("10.244.1.5", 5353, true), ep("10.244.1.6", 5353, true)];
-    let d = conntrack::udp_deletions(&old, [&with]);
+    let nobody = std::collections::HashSet::new;
+    let d = conntrack::udp_deletions(&[(Some(&dns), Some(&with))], nobody);
     assert_eq!(
         d,
         vec![
@@ -456,13 +455,19 @@ fn udp_flows_are_deleted_when_a_service_gains_endpoints_or_an_endpoint_goes() {
             vec!["-D", "-p", "udp", "--orig-port-dst", "30053"],
         ]
     );
-    old.insert(with.id(), with.clone());
+    // A new service port with endpoints is a gain too.
+    assert_eq!(conntrack::udp_deletions(&[(None, Some(&with))], nobody).len(), 2);
     let mut fewer = with.clone();
     fewer.endpoints.remove(0);
-    let d = conntrack::udp_deletions(&old, [&fewer]);
+    let d = conntrack::udp_deletions(&[(Some(&with), Some(&fewer))], nobody);
     assert_eq!(d, vec![vec!["-D", "-p", "udp", "--reply-src", "10.244.1.5", "--reply-port-src", "5353"]]);
-    let tcp = svc("web", "10.96.0.11", 80, Vec::new());
-    assert!(conntrack::udp_deletions(&std::collections::HashMap::new(), [&tcp]).is_empty());
+    // ... unless another UDP service port still sends to it.
+    let still = || std::collections::HashSet::from([("10.244.1.5".parse().unwrap_or_else(|e| panic!("{e}")), 5353)]);
+    assert!(conntrack::udp_deletions(&[(Some(&with), Some(&fewer))], still).is_empty());
+    // A removed service port's endpoints go.
+    assert_eq!(conntrack::udp_deletions(&[(Some(&fewer), None)], nobody).len(), 1);
+    let tcp = svc("web", "10.96.0.11", 80, three());
+    assert!(conntrack::udp_deletions(&[(None, Some(&tcp))], nobody).is_empty());
 }
 
 #[test]
@@ -485,7 +490,10 @@ fn describe_counts_flows_per_endpoint() {
 
 #[test]
 fn a_previous_runs_table_is_replaced_in_the_same_transaction() {
-    let listing = "table ip svcnet {\n\tmap service-ips {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n\t}\n\tset affinity-x {\n\t}\n\tchain lb-3 {\n\t\tdnat ip to ip daddr\n\t}\n\tchain nat-prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t}\n}\n";
+    let listing = "table ip svcnet-hostports {\n\tchain hostports {\n\t}\n}\n\
+                   table ip svcnet {\n\tchain lb-3 {\n\t}\n\tchain nat-prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t}\n}\n\
+                   table ip svcnet {\n\tset affinity-x {\n\t\ttype ipv4_addr\n\t}\n}\n\
+                   table ip svcnet {\n\tmap service-ips {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n\t}\n}\n";
     let existing = Existing::parse(listing);
     assert_eq!(existing.maps, vec!["service-ips"]);
     assert_eq!(existing.sets, vec!["affinity-x"]);
@@ -509,7 +517,11 @@ fn renderer_timing() {
                         &format!("svc-{i:05}"),
                         &Ipv4Addr::from(0x0a60_0000 + i + 1).to_string(),
                         80,
-                        (0..10u32).map(|k| ep(&Ipv4Addr::from(0x0af4_0000 + (i * 10 + k) % 60_000 + 2).to_string(), 8080, false)).collect(),
+                        (0..10u32)
+                            .map(|k| {
+                                ep(&Ipv4Addr::from(0x0af4_0000 + (i * 10 + k) % 60_000 + 2).to_string(), 8080, false)
+                            })
+                            .collect(),
                     );
                     s.namespace = format!("ns-{}", i % 100);
                     if i == 0 {
@@ -555,4 +567,39 @@ fn renderer_timing() {
         same += copy.services.iter().zip(&snaps[19].services).filter(|(a, b)| a == b).count();
     }
     eprintln!("comparing alone: {:?} each ({same})", t.elapsed() / 10);
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let rs = std::collections::hash_map::RandomState::new();
+    let t = std::time::Instant::now();
+    let mut x = 0u64;
+    for _ in 0..10 {
+        for s in &snaps[19].services {
+            let mut h = rs.build_hasher();
+            s.namespace.hash(&mut h);
+            s.name.hash(&mut h);
+            s.port_name.hash(&mut h);
+            s.cluster_ip.hash(&mut h);
+            s.endpoints.hash(&mut h);
+            x ^= h.finish();
+        }
+    }
+    eprintln!("hashing alone: {:?} each ({x})", t.elapsed() / 10);
+}
+
+#[test]
+fn an_unsorted_snapshot_with_a_duplicate_renders_as_the_sorted_one() {
+    let a = svc("a", "10.96.0.10", 80, three());
+    let b = svc("b", "10.96.0.11", 80, vec![ep("10.244.1.9", 80, true)]);
+    let mut c = svc("c", "10.96.0.12", 80, Vec::new());
+    c.node_port = Some(30001);
+    let sorted = snap(vec![a.clone(), b.clone(), c.clone()]);
+    let mut shuffled = sorted.clone();
+    shuffled.services = vec![c.clone(), a.clone(), b.clone(), a.clone()];
+    let mut r = Ruleset::new(facts());
+    r.update(&snap(vec![b.clone()]));
+    let u = r.update(&shuffled);
+    assert_eq!(u.changed, vec!["default/a".to_string(), "default/c".to_string()]);
+    assert_eq!(r.render_full(), render(&sorted, &facts()));
+    assert_eq!(r.update(&sorted).transaction, "");
+    let ids: Vec<String> = r.services().map(|s| s.id()).collect();
+    assert_eq!(ids, vec!["default/a", "default/b", "default/c"]);
 }
