@@ -29,13 +29,18 @@ struct Target {
     connect: Vec<Duration>,
     reply: Vec<Duration>,
     rates: Vec<f64>,
+    /// CPU seconds of this process (client, server, and the userspace
+    /// proxy when it is the path) per connection.
+    cpu: Vec<f64>,
     errors: usize,
     first_error: Option<String>,
 }
 
 pub async fn run(args: &Args) -> Result<(), BoxError> {
-    let count = args.num("connections", 5000)?.clamp(1, 100_000);
-    let rounds = args.num("rounds", 3)?.clamp(1, 10);
+    // In total per path, split evenly among the rounds.
+    let total = args.num("connections", 5000)?.clamp(1, 100_000);
+    let rounds = args.num("rounds", 5)?.clamp(1, 20);
+    let count = total.div_ceil(rounds);
     let modes = parse_modes(&args.str("modes", "nftables,iptables,userspace"))?;
     let lab = Lab::new("conn", &[("backend", BACKEND_IP), ("client", CLIENT_IP)]).await?;
     echo_server(lab.pod(0), &[BACKEND_PORT]).await?;
@@ -46,7 +51,7 @@ pub async fn run(args: &Args) -> Result<(), BoxError> {
         let vip = SocketAddr::from((Ipv4Addr::new(10, 96, 0, 10 + i as u8), 80));
         targets.push(Target::new(format!("{} (Service VIP)", mode.name()), Some(*mode), vip));
     }
-    eprintln!("connect: {count} connections per target and round, {rounds} rounds");
+    eprintln!("connect: {count} connections per path and round, {rounds} rounds");
     for round in 0..rounds {
         // Rotated, so no target always follows the same one.
         for k in 0..targets.len() {
@@ -63,8 +68,10 @@ pub async fn run(args: &Args) -> Result<(), BoxError> {
             if warm.connect[0].is_empty() {
                 return Err(format!("{}: no connection succeeds: {:?}", t.label, warm.first_error).into());
             }
+            let cpu_before = crate::lab::cpu_seconds("self");
             let r = connections(lab.pod(1), vec![t.addr], count, PAYLOAD, BLOCK_LIMIT).await?;
             let done = r.connect[0].len();
+            t.cpu.push((crate::lab::cpu_seconds("self") - cpu_before) / done.max(1) as f64);
             t.rates.push(done as f64 / r.elapsed.as_secs_f64());
             t.connect.extend_from_slice(&r.connect[0]);
             t.reply.extend_from_slice(&r.reply[0]);
@@ -91,18 +98,19 @@ pub async fn run(args: &Args) -> Result<(), BoxError> {
     let direct_reply_p99 = percentile(&targets[0].reply, 99.0).as_secs_f64();
     println!();
     println!(
-        "Sequential short TCP connections from a client pod, {count} per path and round, {rounds} interleaved rounds \
-         (connect, {PAYLOAD}-byte request, echo, close):"
+        "Sequential short TCP connections from a client pod, {} per path in {rounds} interleaved rounds of {count} \
+         (connect, {PAYLOAD}-byte request, echo, close); one mode programmed at a time:",
+        count * rounds
     );
     println!();
     println!(
-        "| path | conn/s (median of rounds) | vs direct | connect p50 / p99 µs | p99 vs direct | connect+reply p50 / p99 µs | reply p99 vs direct | errors |"
+        "| path | conn/s (median of rounds) | vs direct | connect p50 / p99 µs | p99 vs direct | connect+reply p50 / p99 µs | reply p99 vs direct | bench process CPU µs / conn | errors |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for t in &targets {
         let rate = median_f(&t.rates);
         println!(
-            "| {} | {} | {} | {} / {} | {} | {} / {} | {} | {} |",
+            "| {} | {} | {} | {} / {} | {} | {} / {} | {} | {:.0} | {} |",
             t.label,
             thousands(rate),
             ratio(rate, direct_rate),
@@ -112,6 +120,7 @@ pub async fn run(args: &Args) -> Result<(), BoxError> {
             us(percentile(&t.reply, 50.0)),
             us(percentile(&t.reply, 99.0)),
             ratio(percentile(&t.reply, 99.0).as_secs_f64(), direct_reply_p99),
+            median_f(&t.cpu) * 1e6,
             t.errors
         );
     }
@@ -130,6 +139,7 @@ impl Target {
             connect: Vec::new(),
             reply: Vec::new(),
             rates: Vec::new(),
+            cpu: Vec::new(),
             errors: 0,
             first_error: None,
         }

@@ -130,7 +130,12 @@ impl Proc {
     /// Starts `argv` inside namespace `netns` (`ip netns exec` execs it, so
     /// the pid is the program's), its stdout and stderr to the given
     /// files (or nowhere).
-    pub fn spawn_in(netns: &str, argv: &[&str], stdout: Option<&Path>, stderr: Option<&Path>) -> Result<Proc, BoxError> {
+    pub fn spawn_in(
+        netns: &str,
+        argv: &[&str],
+        stdout: Option<&Path>,
+        stderr: Option<&Path>,
+    ) -> Result<Proc, BoxError> {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", netns]).args(argv).stdin(Stdio::null());
         cmd.stdout(match stdout {
@@ -184,12 +189,13 @@ impl Drop for Proc {
     }
 }
 
-/// CPU time (user + system) of `/proc/<pid>` (or `self`), in seconds;
-/// with `children` also that of its reaped children.
+/// CPU time (user + system) of `/proc/<pid>` (or `self`), in seconds.
 pub fn cpu_seconds(pid: &str) -> f64 {
     cpu_fields(pid, &[11, 12])
 }
 
+/// CPU time of this process's children that it has reaped (`nft`,
+/// `iptables-restore`, ...), in seconds.
 pub fn children_cpu_seconds() -> f64 {
     cpu_fields("self", &[13, 14])
 }
@@ -203,6 +209,18 @@ fn cpu_fields(pid: &str, fields: &[usize]) -> f64 {
     fields.iter().filter_map(|i| all.get(*i)?.parse::<f64>().ok()).sum::<f64>() / 100.0
 }
 
+/// CPU seconds the whole machine has spent busy (every CPU, everything
+/// but idle and iowait) since boot, from `/proc/stat`.
+pub fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else { return 0.0 };
+    let v: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal [guest guest_nice,
+    // already counted in user and nice].
+    let busy: f64 = v.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, x)| x).sum();
+    busy / 100.0
+}
+
 /// `VmRSS` / `VmHWM` of this process, in KiB.
 pub fn rss_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -212,6 +230,18 @@ pub fn rss_kib(field: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// Hands the allocator's free pages back to the kernel (glibc's
+/// `malloc_trim`), so that RSS afterwards shows live memory rather than
+/// what the allocator keeps after a burst.
+#[allow(unsafe_code)]
+pub fn trim_heap() {
+    // SAFETY: malloc_trim only releases memory the allocator holds free;
+    // it takes no pointer and touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Namespaces created for one lab, deleted (in reverse) when dropped.
@@ -285,8 +315,13 @@ impl Lab {
         for (i, (name, addr)) in pods.iter().enumerate() {
             let netns = format!("{prefix}-{name}");
             ns.add(&netns);
-            let pod =
-                PodNet { netns: netns.clone(), host_veth: format!("vb{i}"), ip: *addr, prefix_len: 24, gateway: GATEWAY };
+            let pod = PodNet {
+                netns: netns.clone(),
+                host_veth: format!("vb{i}"),
+                ip: *addr,
+                prefix_len: 24,
+                gateway: GATEWAY,
+            };
             ip::create_pod(&node, &pod).await?;
             // Sequential short connections leave TIME_WAITs; give the
             // client every port.

@@ -2,17 +2,17 @@
 //! mini node built in network namespaces (`svbench-<pid>-*`), in one run.
 //!
 //! ```text
-//! dataplane connect      [--connections 5000] [--rounds 3] [--modes nftables,iptables,userspace]
-//! dataplane throughput   [--seconds 5] [--rounds 3] [--streams 1] [--modes userspace,nftables,iptables]
+//! dataplane connect      [--connections 5000] [--rounds 5] [--modes nftables,iptables,userspace]
+//! dataplane throughput   [--seconds 5] [--rounds 5] [--streams 1] [--modes userspace,nftables,iptables]
 //! dataplane program      [--services 10000] [--endpoints 10] [--changes 30] [--modes nftables,iptables]
-//! dataplane first-packet [--services 100,10000] [--probes 300] [--modes nftables,iptables]
+//! dataplane first-packet [--services 100,10000] [--probes 500] [--modes nftables,iptables]
 //! ```
 //!
-//! Each prints a markdown table. `program` and `first-packet` run every
-//! (mode, size) in a fresh child process (this binary again, with
-//! `--mode M --json`), so that each one's memory is its own. Build and
-//! run everything with `bench/proxy.sh`. Needs root, `ip`, `nft`,
-//! `iptables-restore`, `conntrack`; `throughput` also `iperf3` and
+//! Each prints a markdown table. `program` runs every mode in a fresh
+//! child process (this binary again, with `--mode M --json`), so that
+//! each one's memory is its own. Build and run everything with
+//! `bench/proxy.sh`. Needs root, `ip`, `nft`, `iptables-restore`,
+//! `conntrack`; `throughput` also `iperf3` and
 //! `haproxy`.
 //!
 //! Every namespace and process the run creates is removed at exit, on

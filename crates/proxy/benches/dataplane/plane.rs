@@ -12,7 +12,7 @@ use svcnet_proxy::userspace::UserspaceProxy;
 use svcnet_proxy::{DataPlane, Mode, NodeEnv};
 
 use crate::BoxError;
-use crate::lab::{CLUSTER_CIDR, NODE_IP, SERVICE_CIDR};
+use crate::lab::{NODE_IP, POD_CIDR, SERVICE_CIDR};
 
 /// No sync may take longer than this.
 const SYNC_LIMIT: Duration = Duration::from_secs(300);
@@ -97,7 +97,8 @@ pub fn snapshot(mut services: Vec<ServicePort>) -> Snapshot {
     Snapshot {
         node_name: "node1".into(),
         node_ips: vec![NODE_IP],
-        cluster_cidr: CLUSTER_CIDR.into(),
+        // As the runtime builds it: the node's own pods are its pod CIDR.
+        cluster_cidr: POD_CIDR.into(),
         service_cidr: SERVICE_CIDR.into(),
         services,
     }

@@ -10,9 +10,10 @@
 //!   VIPs of the first, middle and last service (in snapshot order), and
 //!   directly to the pod for reference, interleaved.
 //!
-//! Each (mode, size) runs in a fresh child process (this binary with
+//! `program` runs each mode in a fresh child process (this binary with
 //! `--mode M --json`), so its memory figures are its own; the parent
-//! prints the table.
+//! prints the table. `first-packet` builds one node per (mode, size), all
+//! at once, and interleaves the probes among them.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -114,6 +115,7 @@ async fn program_one(mode: Mode, services: usize, per: usize, changes: usize) ->
     // One endpoint of one service replaced, a different service each time.
     let mut one_endpoint = Vec::new();
     let fresh = services * per;
+    let (cpu2, kids2) = (lab::cpu_seconds("self"), lab::children_cpu_seconds());
     let started = Instant::now();
     for c in 0..changes {
         if started.elapsed() > Duration::from_secs(240) {
@@ -125,6 +127,8 @@ async fn program_one(mode: Mode, services: usize, per: usize, changes: usize) ->
         s.endpoints.sort_by_key(|e| (e.ip, e.port));
         one_endpoint.push(plane.sync(&snap).await?);
     }
+    let (cpu3, kids3) = (lab::cpu_seconds("self"), lab::children_cpu_seconds());
+    let per_change = |a: f64, b: f64| (b - a) / one_endpoint.len().max(1) as f64;
     // One service added, then removed again.
     let (mut added, mut removed) = (Vec::new(), Vec::new());
     let extra = {
@@ -147,6 +151,8 @@ async fn program_one(mode: Mode, services: usize, per: usize, changes: usize) ->
         unchanged.push(plane.sync(&snap).await?);
     }
     let rss_after_changes = rss_kib("VmRSS:");
+    lab::trim_heap();
+    let rss_trimmed = rss_kib("VmRSS:");
 
     // A restart: a new plane finds the table a previous run left.
     drop(plane);
@@ -165,6 +171,8 @@ async fn program_one(mode: Mode, services: usize, per: usize, changes: usize) ->
         "scratch_cpu_self": cpu1 - cpu0,
         "scratch_cpu_children": kids1 - kids0,
         "one_endpoint": stat(&one_endpoint),
+        "one_endpoint_cpu_self": per_change(cpu2, cpu3),
+        "one_endpoint_cpu_children": per_change(kids2, kids3),
         "add_service": stat(&added),
         "remove_service": stat(&removed),
         "unchanged": stat(&unchanged),
@@ -175,6 +183,7 @@ async fn program_one(mode: Mode, services: usize, per: usize, changes: usize) ->
         "rss_synced": rss_synced,
         "hwm_synced": hwm_synced,
         "rss_after_changes": rss_after_changes,
+        "rss_trimmed": rss_trimmed,
     }))
 }
 
@@ -182,7 +191,9 @@ fn print_program(services: usize, per: usize, changes: usize, results: &[(&str, 
     let n = thousands_i(services);
     let head: Vec<&str> = results.iter().map(|(m, _)| *m).collect();
     println!();
-    println!("{n} ClusterIP Services × {per} endpoints, programmed into an empty node namespace; each mode in a fresh process:");
+    println!(
+        "{n} ClusterIP Services × {per} endpoints, programmed into an empty node namespace; each mode in a fresh process:"
+    );
     println!();
     println!("| measure | {} | target |", head.join(" | "));
     println!("| --- |{} --- |", " --- |".repeat(head.len()));
@@ -210,6 +221,9 @@ fn print_program(services: usize, per: usize, changes: usize, results: &[(&str, 
         "< 10 ms (kube-proxy nftables: 141 ms)",
         &|v| dist(v, "one_endpoint"),
     );
+    row("  CPU per endpoint change: proxy process / its children", "", &|v| {
+        format!("{} / {}", ms_f(secs(v, "one_endpoint_cpu_self")), ms_f(secs(v, "one_endpoint_cpu_children")))
+    });
     row("one service added, median / p99 / max", "", &|v| dist(v, "add_service"));
     row("one service removed, median / p99 / max", "", &|v| dist(v, "remove_service"));
     row("sync without changes, median / p99 / max", "", &|v| dist(v, "unchanged"));
@@ -231,129 +245,131 @@ fn print_program(services: usize, per: usize, changes: usize, results: &[(&str, 
         )
     });
     row("  peak RSS during the from-scratch sync (VmHWM)", "", &|v| mib(kib(v, "hwm_synced")));
-    row("  RSS after the changes", "", &|v| mib(kib(v, "rss_after_changes")));
+    row("  RSS after the changes; after handing free heap pages back (malloc_trim)", "", &|v| {
+        format!("{}; {}", mib(kib(v, "rss_after_changes")), mib(kib(v, "rss_trimmed")))
+    });
 }
 
 // ----------------------------------------------------------- first packet
 
 const PROBE_PORTS: std::ops::Range<u16> = 8080..8090;
 
+/// One node programmed with `services` services by one mode.
+struct Setup {
+    mode: Mode,
+    services: usize,
+    sync: Duration,
+    lab: Lab,
+    targets: Vec<SocketAddr>,
+    reply: Vec<Vec<Duration>>,
+    errors: Vec<usize>,
+    first_error: Option<String>,
+    // Kept until the end (dropped with the lab's namespace).
+    _plane: Plane,
+}
+
+/// Every (mode, size) gets its own node at the same time, and the probes
+/// go round them in small interleaved batches, so that all are measured
+/// under the same load on the machine.
 pub async fn run_first_packet(args: &Args) -> Result<(), BoxError> {
-    let probes = args.num("probes", 300)?.clamp(10, 5000);
-    if args.flag("json") {
-        let mode = Mode::parse(&args.str("mode", "nftables"))?;
-        let services = args.num("services", 100)?.clamp(3, 50_000);
-        let v = first_packet_one(mode, services, probes).await?;
-        println!("{v}");
-        return Ok(());
-    }
+    let probes = args.num("probes", 500)?.clamp(10, 5000);
     let sizes = args.list("services", "100,10000")?;
     let modes = parse_modes(&args.str("modes", "nftables,iptables"))?;
-    let mut results = Vec::new();
+    let ports: Vec<u16> = PROBE_PORTS.collect();
+    let mut setups = Vec::new();
     for mode in &modes {
-        for size in &sizes {
-            eprintln!("first-packet: {} with {} services (child process)", mode.name(), thousands_i(*size));
-            let v = child(vec![
-                "first-packet".into(),
-                "--json".into(),
-                "--mode".into(),
-                mode.name().into(),
-                "--services".into(),
-                size.to_string(),
-                "--probes".into(),
-                probes.to_string(),
-            ])
-            .await?;
-            results.push(v);
+        for &services in &sizes {
+            let services = services.clamp(3, 50_000);
+            let tag = format!("fp{}-{}-{services}", setups.len(), mode.name());
+            let lab = Lab::new(&tag, &[("backend", BACKEND_IP), ("client", CLIENT_IP)]).await?;
+            echo_server(lab.pod(0), &ports).await?;
+            let mut snap = big(services, 10);
+            let picks = [0, services / 2, services - 1];
+            for &i in &picks {
+                snap.services[i].endpoints = ports.iter().map(|p| endpoint(BACKEND_IP, *p)).collect();
+            }
+            let mut plane = Plane::new(*mode, &lab.env);
+            let sync = plane.sync(&snap).await?;
+            eprintln!("first-packet: {} with {} services: synced in {}", mode.name(), thousands_i(services), ms(sync));
+            let mut targets = vec![SocketAddr::from((BACKEND_IP, PROBE_PORTS.start))];
+            targets.extend(picks.iter().map(|&i| SocketAddr::from((snap.services[i].cluster_ip, 80))));
+            drop(snap);
+            let warm = connections(lab.pod(1), targets.clone(), 10, 1, Duration::from_secs(30)).await?;
+            if let Some(e) = &warm.first_error {
+                return Err(format!("{} at {services}: warm-up failed: {e}", mode.name()).into());
+            }
+            setups.push(Setup {
+                mode: *mode,
+                services,
+                sync,
+                lab,
+                reply: vec![Vec::new(); targets.len()],
+                errors: vec![0; targets.len()],
+                targets,
+                first_error: None,
+                _plane: plane,
+            });
         }
     }
+    const BATCH: usize = 10;
+    let started = Instant::now();
+    for b in 0..probes.div_ceil(BATCH) {
+        if started.elapsed() > Duration::from_secs(300) {
+            eprintln!("first-packet: stopping after 300 s");
+            break;
+        }
+        let n = setups.len();
+        for k in 0..n {
+            let s = &mut setups[(k + b) % n];
+            let run = connections(s.lab.pod(1), s.targets.clone(), BATCH, 1, Duration::from_secs(30)).await?;
+            for (i, r) in run.reply.into_iter().enumerate() {
+                s.reply[i].extend(r);
+                s.errors[i] += run.errors[i];
+            }
+            if s.first_error.is_none() {
+                s.first_error = run.first_error;
+            }
+        }
+    }
+
     println!();
     println!(
-        "Time from connect() to the echo of a first byte on a new connection, {probes} connections per target, \
-         interleaved (direct, first, middle, last service in snapshot order); each service probed has 10 \
-         endpoints (the backend pod on 10 ports), the others 10 made-up ones. µs, p50 / p99:"
+        "Time from connect() to the echo of a first byte on a new connection, {probes} connections per target; \
+         every node below exists at once and the probes go round them in interleaved batches (direct, first, \
+         middle, last service in snapshot order). Each service probed has 10 endpoints (the backend pod on 10 \
+         ports), the others 10 made-up ones. µs, p50 / p99:"
     );
     println!();
     println!(
-        "| mode | Services | sync | direct to pod | first Service | middle Service | last Service | middle p50 vs fewest Services | errors |"
+        "| mode | Services | sync | direct to pod | first Service | middle Service | last Service | p50 vs fewest Services: direct, first, middle, last | errors |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for v in &results {
-        let base = results
-            .iter()
-            .filter(|b| b["mode"] == v["mode"])
-            .min_by_key(|b| b["services"].as_u64().unwrap_or(0))
-            .map(|b| b["targets"][2]["p50"].as_f64().unwrap_or(f64::NAN))
-            .unwrap_or(f64::NAN);
-        let t = |i: usize| {
-            let x = &v["targets"][i];
-            format!(
-                "{} / {}",
-                us(Duration::from_secs_f64(x["p50"].as_f64().unwrap_or(0.0))),
-                us(Duration::from_secs_f64(x["p99"].as_f64().unwrap_or(0.0)))
-            )
+    let p50 = |s: &Setup, i: usize| percentile(&s.reply[i], 50.0).as_secs_f64();
+    for s in &setups {
+        let base =
+            setups.iter().filter(|b| b.mode == s.mode).min_by_key(|b| b.services).map(|b| (0..4).map(|i| p50(b, i)));
+        let growth: Vec<String> = match base {
+            Some(base) => base.enumerate().map(|(i, b)| crate::stats::ratio(p50(s, i), b)).collect(),
+            None => vec![],
         };
-        let errors: u64 = (0..4).map(|i| v["targets"][i]["errors"].as_u64().unwrap_or(0)).sum();
+        let t = |i: usize| format!("{} / {}", us(percentile(&s.reply[i], 50.0)), us(percentile(&s.reply[i], 99.0)));
         println!(
             "| {} | {} | {} | {} | {} | **{}** | {} | {} | {} |",
-            v["mode"].as_str().unwrap_or(""),
-            thousands_i(v["services"].as_u64().unwrap_or(0) as usize),
-            ms_f(secs(v, "sync")),
+            s.mode.name(),
+            thousands_i(s.services),
+            ms(s.sync),
             t(0),
             t(1),
             t(2),
             t(3),
-            crate::stats::ratio(v["targets"][2]["p50"].as_f64().unwrap_or(f64::NAN), base),
-            errors
+            growth.join(", "),
+            s.errors.iter().sum::<usize>()
         );
     }
-    for v in &results {
-        if let Some(e) = v["first_error"].as_str() {
-            println!("\n{} at {}: first error: {e}", v["mode"].as_str().unwrap_or(""), v["services"]);
+    for s in &setups {
+        if let Some(e) = &s.first_error {
+            println!("\n{} at {}: first error: {e}", s.mode.name(), s.services);
         }
     }
     Ok(())
-}
-
-async fn first_packet_one(mode: Mode, services: usize, probes: usize) -> Result<Value, BoxError> {
-    let lab = Lab::new("fp", &[("backend", BACKEND_IP), ("client", CLIENT_IP)]).await?;
-    let ports: Vec<u16> = PROBE_PORTS.collect();
-    echo_server(lab.pod(0), &ports).await?;
-    let mut snap = big(services, 10);
-    let picks = [0, services / 2, services - 1];
-    for &i in &picks {
-        snap.services[i].endpoints = ports.iter().map(|p| endpoint(BACKEND_IP, *p)).collect();
-    }
-    let mut plane = Plane::new(mode, &lab.env);
-    let sync = plane.sync(&snap).await?;
-    eprintln!("  {} at {services}: synced in {}", mode.name(), ms(sync));
-    let mut targets = vec![SocketAddr::from((BACKEND_IP, PROBE_PORTS.start))];
-    targets.extend(picks.iter().map(|&i| SocketAddr::from((snap.services[i].cluster_ip, 80))));
-
-    let warm = connections(lab.pod(1), targets.clone(), 10, 1, Duration::from_secs(30)).await?;
-    if let Some(e) = &warm.first_error {
-        return Err(format!("{} at {services}: warm-up failed: {e}", mode.name()).into());
-    }
-    let run = connections(lab.pod(1), targets.clone(), probes, 1, Duration::from_secs(120)).await?;
-    let per: Vec<Value> = (0..targets.len())
-        .map(|i| {
-            json!({
-                "target": targets[i].to_string(),
-                "n": run.reply[i].len(),
-                "p50": percentile(&run.reply[i], 50.0).as_secs_f64(),
-                "p90": percentile(&run.reply[i], 90.0).as_secs_f64(),
-                "p99": percentile(&run.reply[i], 99.0).as_secs_f64(),
-                "connect_p50": percentile(&run.connect[i], 50.0).as_secs_f64(),
-                "errors": run.errors[i],
-            })
-        })
-        .collect();
-    plane.cleanup().await?;
-    Ok(json!({
-        "mode": mode.name(),
-        "services": services,
-        "sync": sync.as_secs_f64(),
-        "targets": per,
-        "first_error": run.first_error,
-    }))
 }

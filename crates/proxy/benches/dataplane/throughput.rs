@@ -2,8 +2,8 @@
 //! client pod, through (a) nothing — the direct pod-to-pod path over the
 //! bridge, (b) the userspace proxy's VIP, (c) HAProxy in TCP mode in the
 //! node namespace (the proxy's position: client pod → node → backend),
-//! and, for reference, (d) the nftables and iptables VIPs. Interleaved
-//! rounds; medians.
+//! with its defaults and with `option splice-auto`, and, for reference,
+//! (d) the nftables and iptables VIPs. Interleaved rounds; medians.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
@@ -18,12 +18,16 @@ use crate::stats::{median_f, ratio};
 use crate::{Args, BoxError};
 
 const IPERF_PORT: u16 = 5201;
+/// HAProxy's defaults on this port, `option splice-auto` on the next.
 const HAPROXY_PORT: u16 = 15201;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Via {
     Direct,
-    Haproxy,
+    /// With `option splice-auto` or not.
+    Haproxy {
+        splice: bool,
+    },
     Plane(Mode),
 }
 
@@ -34,6 +38,8 @@ struct Path {
     gbps: Vec<f64>,
     /// CPU seconds of the forwarding process per GB received.
     cpu_per_gb: Vec<f64>,
+    /// CPU seconds of the whole machine per GB received.
+    machine_per_gb: Vec<f64>,
 }
 
 fn have(tool: &str) -> bool {
@@ -42,7 +48,7 @@ fn have(tool: &str) -> bool {
 
 pub async fn run(args: &Args) -> Result<(), BoxError> {
     let seconds = args.num("seconds", 5)?.clamp(1, 60);
-    let rounds = args.num("rounds", 3)?.clamp(1, 10);
+    let rounds = args.num("rounds", 5)?.clamp(1, 10);
     let streams = args.num("streams", 1)?.clamp(1, 16);
     let modes = parse_modes(&args.str("modes", "userspace,nftables,iptables"))?;
     if !have("iperf3") {
@@ -64,7 +70,9 @@ pub async fn run(args: &Args) -> Result<(), BoxError> {
             &cfg,
             format!(
                 "global\n  maxconn 1000\ndefaults\n  mode tcp\n  timeout connect 1s\n  timeout client 60s\n  \
-                 timeout server 60s\nlisten iperf\n  bind {GATEWAY}:{HAPROXY_PORT}\n  server backend {backend}\n"
+                 timeout server 60s\nlisten iperf\n  bind {GATEWAY}:{HAPROXY_PORT}\n  server backend {backend}\n\
+                 listen iperf-splice\n  bind {GATEWAY}:{}\n  option splice-auto\n  server backend {backend}\n",
+                HAPROXY_PORT + 1
             ),
         )?;
         let cfg = cfg.to_string_lossy().into_owned();
@@ -86,22 +94,27 @@ pub async fn run(args: &Args) -> Result<(), BoxError> {
         }
     }
 
+    let version = Command::new("haproxy")
+        .arg("-v")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.split_whitespace().nth(2).map(|v| format!(" {}", v.split('-').next().unwrap_or(v)))
+        })
+        .unwrap_or_default();
     let mut paths = vec![Path::new(Via::Direct, "direct (pod IP)".into(), backend)];
     for (i, mode) in modes.iter().enumerate() {
         let vip = SocketAddr::from((Ipv4Addr::new(10, 96, 0, 20 + i as u8), IPERF_PORT));
         paths.push(Path::new(Via::Plane(*mode), format!("{} (Service VIP)", mode.name()), vip));
         if i == 0 && haproxy.is_some() {
-            paths.push(Path::new(
-                Via::Haproxy,
-                "HAProxy 2.x, TCP mode, in the node".into(),
-                SocketAddr::from((GATEWAY, HAPROXY_PORT)),
-            ));
-        }
-    }
-    let version = Command::new("haproxy").arg("-v").output().ok();
-    if let Some(v) = version.as_ref().and_then(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().nth(2).map(|v| v.split('-').next().unwrap_or(v).to_string())) {
-        if let Some(p) = paths.iter_mut().find(|p| p.via == Via::Haproxy) {
-            p.label = format!("HAProxy {v}, TCP mode, in the node");
+            for (splice, port, how) in [(false, HAPROXY_PORT, "defaults"), (true, HAPROXY_PORT + 1, "splice-auto")] {
+                paths.push(Path::new(
+                    Via::Haproxy { splice },
+                    format!("HAProxy{version}, TCP mode, {how}, in the node"),
+                    SocketAddr::from((GATEWAY, port)),
+                ));
+            }
         }
     }
 
@@ -115,16 +128,21 @@ pub async fn run(args: &Args) -> Result<(), BoxError> {
                 plane = Some(pl);
             }
             let cpu_before = match p.via {
-                Via::Haproxy => haproxy.as_ref().map(Proc::cpu_seconds).unwrap_or(0.0),
+                Via::Haproxy { .. } => haproxy.as_ref().map(Proc::cpu_seconds).unwrap_or(0.0),
                 _ => lab::cpu_seconds("self"),
             };
+            let busy_before = lab::machine_busy_seconds();
             let (gbps, bytes) = iperf(&lab.pod(1).netns, p.addr, seconds, streams, work.path(), round).await?;
             let cpu = match p.via {
-                Via::Haproxy => haproxy.as_ref().map(Proc::cpu_seconds).unwrap_or(0.0),
+                Via::Haproxy { .. } => haproxy.as_ref().map(Proc::cpu_seconds).unwrap_or(0.0),
                 _ => lab::cpu_seconds("self"),
             } - cpu_before;
+            let busy = lab::machine_busy_seconds() - busy_before;
             p.gbps.push(gbps);
-            if matches!(p.via, Via::Haproxy | Via::Plane(Mode::Userspace(_))) && bytes > 0.0 {
+            if bytes > 0.0 {
+                p.machine_per_gb.push(busy / (bytes / 1e9));
+            }
+            if matches!(p.via, Via::Haproxy { .. } | Via::Plane(Mode::Userspace(_))) && bytes > 0.0 {
                 p.cpu_per_gb.push(cpu / (bytes / 1e9));
             }
             eprintln!("  round {}: {:<36} {gbps:6.2} Gbit/s", round + 1, p.label);
@@ -135,24 +153,27 @@ pub async fn run(args: &Args) -> Result<(), BoxError> {
     }
 
     let direct = median_f(&paths[0].gbps);
-    let ha = paths.iter().find(|p| p.via == Via::Haproxy).map(|p| median_f(&p.gbps));
+    let ha = paths.iter().find(|p| p.via == Via::Haproxy { splice: false }).map(|p| median_f(&p.gbps));
     println!();
     println!(
         "iperf3, {streams} stream(s), {seconds} s per run, {rounds} interleaved rounds; client pod → path → backend pod on one node:"
     );
     println!();
-    println!("| path | Gbit/s (median) | runs | vs direct | vs HAProxy | forwarder CPU s per GB |");
-    println!("| --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| path | Gbit/s (median) | runs | vs direct | vs HAProxy (defaults) | forwarder CPU s per GB | machine CPU s per GB |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
     for p in &paths {
         let g = median_f(&p.gbps);
         let runs: Vec<String> = p.gbps.iter().map(|v| format!("{v:.1}")).collect();
         println!(
-            "| {} | **{g:.2}** | {} | {} | {} | {} |",
+            "| {} | **{g:.2}** | {} | {} | {} | {} | {:.2} |",
             p.label,
             runs.join(" / "),
             ratio(g, direct),
             ha.map(|h| ratio(g, h)).unwrap_or_else(|| "–".into()),
             if p.cpu_per_gb.is_empty() { "–".into() } else { format!("{:.3}", median_f(&p.cpu_per_gb)) },
+            median_f(&p.machine_per_gb),
         );
     }
     Ok(())
@@ -160,7 +181,7 @@ pub async fn run(args: &Args) -> Result<(), BoxError> {
 
 impl Path {
     fn new(via: Via, label: String, addr: SocketAddr) -> Path {
-        Path { via, label, addr, gbps: Vec::new(), cpu_per_gb: Vec::new() }
+        Path { via, label, addr, gbps: Vec::new(), cpu_per_gb: Vec::new(), machine_per_gb: Vec::new() }
     }
 }
 
