@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Pod benchmark (node agent):
 #  A. create-to-Ready latency of PODS_A echoserver pods created at once on
-#     `svcnet up --nodes 2` (scheduler, two agents in the svcnet process);
+#     `svcnet up --nodes 2` (scheduler, two agents in the svcnet process),
+#     after smaller bursts of 1, 10, 25 and 50 pods;
 #  B. the agent's own cost: `svcnet up --nodes 0` plus two standalone
 #     `svcnet agent` processes (nodes bench1, bench2), PODS_B `sleep` pods
 #     bound half to each: time to all Ready, agent CPU to start them, idle
@@ -20,6 +21,7 @@ cd "$(dirname "$0")/.."
 pods_a=${1:-100}
 pods_b=${2:-500}
 idle_secs=30
+sweep_a="1 10 25 50"
 [ "$(id -u)" = 0 ] || { echo "bench/pods.sh needs root (network namespaces)" >&2; exit 1; }
 cargo build --release -q -p svcnet -p svcnet-bench
 bin=./target/release
@@ -83,6 +85,23 @@ child_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $14 + $15}'; }   # 
 secs() { awk -v t="$1" -v hz="$hz" 'BEGIN {printf "%.2f", t / hz}'; }
 rss() { awk '/VmRSS/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
 now() { date +%s.%N; }
+# The machine is shared: how much of its CPU was busy during a burst, and
+# how much of that this benchmark's processes used (by pid: the given
+# svcnet processes with the children they reaped, and this script's).
+cpu_stat() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }  # busy, all
+tree_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13 + $14 + $15}'))); done; echo "$t"; }
+script_children_ticks() {
+  times >"$work/times"   # not in a subshell: it must report this shell's children
+  awk -v hz="$hz" 'NR == 2 {n = 0; for (i = 1; i <= 2; i++) {split($i, a, /[ms]/); n += a[1] * 60 + a[2]}; printf "%d", n * hz}' "$work/times"
+}
+share_begin() { read -r sb_busy sb_all < <(cpu_stat); sb_ours=$(($(tree_ticks "$@") + $(script_children_ticks))); }
+share_end() {
+  local busy all ours
+  ours=$(($(tree_ticks "$@") + $(script_children_ticks) - sb_ours))
+  read -r busy all < <(cpu_stat)
+  awk -v b="$((busy - sb_busy))" -v a="$((all - sb_all))" -v o="$ours" -v hz="$hz" \
+    'BEGIN {printf "%.1f of %.1f CPU-s busy; this benchmark %.1f, others %.1f", b / hz, a / hz, o / hz, (b - o) / hz}'
+}
 warnings() { # what a process logged at WARN or ERROR so far (before it is stopped)
   local n
   n=$(grep -c "WARN\|ERROR" "$1" || true)
@@ -95,11 +114,17 @@ echo "## A. $pods_a echoserver pods created at once, svcnet up --nodes 2"
 $bin/svcnet up --data-dir "$work/a" --api-port 0 >"$work/a.out" 2>"$work/a.err" &
 a_pid=$!; pids+=("$a_pid")
 wait_for "$work/a.out" "API server ready" 60
-echo "One pod alone first (uncontended; also warms the cluster up):"
-$bin/svcnet-bench --kubeconfig "$work/a/kubeconfig" --pods 1 --containers-of "$a_pid" | tee "$work/a1.table"
-echo
+# Smaller bursts first (the first, one pod alone, also warms the cluster up).
+for n in $sweep_a; do
+  echo "Burst of $n:"
+  $bin/svcnet-bench --kubeconfig "$work/a/kubeconfig" --pods "$n" --containers-of "$a_pid" | tee "$work/a$n.table"
+  echo
+done
 load_a=$(cut -d' ' -f1-3 /proc/loadavg)
+share_begin "$a_pid"
 $bin/svcnet-bench --kubeconfig "$work/a/kubeconfig" --pods "$pods_a" --containers-of "$a_pid" | tee "$work/a.table"
+share_a=$(share_end "$a_pid")
+echo "Machine CPU during that run (create to all deleted): $share_a"
 echo "svcnet up (API server, controllers, DNS, 2 agents) RSS after the run: $(rss "$a_pid") MiB"
 warnings "$work/a.err"
 stop "$a_pid"
@@ -125,8 +150,11 @@ for a in "${agents[@]}"; do rss0[$a]=$(rss "$a"); cpu0[$a]=$(cpu_ticks "$a"); ki
 cp0=$(cpu_ticks "$cp_pid")
 run=pods-b-$$
 load_b=$(cut -d' ' -f1-3 /proc/loadavg)
+share_begin "$cp_pid" "${agents[@]}"
 $bin/svcnet-bench --kubeconfig "$work/b/kubeconfig" --pods "$pods_b" --image sleep \
   --nodes bench1,bench2 --run "$run" --keep --containers-of "$(IFS=,; echo "${agents[*]}")" | tee "$work/b.table"
+share_b=$(share_end "$cp_pid" "${agents[@]}")
+echo "Machine CPU during that run (create to all Ready): $share_b"
 for a in "${agents[@]}"; do cpu1[$a]=$(cpu_ticks "$a"); kid1[$a]=$(child_ticks "$a"); done
 cp1=$(cpu_ticks "$cp_pid")
 sleep 3   # let the last status writes settle before measuring idle
@@ -150,8 +178,11 @@ for a in "${agents[@]}"; do rss2[$a]=$(rss "$a"); done
 echo
 load_b2=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "Second round on the same agents (does their memory keep growing?):"
+share_begin "$cp_pid" "${agents[@]}"
 $bin/svcnet-bench --kubeconfig "$work/b/kubeconfig" --pods "$pods_b" --image sleep \
   --nodes bench1,bench2 --run "$run-2" --containers-of "$(IFS=,; echo "${agents[*]}")" | tee "$work/b2.table"
+share_b2=$(share_end "$cp_pid" "${agents[@]}")
+echo "Machine CPU during that run (create to all deleted): $share_b2"
 sleep 2
 declare -A rss3
 for a in "${agents[@]}"; do rss3[$a]=$(rss "$a"); done
@@ -171,7 +202,9 @@ echo
 echo "| measure | value | target / reference |"
 echo "| --- | --- | --- |"
 echo "| A: create → Ready, $pods_a echoserver pods at once, p50 / p90 / p99 / max | $(field Ready=True "$work/a.table" 4) / $(field Ready=True "$work/a.table" 5) / **$(field Ready=True "$work/a.table" 6)** / $(field Ready=True "$work/a.table" 7) ms | p99 < 500 ms; kubelet SLO: p99 ≤ 5 s |"
-echo "| A: one pod alone, create → Ready | $(field Ready=True "$work/a1.table" 4) ms | |"
+sweep=""
+for n in $sweep_a; do sweep="$sweep$n: $(field Ready=True "$work/a$n.table" 6), "; done
+echo "| A: create → Ready p99 by burst size (pods at once) | ${sweep}$pods_a: $(field Ready=True "$work/a.table" 6) ms | |"
 echo "| A: create → bound to a node, p50 / p99 | $(field "bound to" "$work/a.table" 4) / $(field "bound to" "$work/a.table" 6) ms | |"
 echo "| A: create → container process started, p50 / p99 | $(field "process started (" "$work/a.table" 4) / $(field "process started (" "$work/a.table" 6) ms | |"
 echo "| A: container started → Ready seen, p50 / p99 | $(field "started →" "$work/a.table" 4) / $(field "started →" "$work/a.table" 6) ms | |"
@@ -195,4 +228,5 @@ echo "| B: deletion of $pods_b pods, until gone | $(field "deleted and gone" "$w
 echo "| B: agent CPU for the deletion, own + children, bench1 / bench2 | $(secs $((cpu3[$a1] - cpu4[$a1]))) + $(secs $((kid3[$a1] - kid4[$a1]))) / $(secs $((cpu3[$a2] - cpu4[$a2]))) + $(secs $((kid3[$a2] - kid4[$a2]))) s | |"
 echo "| B: pod network namespaces left after the deletion | $leftover | 0 |"
 echo
-echo "Machine: $(nproc) CPUs; 1/5/15-min load average when the bursts began: A $load_a, B $load_b, B's second round $load_b2."
+echo "Machine: $(nproc) CPUs, shared. 1/5/15-min load average when the bursts began: A $load_a, B $load_b, B's second round $load_b2."
+echo "CPU during the bursts: A: $share_a. B: $share_b. B's second round: $share_b2."

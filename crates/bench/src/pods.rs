@@ -69,9 +69,10 @@ pub struct PodArgs {
     timeout: u64,
 }
 
-/// Whether `argv` asks for this scenario.
+/// Whether `argv` asks for this scenario (`--pods`, not the endpoints
+/// scenario's `--pods-per-service`, or `--delete-only`).
 pub fn wanted(argv: &[String]) -> bool {
-    argv.iter().any(|a| a == "--kubeconfig" || a.starts_with("--kubeconfig="))
+    argv.iter().any(|a| a == "--pods" || a.starts_with("--pods=") || a == "--delete-only")
 }
 
 /// When the watch first saw each milestone of a pod.
