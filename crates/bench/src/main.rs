@@ -6,8 +6,11 @@
 //!
 //! `svcnet-bench --kubeconfig K --pods N` runs the pod scenario instead
 //! (`pods.rs`, behind `bench/pods.sh`): create-to-Ready latency of N pods
-//! created at once on a cluster with nodes.
+//! created at once on a cluster with nodes. `svcnet-bench --dns-memory ...`
+//! measures cluster DNS processes' memory per object (`dns_memory.rs`,
+//! behind `bench/dns-memory.sh`).
 
+mod dns_memory;
 mod pods;
 
 use std::sync::Arc;
@@ -609,6 +612,9 @@ async fn endpoints_latency(args: &Args, tls: &Arc<rustls::ClientConfig>, service
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let argv: Vec<String> = std::env::args().collect();
+    if dns_memory::wanted(&argv) {
+        return dns_memory::main(argv).await;
+    }
     if pods::wanted(&argv) {
         return pods::main(argv).await;
     }

@@ -25,7 +25,8 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::name::{Name, dashed_ip};
-use crate::view::{PodsMode, ViewBuilder, ZoneConfig, ZoneView};
+use crate::objects::{DnsEndpointPort, DnsPod, DnsService, DnsServicePort, DnsSlice};
+use crate::view::{PodsMode, Sink, ViewBuilder, ZoneConfig, ZoneView};
 use crate::wire::{RData, Srv};
 
 /// The objects a view is built from.
@@ -37,89 +38,105 @@ pub struct Cluster {
     pub namespaces: Vec<Arc<Namespace>>,
 }
 
-/// The label that ties an EndpointSlice to its Service.
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-/// The pre-EndpointSlice way to publish not-ready endpoints; the spec
-/// still names it.
-const TOLERATE_UNREADY: &str = "service.alpha.kubernetes.io/tolerate-unready-endpoints";
+pub use crate::objects::SERVICE_NAME_LABEL;
 
 /// One endpoint address with the slice ports that apply to it.
 struct Endpoint<'a> {
     ip: IpAddr,
     host: String,
-    ports: &'a [k8s_openapi::api::discovery::v1::EndpointPort],
+    ports: &'a [DnsEndpointPort],
 }
 
-/// Builds the view of `cluster` with SOA serial `serial`.
+/// Builds the view of `cluster` with SOA serial `serial`: the reference
+/// the incremental updates of `zone.rs` are tested against.
 pub fn build_view(config: &ZoneConfig, cluster: &Cluster, serial: u32) -> ZoneView {
     let mut b = ViewBuilder::new(config.clone());
-    let zone = config.zone.clone();
     for ns in &cluster.namespaces {
         if let Some(name) = ns.metadata.name.as_deref() {
-            b.namespace(name);
+            namespace_records(&mut b, name);
         }
     }
-    // Slices by (namespace, service).
-    let mut slices: BTreeMap<(&str, &str), Vec<&EndpointSlice>> = BTreeMap::new();
+    // Slices by (namespace, service), in the order given.
+    let mut slices: BTreeMap<(String, String), Vec<DnsSlice>> = BTreeMap::new();
     for slice in &cluster.slices {
-        let ns = slice.metadata.namespace.as_deref().unwrap_or_default();
-        let Some(svc) = slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)) else { continue };
-        slices.entry((ns, svc.as_str())).or_default().push(slice);
+        let slice = DnsSlice::from(&**slice);
+        let ns = slice.metadata.namespace.clone().unwrap_or_default();
+        let Some(svc) = slice.service.clone() else { continue };
+        slices.entry((ns, svc)).or_default().push(slice);
     }
     for svc in &cluster.services {
-        let (Some(ns), Some(name)) = (svc.metadata.namespace.as_deref(), svc.metadata.name.as_deref()) else {
+        let svc = DnsService::from(&**svc);
+        let (Some(ns), Some(name)) = (svc.metadata.namespace.clone(), svc.metadata.name.clone()) else {
             continue;
         };
-        b.namespace(ns);
-        let Ok(base) = zone.prepend_all(&[name.as_bytes(), ns.as_bytes(), b"svc"]) else {
-            tracing::debug!(%ns, %name, "service name does not fit in a DNS name");
-            continue;
-        };
-        let spec = svc.spec.clone().unwrap_or_default();
-        if spec.type_.as_deref() == Some("ExternalName") {
-            let target = spec.external_name.as_deref().unwrap_or_default();
-            match Name::parse(target) {
-                Ok(t) if !t.is_root() => b.add(base, RData::Cname(t)),
-                _ => tracing::debug!(%ns, %name, %target, "ExternalName is not a valid name"),
-            }
-            continue;
-        }
-        let publish_not_ready = spec.publish_not_ready_addresses == Some(true)
-            || svc.metadata.annotations.as_ref().and_then(|a| a.get(TOLERATE_UNREADY)).is_some_and(|v| v == "true");
-        let endpoints =
-            ready_endpoints(slices.get(&(ns, name)).map(Vec::as_slice).unwrap_or_default(), publish_not_ready);
-        let headless = spec.cluster_ip.as_deref() == Some("None");
-        if headless {
-            add_headless(&mut b, &base, &endpoints);
-        } else {
-            let ips: Vec<IpAddr> = match &spec.cluster_ips {
-                Some(ips) if !ips.is_empty() => ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
-                _ => spec.cluster_ip.iter().filter_map(|ip| ip.parse().ok()).collect(),
-            };
-            if ips.is_empty() {
-                // Not allocated yet (or type ExternalName without the
-                // type set): nothing to serve.
-                continue;
-            }
-            add_cluster_ip(&mut b, &base, &ips, spec.ports.as_deref().unwrap_or_default());
-            add_endpoint_names(&mut b, &base, &endpoints);
-        }
+        let mine: Vec<&DnsSlice> = slices.get(&(ns, name)).into_iter().flatten().collect();
+        service_records(&mut b, &svc, &mine);
     }
-    if config.pods == PodsMode::Verified {
-        for pod in &cluster.pods {
-            let Some(ns) = pod.metadata.namespace.as_deref() else { continue };
-            // A terminating pod is on its way out; CoreDNS ignores it too.
-            if pod.metadata.deletion_timestamp.is_some() {
-                continue;
-            }
-            for ip in pod_ips(pod) {
-                if let Ok(n) = zone.prepend_all(&[dashed_ip(ip).as_bytes(), ns.as_bytes(), b"pod"]) {
-                    b.add(n, address(ip));
-                }
-            }
-        }
+    for pod in &cluster.pods {
+        pod_records(&mut b, &DnsPod::from(&**pod));
     }
     b.build(serial)
+}
+
+/// A Namespace: its names exist.
+pub(crate) fn namespace_records(b: &mut impl Sink, name: &str) {
+    b.namespace(name);
+}
+
+/// Every record of one Service, from the Service and its EndpointSlices
+/// (in the order of their names).
+pub(crate) fn service_records(b: &mut impl Sink, svc: &DnsService, slices: &[&DnsSlice]) {
+    let (Some(ns), Some(name)) = (svc.metadata.namespace.as_deref(), svc.metadata.name.as_deref()) else {
+        return;
+    };
+    b.namespace(ns);
+    let zone = b.config().zone.clone();
+    let Ok(base) = zone.prepend_all(&[name.as_bytes(), ns.as_bytes(), b"svc"]) else {
+        tracing::debug!(%ns, %name, "service name does not fit in a DNS name");
+        return;
+    };
+    if let Some(target) = svc.external_name.as_deref() {
+        match Name::parse(target) {
+            Ok(t) if !t.is_root() => b.add(base, RData::Cname(t)),
+            _ => tracing::debug!(%ns, %name, %target, "ExternalName is not a valid name"),
+        }
+        return;
+    }
+    let endpoints = ready_endpoints(slices, svc.publish_not_ready);
+    if svc.is_headless() {
+        add_headless(b, &base, &endpoints);
+    } else {
+        let ips: Vec<IpAddr> = if svc.cluster_ips.is_empty() {
+            svc.cluster_ip.iter().filter_map(|ip| ip.parse().ok()).collect()
+        } else {
+            svc.cluster_ips.iter().filter_map(|ip| ip.parse().ok()).collect()
+        };
+        if ips.is_empty() {
+            // Not allocated yet (or type ExternalName without the
+            // type set): nothing to serve.
+            return;
+        }
+        add_cluster_ip(b, &base, &ips, &svc.ports);
+        add_endpoint_names(b, &base, &endpoints);
+    }
+}
+
+/// A Pod's `a-b-c-d.<ns>.pod.<zone>` records, with `pods verified` only.
+pub(crate) fn pod_records(b: &mut impl Sink, pod: &DnsPod) {
+    if b.config().pods != PodsMode::Verified {
+        return;
+    }
+    let Some(ns) = pod.metadata.namespace.as_deref() else { return };
+    // A terminating pod is on its way out; CoreDNS ignores it too.
+    if pod.terminating {
+        return;
+    }
+    let zone = b.config().zone.clone();
+    for &ip in &pod.ips {
+        if let Ok(n) = zone.prepend_all(&[dashed_ip(ip).as_bytes(), ns.as_bytes(), b"pod"]) {
+            b.add(n, address(ip));
+        }
+    }
 }
 
 fn address(ip: IpAddr) -> RData {
@@ -129,32 +146,20 @@ fn address(ip: IpAddr) -> RData {
     }
 }
 
-fn pod_ips(pod: &Pod) -> Vec<IpAddr> {
-    let Some(status) = &pod.status else { return Vec::new() };
-    let mut ips: Vec<IpAddr> = status.pod_ips.iter().flatten().filter_map(|p| p.ip.parse().ok()).collect();
-    if ips.is_empty() {
-        ips.extend(status.pod_ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()));
-    }
-    ips
-}
-
 /// Ready endpoints of a Service's slices, each address once (an endpoint
 /// can sit in two slices while the controller moves it).
-fn ready_endpoints<'a>(slices: &[&'a EndpointSlice], publish_not_ready: bool) -> Vec<Endpoint<'a>> {
+fn ready_endpoints<'a>(slices: &[&'a DnsSlice], publish_not_ready: bool) -> Vec<Endpoint<'a>> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for slice in slices {
-        if slice.address_type != "IPv4" && slice.address_type != "IPv6" {
+        if !slice.ip {
             continue;
         }
-        let ports = slice.ports.as_deref().unwrap_or_default();
         for ep in &slice.endpoints {
-            let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
-            if !ready && !publish_not_ready {
+            if !ep.ready && !publish_not_ready {
                 continue;
             }
-            for addr in &ep.addresses {
-                let Ok(ip) = addr.parse::<IpAddr>() else { continue };
+            for &ip in &ep.addresses {
                 if !seen.insert(ip) {
                     continue;
                 }
@@ -162,7 +167,7 @@ fn ready_endpoints<'a>(slices: &[&'a EndpointSlice], publish_not_ready: bool) ->
                     Some(h) if !h.is_empty() => h.to_ascii_lowercase(),
                     _ => dashed_ip(ip),
                 };
-                out.push(Endpoint { ip, host, ports });
+                out.push(Endpoint { ip, host, ports: &slice.ports });
             }
         }
     }
@@ -179,7 +184,7 @@ fn weight(count: usize) -> u16 {
     (100 / count.max(1)).max(1) as u16
 }
 
-fn add_cluster_ip(b: &mut ViewBuilder, base: &Name, ips: &[IpAddr], ports: &[k8s_openapi::api::core::v1::ServicePort]) {
+fn add_cluster_ip(b: &mut impl Sink, base: &Name, ips: &[IpAddr], ports: &[DnsServicePort]) {
     for &ip in ips {
         b.add(base.clone(), address(ip));
         b.add(Name::reverse(ip), RData::Ptr(base.clone()));
@@ -197,7 +202,7 @@ fn add_cluster_ip(b: &mut ViewBuilder, base: &Name, ips: &[IpAddr], ports: &[k8s
     }
 }
 
-fn add_headless(b: &mut ViewBuilder, base: &Name, endpoints: &[Endpoint<'_>]) {
+fn add_headless(b: &mut impl Sink, base: &Name, endpoints: &[Endpoint<'_>]) {
     add_endpoint_names(b, base, endpoints);
     let mut by_port: BTreeMap<Option<Name>, Vec<(u16, Name)>> = BTreeMap::new();
     for ep in endpoints {
@@ -227,7 +232,7 @@ fn add_headless(b: &mut ViewBuilder, base: &Name, endpoints: &[Endpoint<'_>]) {
 }
 
 /// `host.svc.ns.svc.zone` and the PTR back to it, for each endpoint.
-fn add_endpoint_names(b: &mut ViewBuilder, base: &Name, endpoints: &[Endpoint<'_>]) {
+fn add_endpoint_names(b: &mut impl Sink, base: &Name, endpoints: &[Endpoint<'_>]) {
     for ep in endpoints {
         match base.prepend(ep.host.as_bytes()) {
             Ok(n) => {

@@ -11,16 +11,18 @@
 //!
 //! Names that do not exist are not stored: their NXDOMAIN is a header,
 //! the question and an SOA record whose name pointers are patched to
-//! where the zone starts in the question (`SoaTemplate`).
+//! where the zone starts in the question (`SoaTemplate`). The SOA serial
+//! is written per query too (`Prebuilt::serial_at`), so that an update
+//! prepares again only the names it changed (`zone.rs`), not every
+//! negative answer.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use crate::answer::{Answer, answer};
 use crate::name::Name;
-use crate::view::ZoneView;
-use crate::wire::{Encoder, Question, class, flags, rtype};
+use crate::table::Table;
+use crate::view::{Node, ZoneView};
+use crate::wire::{Encoder, Question, RData, class, flags, rtype};
 
 /// A response to one (name, type), minus header, question and OPT.
 #[derive(Debug)]
@@ -28,39 +30,87 @@ pub(crate) struct Prebuilt {
     /// AA and the RCODE.
     pub flags: u16,
     pub counts: [u16; 3],
-    /// Answer, authority and additional records.
-    pub body: Box<[u8]>,
     /// Length of the answer and authority records: where to cut when the
     /// additional section does not fit.
-    pub cut: usize,
+    pub cut: u32,
+    /// Where the body holds an SOA serial ([`NO_SERIAL`] if nowhere): the
+    /// serial moves on with every update, so it is written per query
+    /// rather than preparing every negative answer again.
+    pub serial_at: u32,
+    /// Answer, authority and additional records.
+    pub body: Box<[u8]>,
 }
+
+pub(crate) const NO_SERIAL: u32 = u32::MAX;
 
 /// The responses for one name.
 #[derive(Debug, Default)]
 pub(crate) struct Entry {
     pub typed: Vec<(u16, Prebuilt)>,
-    /// For every other type; `None` sends them to the slow path (a CNAME's
-    /// answer depends on the type chased).
-    pub otherwise: Option<Prebuilt>,
+    /// For every other type.
+    pub otherwise: Otherwise,
+}
+
+/// The response to the types a name has no entry for.
+#[derive(Debug, Default)]
+pub(crate) enum Otherwise {
+    /// The slow path (a CNAME's answer depends on the type chased).
+    #[default]
+    Slow,
+    /// NODATA with the zone's SOA: the NXDOMAIN template with NOERROR,
+    /// shared by every name of the cluster zone instead of a copy each.
+    NoData,
+    Prebuilt(Prebuilt),
+}
+
+/// What the fast path found for a query.
+pub(crate) enum Hit<'a> {
+    Prebuilt(&'a Prebuilt),
+    NoData,
 }
 
 impl Entry {
-    pub fn get(&self, qtype: u16) -> Option<&Prebuilt> {
-        self.typed.iter().find(|(t, _)| *t == qtype).map(|(_, p)| p).or(self.otherwise.as_ref())
+    pub fn get(&self, qtype: u16) -> Option<Hit<'_>> {
+        if let Some((_, p)) = self.typed.iter().find(|(t, _)| *t == qtype) {
+            return Some(Hit::Prebuilt(p));
+        }
+        match &self.otherwise {
+            Otherwise::Slow => None,
+            Otherwise::NoData => Some(Hit::NoData),
+            Otherwise::Prebuilt(p) => Some(Hit::Prebuilt(p)),
+        }
     }
 }
 
-/// The NXDOMAIN authority record with its three name pointers to patch.
+/// The authority record of negative answers (NXDOMAIN, and NODATA in
+/// the cluster zone) with its three name pointers to patch.
 #[derive(Debug)]
 pub(crate) struct SoaTemplate {
     pub bytes: Vec<u8>,
     pub pointers: [usize; 3],
 }
 
+impl SoaTemplate {
+    /// Appends the record for a question whose zone suffix starts
+    /// `zone_at` bytes into the question name.
+    pub fn write(&self, out: &mut Vec<u8>, zone_at: usize) {
+        let start = out.len();
+        out.extend_from_slice(&self.bytes);
+        // The question starts at offset 12, and names in it are under 255
+        // bytes: the pointer always fits in 14 bits.
+        let pointer = (0xc000 | (12 + zone_at) as u16).to_be_bytes();
+        for p in self.pointers {
+            out[start + p..start + p + 2].copy_from_slice(&pointer);
+        }
+    }
+}
+
 /// A view with its responses prepared.
 pub struct Compiled {
     pub(crate) view: Arc<ZoneView>,
-    pub(crate) entries: HashMap<Box<[u8]>, Entry, SeededState>,
+    pub(crate) entries: Table<Arc<Entry>>,
+    /// The view's SOA serial, written into prepared answers.
+    pub(crate) serial: u32,
     pub(crate) zone_labels: usize,
     pub(crate) zone_wire: Box<[u8]>,
     pub(crate) nxdomain: SoaTemplate,
@@ -80,39 +130,95 @@ const COMMON: [u16; 2] = [rtype::A, rtype::AAAA];
 const UNUSED_TYPE: u16 = 65534;
 
 impl Compiled {
+    /// Prepares the responses of every name of `view`.
     pub fn new(view: Arc<ZoneView>, recursion: bool) -> Compiled {
-        let mut entries = HashMap::with_capacity_and_hasher(view.nodes.len(), SeededState::new());
+        let mut entries = Table::default();
         if view.is_synced() {
+            let template = soa_template(&view);
             for (name, node) in view.nodes() {
-                let mut entry = Entry::default();
-                let cname = node.rrset(rtype::CNAME).is_some();
-                let mut types: Vec<u16> = node.rrsets.iter().map(|s| s.rtype).collect();
-                // Elsewhere A and AAAA, when absent, are the NODATA of
-                // "any other type"; behind a CNAME they are chased.
-                if cname {
-                    types.extend(COMMON);
-                }
-                types.sort_unstable();
-                types.dedup();
-                for t in types {
-                    if let Some(p) = prebuild(&view, name, t) {
-                        entry.typed.push((t, p));
-                    }
-                }
-                if !cname {
-                    entry.otherwise = prebuild(&view, name, UNUSED_TYPE);
-                }
-                entries.insert(name.wire().into(), entry);
+                entries.insert(name.clone(), Arc::new(compile(&view, &template, name, node)));
             }
         }
+        Compiled::assemble(view, entries, recursion)
+    }
+
+    /// A view with responses prepared elsewhere (by the incremental
+    /// update, which prepares only the names that changed).
+    pub(crate) fn assemble(view: Arc<ZoneView>, entries: Table<Arc<Entry>>, recursion: bool) -> Compiled {
         let zone = view.zone().clone();
         let nxdomain = soa_template(&view);
-        Compiled { zone_labels: zone.label_count(), zone_wire: zone.wire().into(), entries, nxdomain, recursion, view }
+        Compiled {
+            zone_labels: zone.label_count(),
+            zone_wire: zone.wire().into(),
+            serial: view.serial(),
+            entries,
+            nxdomain,
+            recursion,
+            view,
+        }
     }
 
     pub fn view(&self) -> &Arc<ZoneView> {
         &self.view
     }
+}
+
+/// The prepared responses of one name of `view`, whose negative answers
+/// `template` (from `soa_template(view)`) writes.
+pub(crate) fn compile(view: &ZoneView, template: &SoaTemplate, name: &Name, node: &Node) -> Entry {
+    let mut entry = Entry::default();
+    let cname = node.rrset(rtype::CNAME).is_some();
+    let mut types: Vec<u16> = node.rrsets.iter().map(|s| s.rtype).collect();
+    // Elsewhere A and AAAA, when absent, are the NODATA of "any other
+    // type"; behind a CNAME they are chased.
+    if cname {
+        types.extend(COMMON);
+    }
+    types.sort_unstable();
+    types.dedup();
+    for t in types {
+        if let Some(p) = prebuild(view, name, t) {
+            entry.typed.push((t, p));
+        }
+    }
+    if !cname {
+        entry.otherwise = match prebuild(view, name, UNUSED_TYPE) {
+            Some(p) if is_template_nodata(view, template, name, &p) => Otherwise::NoData,
+            Some(p) => Otherwise::Prebuilt(p),
+            None => Otherwise::Slow,
+        };
+    }
+    entry
+}
+
+/// Whether `p` is exactly what the template writes as NODATA for `name`
+/// (checked, not assumed: the encoder could compress differently).
+fn is_template_nodata(view: &ZoneView, template: &SoaTemplate, name: &Name, p: &Prebuilt) -> bool {
+    if !name.is_subdomain_of(view.zone()) || p.flags != flags::AA || p.counts != [0, 1, 0] {
+        return false;
+    }
+    let mut bytes = Vec::with_capacity(template.bytes.len());
+    template.write(&mut bytes, name.wire().len() - view.zone().wire().len());
+    *p.body == *bytes
+}
+
+/// The names inside the cluster zone a CNAME at `node` leads through (its
+/// prepared answers copy their records): when one of them changes, the
+/// owner's answers must be prepared again.
+pub(crate) fn chased_names(view: &ZoneView, node: &Node) -> Vec<Name> {
+    let mut names = Vec::new();
+    let mut current = node;
+    while let Some(RData::Cname(target)) = current.rrset(rtype::CNAME).and_then(|s| s.data.first()) {
+        if view.zone_of(target) != Some(view.zone()) || names.contains(target) {
+            break;
+        }
+        names.push(target.clone());
+        match view.node(target) {
+            Some(next) => current = next,
+            None => break,
+        }
+    }
+    names
 }
 
 /// Runs [`answer`] for (name, t) and encodes it, unless it needs more than
@@ -127,10 +233,15 @@ fn prebuild(view: &ZoneView, name: &Name, t: u16) -> Option<Prebuilt> {
     e.header(0, 0, [0; 4]);
     e.question(name.wire(), t, class::IN);
     let start = e.len();
+    let mut serial_at = NO_SERIAL;
     for rec in r.answer.iter().chain(&r.authority) {
         e.record(rec);
+        if matches!(rec.data, RData::Soa(_)) {
+            // The serial opens the last 20 bytes of SOA data.
+            serial_at = (e.len() - start - 20) as u32;
+        }
     }
-    let cut = e.len() - start;
+    let cut = (e.len() - start) as u32;
     for rec in &r.additional {
         e.record(rec);
     }
@@ -141,10 +252,11 @@ fn prebuild(view: &ZoneView, name: &Name, t: u16) -> Option<Prebuilt> {
         counts: [count(r.answer.len()), count(r.authority.len()), count(r.additional.len())],
         body: buf[start..].into(),
         cut,
+        serial_at,
     })
 }
 
-fn soa_template(view: &ZoneView) -> SoaTemplate {
+pub(crate) fn soa_template(view: &ZoneView) -> SoaTemplate {
     let soa = view.soa();
     let mut b = Vec::with_capacity(64);
     let mut pointers = [0; 3];
@@ -170,65 +282,4 @@ fn soa_template(view: &ZoneView) -> SoaTemplate {
     let rdlen = (b.len() - len_at - 2) as u16;
     b[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
     SoaTemplate { bytes: b, pointers }
-}
-
-/// FxHash-style hashing with a per-process random seed: the keys are
-/// names from the cluster and lookups never insert, so speed matters more
-/// than SipHash's guarantees, but the seed keeps collisions unpredictable.
-#[derive(Clone)]
-pub(crate) struct SeededState(u64);
-
-impl SeededState {
-    fn new() -> Self {
-        SeededState(rand::random::<u64>() | 1)
-    }
-}
-
-impl BuildHasher for SeededState {
-    type Hasher = FastHasher;
-    fn build_hasher(&self) -> FastHasher {
-        FastHasher(self.0)
-    }
-}
-
-pub(crate) struct FastHasher(u64);
-
-const K: u64 = 0xf135_7aea_2e62_a9c5;
-
-impl FastHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0 ^ word).wrapping_mul(K).rotate_left(26);
-    }
-}
-
-impl Hasher for FastHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    #[inline]
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        // Fold the high bits down: hashbrown takes its control bits from
-        // the top and its bucket index from the bottom.
-        let h = self.0;
-        h ^ (h >> 29) ^ (h >> 47)
-    }
 }

@@ -9,7 +9,7 @@
 //! pure [`answer`] and the general encoder, or a forward.
 
 use crate::answer::{Answer, Response, answer};
-use crate::compiled::{Compiled, Prebuilt};
+use crate::compiled::{Compiled, Hit, NO_SERIAL, Prebuilt};
 use crate::name::Name;
 use crate::wire::encode::opt_bytes;
 use crate::wire::{Edns, Encoder, MIN_UDP_PAYLOAD, Query, QueryError, Question, Rcode, class, flags, rtype};
@@ -126,12 +126,21 @@ pub fn handle(c: &Compiled, packet: &[u8], transport: Transport, max_udp: u16, o
     let fast = q.qclass == class::IN && !matches!(q.qtype, rtype::ANY | rtype::AXFR | rtype::IXFR | rtype::OPT);
     if fast {
         if let Some(entry) = c.entries.get(q.name.wire()) {
-            if let Some(p) = entry.get(q.qtype) {
-                write_prebuilt(out, &echo, p);
-                return Outcome::Reply(Served { qtype: q.qtype, rcode: Rcode(p.flags & 0xf), local: true });
+            match entry.get(q.qtype) {
+                Some(Hit::Prebuilt(p)) => {
+                    write_prebuilt(out, &echo, p, c.serial);
+                    return Outcome::Reply(Served { qtype: q.qtype, rcode: Rcode(p.flags & 0xf), local: true });
+                }
+                // Only names of the cluster zone get the template.
+                Some(Hit::NoData) => {
+                    let zone_at = q.name.offset_of(q.name.label_count().saturating_sub(c.zone_labels));
+                    write_negative(out, &echo, c, zone_at, Rcode::NOERROR);
+                    return Outcome::Reply(Served { qtype: q.qtype, rcode: Rcode::NOERROR, local: true });
+                }
+                None => {}
             }
         } else if let Some(zone_at) = nxdomain_offset(c, &q) {
-            write_nxdomain(out, &echo, c, zone_at);
+            write_negative(out, &echo, c, zone_at, Rcode::NXDOMAIN);
             return Outcome::Reply(Served { qtype: q.qtype, rcode: Rcode::NXDOMAIN, local: true });
         }
     }
@@ -236,35 +245,35 @@ fn nxdomain_offset(c: &Compiled, q: &Query<'_>) -> Option<usize> {
     Some(q.name.offset_of(zone_index))
 }
 
-/// Copies a prepared response, cutting the additional section, or
-/// everything with TC set, when it does not fit.
-pub(crate) fn write_prebuilt(out: &mut Vec<u8>, echo: &Echo<'_>, p: &Prebuilt) {
+/// Copies a prepared response with the current SOA `serial`, cutting the
+/// additional section, or everything with TC set, when it does not fit.
+pub(crate) fn write_prebuilt(out: &mut Vec<u8>, echo: &Echo<'_>, p: &Prebuilt, serial: u32) {
     let fixed = 12 + echo.question_len() + echo.opt_len();
+    let cut = p.cut as usize;
     let (body, counts, truncated) = if fixed + p.body.len() <= echo.limit {
         (&p.body[..], p.counts, false)
-    } else if fixed + p.cut <= echo.limit {
-        (&p.body[..p.cut], [p.counts[0], p.counts[1], 0], false)
+    } else if fixed + cut <= echo.limit {
+        (&p.body[..cut], [p.counts[0], p.counts[1], 0], false)
     } else {
         (&[][..], [0; 3], true)
     };
     out.reserve(fixed + body.len());
     echo.write_head(out, p.flags, truncated, counts);
+    let start = out.len();
     out.extend_from_slice(body);
+    let at = p.serial_at as usize;
+    if p.serial_at != NO_SERIAL && at + 4 <= body.len() {
+        out[start + at..start + at + 4].copy_from_slice(&serial.to_be_bytes());
+    }
     echo.write_opt(out, Rcode(p.flags & 0xf));
 }
 
-fn write_nxdomain(out: &mut Vec<u8>, echo: &Echo<'_>, c: &Compiled, zone_at: usize) {
-    let t = &c.nxdomain;
-    echo.write_head(out, flags::AA | Rcode::NXDOMAIN.0, false, [0, 1, 0]);
-    let start = out.len();
-    out.extend_from_slice(&t.bytes);
-    // The question starts at offset 12, and names in it are under 255
-    // bytes: the pointer always fits in 14 bits.
-    let pointer = (0xc000 | (12 + zone_at) as u16).to_be_bytes();
-    for p in t.pointers {
-        out[start + p..start + p + 2].copy_from_slice(&pointer);
-    }
-    echo.write_opt(out, Rcode::NXDOMAIN);
+/// A negative answer (NXDOMAIN, or NODATA in the cluster zone) from the
+/// SOA template.
+fn write_negative(out: &mut Vec<u8>, echo: &Echo<'_>, c: &Compiled, zone_at: usize, rcode: Rcode) {
+    echo.write_head(out, flags::AA | rcode.0, false, [0, 1, 0]);
+    c.nxdomain.write(out, zone_at);
+    echo.write_opt(out, rcode);
 }
 
 /// Encodes a response: cuts the additional section, or sets TC and drops

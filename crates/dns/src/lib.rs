@@ -6,13 +6,17 @@
 //! Data flows one way:
 //!
 //! ```text
-//! reflectors ──► build::build_view ──► ZoneView ──► Compiled ──► server (UDP threads, TCP)
-//! (watch.rs)     pure, from objects    (view.rs)   (compiled.rs:    │  handler::handle per packet
-//!                                                   answer() run    │  ├─ hit: copy a prepared response
-//!                                                   for every name) │  ├─ NXDOMAIN from the SOA template
-//!                                                                   │  ├─ answer::answer (pure)
-//!                                                                   │  └─ forward.rs + cache.rs (upstream)
+//! reflectors ──► zone::LiveZone ───────► ZoneView ──► Compiled ──► server (UDP threads, TCP)
+//! (watch.rs)     per changed object:     (view.rs,    (compiled.rs:    │  handler::handle per packet
+//!                its records (build.rs,   shared       answer() run    │  ├─ hit: copy a prepared response
+//!                pure) before and after,  table        per changed     │  ├─ NXDOMAIN from the SOA template
+//!                the difference applied   shards)      name)           │  ├─ answer::answer (pure)
+//!                                                                      │  └─ forward.rs + cache.rs (upstream)
 //! ```
+//!
+//! [`build_view`] builds the same view whole from every object: the
+//! reference the incremental updates are tested against, and the way to
+//! serve a fixed zone.
 //!
 //! Start at [`answer()`] for *what* is answered, [`handler`] for how a packet
 //! becomes a response, and [`run`] / [`serve_static`] for the server.
@@ -34,13 +38,16 @@ pub mod handler;
 mod http;
 mod metrics;
 pub mod name;
+mod objects;
 mod server;
+mod table;
 #[doc(hidden)]
 pub mod testkit;
 mod udp;
 mod view;
 mod watch;
 pub mod wire;
+mod zone;
 
 pub use answer::{Answer, Response, answer, soa_record};
 pub use build::{Cluster, SERVICE_NAME_LABEL, build_view};

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 /// The longest name on the wire, root label included (RFC 1035 §2.3.4).
 pub const MAX_NAME_LEN: usize = 255;
@@ -25,13 +26,24 @@ pub enum NameError {
 }
 
 /// A domain name in canonical (lowercase, uncompressed) wire format.
+///
+/// The bytes are shared: a clone is a reference count, so the zone's
+/// tables, the records pointing at a name and the prepared answers all
+/// hold one copy of it.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Name(Box<[u8]>);
+pub struct Name(Arc<[u8]>);
+
+/// Lookups by wire bytes: `Name`'s `Hash` and `Eq` are those of its bytes.
+impl std::borrow::Borrow<[u8]> for Name {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 impl Name {
     /// The root name `.`.
     pub fn root() -> Name {
-        Name(Box::new([0]))
+        Name(Arc::from(&[0u8][..]))
     }
 
     /// Parses presentation form (`web.default.svc.cluster.local`, with or
@@ -54,7 +66,7 @@ impl Name {
         if wire.len() > MAX_NAME_LEN {
             return Err(NameError::TooLong(String::new()));
         }
-        Ok(Name(wire.into_boxed_slice()))
+        Ok(Name(wire.into()))
     }
 
     /// Takes canonical wire bytes as they are; the caller guarantees they
@@ -90,7 +102,7 @@ impl Name {
         if wire.len() > MAX_NAME_LEN {
             return Err(NameError::TooLong(String::new()));
         }
-        Ok(Name(wire.into_boxed_slice()))
+        Ok(Name(wire.into()))
     }
 
     /// `a.b.self` from `["a", "b"]`.

@@ -76,9 +76,15 @@ impl Shared {
         let started = Instant::now();
         let compiled = Compiled::new(view, self.recursion);
         self.metrics.view_build.observe(started.elapsed());
+        self.install(Arc::new(compiled));
+    }
+
+    /// Makes an already compiled view the one answered from: readers
+    /// switch with their next query.
+    pub fn install(&self, compiled: Arc<Compiled>) {
         self.metrics.view_names.store(compiled.entries.len() as u64, Relaxed);
         self.metrics.view_serial.store(compiled.view.serial().into(), Relaxed);
-        self.current.store(Arc::new(compiled));
+        self.current.store(compiled);
     }
 
     pub fn view(&self) -> Arc<ZoneView> {

@@ -1,11 +1,14 @@
 //! [`ZoneView`]: the immutable set of names and records the server answers
 //! from at one moment. It is built whole by [`ViewBuilder`] (from cluster
-//! objects in `build.rs`, or by hand in tests and benchmarks) and swapped
-//! in atomically; nothing mutates a view after it is built.
+//! objects in `build.rs`, or by hand in tests and benchmarks), or derived
+//! from the previous view by an incremental update (`zone.rs`), and
+//! swapped in atomically; nothing mutates a view once it is published.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::name::Name;
+use crate::table::Table;
 use crate::wire::{RData, Soa, rtype};
 
 /// How `a-b-c-d.<ns>.pod.<zone>` names are answered, as CoreDNS's
@@ -74,8 +77,10 @@ impl Node {
     }
 }
 
-/// The zone at one moment.
-#[derive(Debug)]
+/// The zone at one moment. Its tables are shared with the versions
+/// before and after it (see `table.rs`): cloning a view is cheap, and an
+/// incremental update (`zone.rs`) copies only the parts it changes.
+#[derive(Clone, Debug)]
 pub struct ZoneView {
     pub(crate) config: ZoneConfig,
     pub(crate) serial: u32,
@@ -83,9 +88,9 @@ pub struct ZoneView {
     /// questions about the zone get SERVFAIL rather than a wrong NXDOMAIN.
     pub(crate) synced: bool,
     /// In-zone names and the reverse names we hold PTR records for.
-    pub(crate) nodes: HashMap<Name, Node>,
+    pub(crate) nodes: Table<Arc<Node>>,
     /// Lowercased namespaces, for `pods insecure` names.
-    pub(crate) namespaces: HashSet<Box<[u8]>>,
+    pub(crate) namespaces: Arc<HashSet<Box<[u8]>>>,
     pub(crate) soa: Soa,
     pub(crate) reverse_v4: Name,
     pub(crate) reverse_v6: Name,
@@ -98,6 +103,26 @@ impl ZoneView {
         let mut view = ViewBuilder::new(config).build(0);
         view.synced = false;
         view
+    }
+
+    /// A synced view of `nodes` (whose apex must already carry the SOA
+    /// of `serial`).
+    pub(crate) fn assemble(
+        config: ZoneConfig,
+        serial: u32,
+        nodes: Table<Arc<Node>>,
+        namespaces: Arc<HashSet<Box<[u8]>>>,
+    ) -> ZoneView {
+        ZoneView {
+            soa: soa_of(&config, serial),
+            config,
+            serial,
+            synced: true,
+            nodes,
+            namespaces,
+            reverse_v4: Name::parse("in-addr.arpa").unwrap_or_else(|_| Name::root()),
+            reverse_v6: Name::parse("ip6.arpa").unwrap_or_else(|_| Name::root()),
+        }
     }
 
     pub fn zone(&self) -> &Name {
@@ -121,12 +146,21 @@ impl ZoneView {
     }
 
     pub fn node(&self, name: &Name) -> Option<&Node> {
-        self.nodes.get(name)
+        self.nodes.get(name.wire()).map(|n| &**n)
     }
 
     /// Every name with its node, in no particular order.
     pub fn nodes(&self) -> impl Iterator<Item = (&Name, &Node)> {
-        self.nodes.iter()
+        self.nodes.iter().map(|(name, node)| (name, &**node))
+    }
+
+    /// How many names the view holds.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
     }
 
     pub fn has_namespace(&self, ns: &[u8]) -> bool {
@@ -153,6 +187,87 @@ impl ZoneView {
     }
 }
 
+/// Where the records of cluster objects go (`build.rs` writes to it): the
+/// whole-view [`ViewBuilder`], or one object's contribution to an
+/// incremental update (`zone.rs`).
+pub(crate) trait Sink {
+    fn config(&self) -> &ZoneConfig;
+    /// Adds a record (duplicates are dropped).
+    fn add(&mut self, name: Name, data: RData);
+    /// Makes a name exist without records of its own.
+    fn add_empty(&mut self, name: Name);
+    /// Records that namespace `ns` exists: `<ns>.svc.<zone>` (and with
+    /// `pods insecure`, `<ns>.pod.<zone>`) answer NODATA, not NXDOMAIN.
+    fn namespace(&mut self, ns: &str) {
+        let lower = ns.to_ascii_lowercase();
+        let zone = self.config().zone.clone();
+        if let Ok(n) = zone.prepend_all(&[lower.as_bytes(), b"svc"]) {
+            self.add_empty(n);
+        }
+        if self.config().pods == PodsMode::Insecure {
+            if let Ok(n) = zone.prepend_all(&[lower.as_bytes(), b"pod"]) {
+                self.add_empty(n);
+            }
+        }
+        self.namespace_label(lower.into_bytes().into_boxed_slice());
+    }
+    /// Notes a lowercased namespace for `pods insecure` names.
+    fn namespace_label(&mut self, lower: Box<[u8]>);
+}
+
+/// The zone's fixed names: the apex (NS; the SOA is added with the
+/// serial), `dns-version` TXT, and the `svc` and `pod` subtrees.
+pub(crate) fn fixed_records(b: &mut impl Sink) {
+    let zone = b.config().zone.clone();
+    b.add(zone.clone(), RData::Ns(ns_name(&zone)));
+    if let Ok(version) = zone.prepend(b"dns-version") {
+        b.add(version, RData::Txt(vec![SCHEMA_VERSION.as_bytes().to_vec()]));
+    }
+    for sub in [&b"svc"[..], b"pod"] {
+        if let Ok(n) = zone.prepend(sub) {
+            b.add_empty(n);
+        }
+    }
+}
+
+/// The node of a name from its records in any order, duplicates
+/// included: sorted (answers are deterministic), one RRset per type.
+pub(crate) fn node_from(mut data: Vec<RData>) -> Node {
+    data.sort();
+    data.dedup();
+    let mut rrsets: Vec<RRset> = Vec::new();
+    for d in data {
+        let t = d.rtype();
+        match rrsets.iter_mut().find(|r| r.rtype == t) {
+            Some(set) => set.data.push(d),
+            None => rrsets.push(RRset { rtype: t, data: vec![d] }),
+        }
+    }
+    rrsets.sort_by_key(|r| r.rtype);
+    Node { rrsets }
+}
+
+/// The apex node: the SOA first, then the apex's other records.
+pub(crate) fn with_soa(mut node: Node, soa: &Soa) -> Node {
+    node.rrsets.retain(|r| r.rtype != rtype::SOA);
+    node.rrsets.insert(0, RRset { rtype: rtype::SOA, data: vec![RData::Soa(soa.clone())] });
+    node
+}
+
+/// The zone's SOA data for `serial`.
+pub(crate) fn soa_of(config: &ZoneConfig, serial: u32) -> Soa {
+    let zone = &config.zone;
+    Soa {
+        mname: ns_name(zone),
+        rname: zone.prepend(b"hostmaster").unwrap_or_else(|_| zone.clone()),
+        serial,
+        refresh: 7200,
+        retry: 1800,
+        expire: 86400,
+        minimum: config.ttl,
+    }
+}
+
 /// Collects records, then [`ViewBuilder::build`]s a view: records are
 /// deduplicated and sorted (answers are deterministic), and every
 /// ancestor of a name up to the zone apex exists as an empty
@@ -170,17 +285,8 @@ impl ViewBuilder {
     /// A builder holding the zone's fixed names: the apex (SOA, NS),
     /// `dns-version` TXT, and the `svc` and `pod` subtrees.
     pub fn new(config: ZoneConfig) -> ViewBuilder {
-        let zone = config.zone.clone();
         let mut b = ViewBuilder { config, nodes: HashMap::new(), namespaces: HashSet::new() };
-        b.add(zone.clone(), RData::Ns(ns_name(&zone)));
-        if let Ok(version) = zone.prepend(b"dns-version") {
-            b.add(version, RData::Txt(vec![SCHEMA_VERSION.as_bytes().to_vec()]));
-        }
-        for sub in [&b"svc"[..], b"pod"] {
-            if let Ok(n) = zone.prepend(sub) {
-                b.nodes.entry(n).or_default();
-            }
-        }
+        fixed_records(&mut b);
         b
     }
 
@@ -201,52 +307,19 @@ impl ViewBuilder {
     /// Records that namespace `ns` exists: `<ns>.svc.<zone>` (and with
     /// `pods insecure`, `<ns>.pod.<zone>`) answer NODATA, not NXDOMAIN.
     pub fn namespace(&mut self, ns: &str) {
-        let lower = ns.to_ascii_lowercase();
-        let zone = self.config.zone.clone();
-        if let Ok(n) = zone.prepend_all(&[lower.as_bytes(), b"svc"]) {
-            self.add_empty(n);
-        }
-        if self.config.pods == PodsMode::Insecure {
-            if let Ok(n) = zone.prepend_all(&[lower.as_bytes(), b"pod"]) {
-                self.add_empty(n);
-            }
-        }
-        self.namespaces.insert(lower.into_bytes().into_boxed_slice());
+        Sink::namespace(self, ns);
     }
 
     pub fn build(self, serial: u32) -> ZoneView {
         let ViewBuilder { config, nodes: raw, namespaces } = self;
         let zone = config.zone.clone();
-        let soa = Soa {
-            mname: ns_name(&zone),
-            rname: zone.prepend(b"hostmaster").unwrap_or_else(|_| zone.clone()),
-            serial,
-            refresh: 7200,
-            retry: 1800,
-            expire: 86400,
-            minimum: config.ttl,
-        };
         let mut nodes: HashMap<Name, Node> = HashMap::with_capacity(raw.len() * 2);
-        for (name, mut data) in raw {
-            data.sort();
-            data.dedup();
-            let mut rrsets: Vec<RRset> = Vec::new();
-            for d in data {
-                let t = d.rtype();
-                match rrsets.iter_mut().find(|r| r.rtype == t) {
-                    Some(set) => set.data.push(d),
-                    None => rrsets.push(RRset { rtype: t, data: vec![d] }),
-                }
-            }
-            rrsets.sort_by_key(|r| r.rtype);
-            nodes.insert(name, Node { rrsets });
+        for (name, data) in raw {
+            nodes.insert(name, node_from(data));
         }
         // The apex SOA carries the serial, so it is added here.
-        nodes
-            .entry(zone.clone())
-            .or_default()
-            .rrsets
-            .insert(0, RRset { rtype: rtype::SOA, data: vec![RData::Soa(soa.clone())] });
+        let apex = nodes.remove(&zone).unwrap_or_default();
+        nodes.insert(zone.clone(), with_soa(apex, &soa_of(&config, serial)));
         // Empty non-terminals: every ancestor inside the zone.
         let owners: Vec<Name> = nodes.keys().filter(|n| n.is_subdomain_of(&zone)).cloned().collect();
         for owner in owners {
@@ -260,16 +333,26 @@ impl ViewBuilder {
                 cur = next;
             }
         }
-        ZoneView {
-            config,
-            serial,
-            synced: true,
-            nodes,
-            namespaces,
-            soa,
-            reverse_v4: Name::parse("in-addr.arpa").unwrap_or_else(|_| Name::root()),
-            reverse_v6: Name::parse("ip6.arpa").unwrap_or_else(|_| Name::root()),
-        }
+        let nodes = nodes.into_iter().map(|(name, node)| (name, Arc::new(node))).collect();
+        ZoneView::assemble(config, serial, nodes, Arc::new(namespaces))
+    }
+}
+
+impl Sink for ViewBuilder {
+    fn config(&self) -> &ZoneConfig {
+        &self.config
+    }
+
+    fn add(&mut self, name: Name, data: RData) {
+        ViewBuilder::add(self, name, data);
+    }
+
+    fn add_empty(&mut self, name: Name) {
+        ViewBuilder::add_empty(self, name);
+    }
+
+    fn namespace_label(&mut self, lower: Box<[u8]>) {
+        self.namespaces.insert(lower);
     }
 }
 

@@ -1,0 +1,482 @@
+//! [`LiveZone`]: the zone kept up to date one object at a time, so that a
+//! change costs the records of the object that changed, not the zone.
+//!
+//! Every object *contributes* records: a Service (with its
+//! EndpointSlices) its names, a Pod (`pods verified`) its address, a
+//! Namespace its empty names; `build.rs` says which, in the same pure
+//! functions the whole-view [`build_view`](crate::build_view) uses. When an
+//! object changes, its contribution is computed before and after, and only
+//! the difference is applied:
+//!
+//! - **Names** are reference-counted by the contributions that hold them.
+//!   A contribution also holds the ancestors of its names inside the
+//!   zone, so empty non-terminals exist exactly while something below
+//!   them does. The apex and its fixed children are held by the zone
+//!   itself.
+//! - **Records** at one name can come from several objects (the PTR of an
+//!   address two Services share, two pods with one address); a record
+//!   stays while any of them still holds it.
+//! - The changed names are written to the view's [`Table`] of nodes, and
+//!   their prepared answers are compiled again, together with the names
+//!   whose answers copy theirs: the other names of the same Service (SRV
+//!   answers carry their targets' addresses) and ExternalName aliases
+//!   leading through them.
+//!
+//! [`LiveZone::publish`] then hands out a new view and [`Compiled`] that
+//! share every untouched table shard with the previous ones. The SOA serial
+//! moves on with each publish; prepared answers get it per query.
+//!
+//! The full rebuild stays the reference: the tests below apply random
+//! sequences of changes and compare every answer with
+//! [`build_view`](crate::build_view) of the same objects.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::build::{namespace_records, pod_records, service_records};
+use crate::compiled::{Compiled, Entry, chased_names, compile, soa_template};
+use crate::name::Name;
+use crate::objects::{DnsPod, DnsService, DnsSlice};
+use crate::table::Table;
+use crate::view::{PodsMode, Sink, ZoneConfig, ZoneView, fixed_records, node_from, soa_of, with_soa};
+use crate::wire::{RData, Srv, rtype};
+
+/// Namespace and name.
+type Key = (String, String);
+
+/// What one object puts in the zone, sorted and without duplicates.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Contribution {
+    /// Every name it makes exist: owners of its records, its empty names,
+    /// and their ancestors inside the zone (below the apex).
+    names: Vec<Name>,
+    records: Vec<(Name, RData)>,
+    /// Lowercased namespaces, for `pods insecure` names.
+    namespaces: Vec<Box<[u8]>>,
+}
+
+/// Collects one object's records from `build.rs`.
+struct Collect<'c> {
+    config: &'c ZoneConfig,
+    out: Contribution,
+}
+
+impl<'c> Collect<'c> {
+    fn new(config: &'c ZoneConfig) -> Self {
+        Collect { config, out: Contribution::default() }
+    }
+
+    fn finish(self) -> Contribution {
+        let Contribution { mut names, mut records, mut namespaces } = self.out;
+        let zone = &self.config.zone;
+        names.extend(records.iter().map(|(n, _)| n.clone()));
+        let mut ancestors = Vec::new();
+        for name in &names {
+            if !name.is_subdomain_of(zone) {
+                continue;
+            }
+            let mut current = name.parent();
+            while let Some(p) = current {
+                if p.wire().len() <= zone.wire().len() {
+                    break;
+                }
+                current = p.parent();
+                ancestors.push(p);
+            }
+        }
+        names.extend(ancestors);
+        names.sort_unstable();
+        names.dedup();
+        records.sort_unstable();
+        records.dedup();
+        namespaces.sort_unstable();
+        namespaces.dedup();
+        Contribution { names, records, namespaces }
+    }
+}
+
+impl Sink for Collect<'_> {
+    fn config(&self) -> &ZoneConfig {
+        self.config
+    }
+
+    fn add(&mut self, name: Name, data: RData) {
+        self.out.records.push((name, data));
+    }
+
+    fn add_empty(&mut self, name: Name) {
+        self.out.names.push(name);
+    }
+
+    fn namespace_label(&mut self, lower: Box<[u8]>) {
+        self.out.namespaces.push(lower);
+    }
+}
+
+/// How many contributions hold a name, and which of its records more than
+/// one of them holds (the name's node has each record once).
+#[derive(Debug, Default)]
+struct Held {
+    holders: u32,
+    /// Records held by more than one contribution, with how many beyond
+    /// the first. Nearly always empty.
+    shared: Vec<(RData, u32)>,
+}
+
+/// The zone, updated object by object. Owned by one updater; readers get
+/// what [`LiveZone::publish`] returns.
+pub(crate) struct LiveZone {
+    config: ZoneConfig,
+    recursion: bool,
+    serial: u32,
+    // The objects, as the reflectors hold them (the `Arc`s are shared).
+    services: HashMap<Key, Arc<DnsService>>,
+    /// Slices by their Service, sorted by name (the order the full
+    /// build reads them in).
+    slices: HashMap<Key, Vec<(String, Arc<DnsSlice>)>>,
+    /// (namespace, slice) → (namespace, Service).
+    slice_owner: HashMap<Key, Key>,
+    pods: HashMap<Key, Arc<DnsPod>>,
+    namespaces: HashSet<String>,
+    // What they add up to.
+    held: HashMap<Name, Held>,
+    namespace_refs: HashMap<Box<[u8]>, u32>,
+    view: ZoneView,
+    entries: Table<Arc<Entry>>,
+    /// A name inside a CNAME chain → the CNAME owners leading through it.
+    chasers: HashMap<Name, Vec<Name>>,
+    /// A CNAME owner → the names its chain leads through.
+    chases: HashMap<Name, Vec<Name>>,
+    // Since the last publish.
+    /// Names whose records or existence may have changed, with their
+    /// records as they are now (sorted).
+    work: HashMap<Name, Vec<RData>>,
+    /// Names whose answers must be prepared again.
+    recompile: HashSet<Name>,
+    namespaces_changed: bool,
+}
+
+impl LiveZone {
+    /// A zone holding only its fixed names; the first
+    /// [`LiveZone::publish`] has serial `serial + 1`.
+    pub fn new(config: ZoneConfig, recursion: bool, serial: u32) -> LiveZone {
+        let view = ZoneView::assemble(config.clone(), serial, Table::default(), Arc::default());
+        let mut zone = LiveZone {
+            config,
+            recursion,
+            serial,
+            services: HashMap::new(),
+            slices: HashMap::new(),
+            slice_owner: HashMap::new(),
+            pods: HashMap::new(),
+            namespaces: HashSet::new(),
+            held: HashMap::new(),
+            namespace_refs: HashMap::new(),
+            view,
+            entries: Table::default(),
+            chasers: HashMap::new(),
+            chases: HashMap::new(),
+            work: HashMap::new(),
+            recompile: HashSet::new(),
+            namespaces_changed: false,
+        };
+        let mut fixed = Collect::new(&zone.config);
+        fixed_records(&mut fixed);
+        // The apex is the zone's own; contributions stop below it.
+        fixed.out.names.push(zone.config.zone.clone());
+        let fixed = fixed.finish();
+        zone.apply(Contribution::default(), fixed);
+        zone
+    }
+
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
+
+    /// Sets (`Some`) or deletes (`None`) a Service.
+    pub fn set_service(&mut self, ns: &str, name: &str, service: Option<Arc<DnsService>>) {
+        let key = (ns.to_string(), name.to_string());
+        let before = self.service_contribution(&key);
+        match service {
+            Some(s) => self.services.insert(key.clone(), s),
+            None => self.services.remove(&key),
+        };
+        let after = self.service_contribution(&key);
+        self.apply(before, after);
+    }
+
+    /// Sets or deletes an EndpointSlice; its Service (the one it belonged
+    /// to, and the one it belongs to now) is recomputed.
+    pub fn set_slice(&mut self, ns: &str, name: &str, slice: Option<Arc<DnsSlice>>) {
+        let key = (ns.to_string(), name.to_string());
+        let owner = slice.as_ref().and_then(|s| s.service.as_deref()).map(|svc| (ns.to_string(), svc.to_string()));
+        let previous = self.slice_owner.get(&key).cloned();
+        let mut affected: Vec<Key> = previous.iter().chain(owner.iter()).cloned().collect();
+        affected.dedup();
+        let before: Vec<Contribution> = affected.iter().map(|k| self.service_contribution(k)).collect();
+        if let Some(p) = &previous {
+            if let Some(slices) = self.slices.get_mut(p) {
+                slices.retain(|(n, _)| n != name);
+                if slices.is_empty() {
+                    self.slices.remove(p);
+                }
+            }
+            self.slice_owner.remove(&key);
+        }
+        if let (Some(o), Some(s)) = (&owner, slice) {
+            let slices = self.slices.entry(o.clone()).or_default();
+            match slices.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+                Ok(at) => slices[at].1 = s,
+                Err(at) => slices.insert(at, (name.to_string(), s)),
+            }
+            self.slice_owner.insert(key, o.clone());
+        }
+        for (k, before) in affected.iter().zip(before) {
+            let after = self.service_contribution(k);
+            self.apply(before, after);
+        }
+    }
+
+    /// Sets or deletes a Pod (ignored unless `pods verified`).
+    pub fn set_pod(&mut self, ns: &str, name: &str, pod: Option<Arc<DnsPod>>) {
+        if self.config.pods != PodsMode::Verified {
+            return;
+        }
+        let key = (ns.to_string(), name.to_string());
+        let before = self.contribution(self.pods.get(&key).map(|p| &**p), |c, p| pod_records(c, p));
+        let after = self.contribution(pod.as_deref(), |c, p| pod_records(c, p));
+        match pod {
+            Some(p) => self.pods.insert(key, p),
+            None => self.pods.remove(&key),
+        };
+        self.apply(before, after);
+    }
+
+    /// Creates or deletes a Namespace.
+    pub fn set_namespace(&mut self, name: &str, exists: bool) {
+        let before = self.contribution(self.namespaces.get(name), |c, n| namespace_records(c, n));
+        let after = self.contribution(exists.then_some(name), |c, n| namespace_records(c, n));
+        if exists {
+            self.namespaces.insert(name.to_string());
+        } else {
+            self.namespaces.remove(name);
+        }
+        self.apply(before, after);
+    }
+
+    fn contribution<T: ?Sized>(&self, object: Option<&T>, records: impl Fn(&mut Collect<'_>, &T)) -> Contribution {
+        let Some(object) = object else { return Contribution::default() };
+        let mut c = Collect::new(&self.config);
+        records(&mut c, object);
+        c.finish()
+    }
+
+    fn service_contribution(&self, key: &Key) -> Contribution {
+        let Some(service) = self.services.get(key) else { return Contribution::default() };
+        let slices: Vec<&DnsSlice> =
+            self.slices.get(key).map(|s| s.iter().map(|(_, s)| &**s).collect()).unwrap_or_default();
+        let mut c = Collect::new(&self.config);
+        service_records(&mut c, service, &slices);
+        c.finish()
+    }
+
+    /// Replaces one object's contribution `before` by `after`.
+    fn apply(&mut self, before: Contribution, after: Contribution) {
+        if before == after {
+            return;
+        }
+        // Names first, so that records always land on a held name; names
+        // let go last, once their records are gone.
+        for name in missing_from(&after.names, &before.names) {
+            let held = self.held.entry(name.clone()).or_default();
+            held.holders += 1;
+            if held.holders == 1 {
+                self.touch(name);
+            }
+        }
+        for (name, data) in missing_from(&before.records, &after.records) {
+            self.remove_record(name, data);
+        }
+        for (name, data) in missing_from(&after.records, &before.records) {
+            self.add_record(name, data);
+        }
+        for name in missing_from(&before.names, &after.names) {
+            let Some(held) = self.held.get_mut(name) else { continue };
+            held.holders -= 1;
+            if held.holders == 0 {
+                debug_assert!(held.shared.is_empty(), "{name} released with shared records");
+                self.held.remove(name);
+                self.touch(name);
+            }
+        }
+        for ns in missing_from(&after.namespaces, &before.namespaces) {
+            let refs = self.namespace_refs.entry(ns.clone()).or_default();
+            *refs += 1;
+            self.namespaces_changed |= *refs == 1;
+        }
+        for ns in missing_from(&before.namespaces, &after.namespaces) {
+            if let Some(refs) = self.namespace_refs.get_mut(ns) {
+                *refs -= 1;
+                if *refs == 0 {
+                    self.namespace_refs.remove(ns);
+                    self.namespaces_changed = true;
+                }
+            }
+        }
+        // SRV answers carry the addresses of their targets, all names of
+        // the same Service: prepare every name of the object again.
+        self.recompile.extend(after.names);
+    }
+
+    /// The one copy of a held name that the tables and records share
+    /// (each contribution computes its own).
+    fn canonical(&self, name: &Name) -> Name {
+        self.held.get_key_value(name).map_or_else(|| name.clone(), |(k, _)| k.clone())
+    }
+
+    /// `data` pointing at the shared copies of the names it holds.
+    fn canonical_data(&self, data: &RData) -> RData {
+        match data {
+            RData::Ptr(n) => RData::Ptr(self.canonical(n)),
+            RData::Cname(n) => RData::Cname(self.canonical(n)),
+            RData::Srv(srv) => RData::Srv(Srv { target: self.canonical(&srv.target), ..srv.clone() }),
+            other => other.clone(),
+        }
+    }
+
+    /// The records of `name` being edited, from the published node.
+    fn touch(&mut self, name: &Name) -> &mut Vec<RData> {
+        let key = self.canonical(name);
+        let view = &self.view;
+        self.work.entry(key).or_insert_with(|| {
+            let mut data: Vec<RData> = view
+                .node(name)
+                .map(|n| {
+                    n.rrsets.iter().filter(|s| s.rtype != rtype::SOA).flat_map(|s| s.data.iter().cloned()).collect()
+                })
+                .unwrap_or_default();
+            data.sort_unstable();
+            data
+        })
+    }
+
+    fn add_record(&mut self, name: &Name, data: &RData) {
+        let shared = self.canonical_data(data);
+        let records = self.touch(name);
+        match records.binary_search(data) {
+            Err(at) => records.insert(at, shared),
+            Ok(_) => {
+                let Some(held) = self.held.get_mut(name) else { return };
+                match held.shared.iter_mut().find(|(d, _)| d == data) {
+                    Some((_, extra)) => *extra += 1,
+                    None => held.shared.push((data.clone(), 1)),
+                }
+            }
+        }
+    }
+
+    fn remove_record(&mut self, name: &Name, data: &RData) {
+        if let Some(held) = self.held.get_mut(name) {
+            if let Some(i) = held.shared.iter().position(|(d, _)| d == data) {
+                held.shared[i].1 -= 1;
+                if held.shared[i].1 == 0 {
+                    held.shared.swap_remove(i);
+                }
+                return;
+            }
+        }
+        let records = self.touch(name);
+        if let Ok(at) = records.binary_search(data) {
+            records.remove(at);
+        }
+    }
+
+    /// Applies what changed since the last publish to the view, prepares
+    /// the answers that changed with it, and returns the new version, or
+    /// `None` if nothing changed.
+    pub fn publish(&mut self) -> Option<Arc<Compiled>> {
+        if self.work.is_empty() && self.recompile.is_empty() && !self.namespaces_changed {
+            return None;
+        }
+        self.serial = self.serial.wrapping_add(1);
+        let zone = self.config.zone.clone();
+        let mut changed = Vec::new();
+        for (name, records) in std::mem::take(&mut self.work) {
+            if self.held.contains_key(&name) {
+                let node = node_from(records);
+                let unchanged = self.view.node(&name).is_some_and(|n| *n == node);
+                if !unchanged {
+                    self.view.nodes.insert(name.clone(), Arc::new(node));
+                    changed.push(name);
+                }
+            } else if self.view.nodes.remove(name.wire()).is_some() {
+                changed.push(name);
+            }
+        }
+        let soa = soa_of(&self.config, self.serial);
+        let apex = self.view.node(&zone).cloned().unwrap_or_default();
+        self.view.nodes.insert(zone, Arc::new(with_soa(apex, &soa)));
+        self.view.serial = self.serial;
+        self.view.soa = soa;
+        self.view.synced = true;
+        let mut dirty: HashSet<Name> = std::mem::take(&mut self.recompile);
+        for name in &changed {
+            dirty.extend(self.chasers.get(name).into_iter().flatten().cloned());
+        }
+        if std::mem::take(&mut self.namespaces_changed) {
+            self.view.namespaces = Arc::new(self.namespace_refs.keys().cloned().collect());
+            // `pods insecure` names a CNAME may lead to exist by namespace.
+            dirty.extend(self.chases.keys().cloned());
+        }
+        dirty.extend(changed);
+        let template = soa_template(&self.view);
+        for name in dirty {
+            let name = self.canonical(&name);
+            self.forget_chase(&name);
+            match self.view.node(&name) {
+                Some(node) => {
+                    let entry = compile(&self.view, &template, &name, node);
+                    let through = chased_names(&self.view, node);
+                    self.entries.insert(name.clone(), Arc::new(entry));
+                    if !through.is_empty() {
+                        for t in &through {
+                            self.chasers.entry(t.clone()).or_default().push(name.clone());
+                        }
+                        self.chases.insert(name, through);
+                    }
+                }
+                None => {
+                    self.entries.remove(name.wire());
+                }
+            }
+        }
+        let view = Arc::new(self.view.clone());
+        Some(Arc::new(Compiled::assemble(view, self.entries.clone(), self.recursion)))
+    }
+
+    fn forget_chase(&mut self, owner: &Name) {
+        for t in self.chases.remove(owner).unwrap_or_default() {
+            if let Some(owners) = self.chasers.get_mut(&t) {
+                owners.retain(|o| o != owner);
+                if owners.is_empty() {
+                    self.chasers.remove(&t);
+                }
+            }
+        }
+    }
+}
+
+/// The items of sorted `a` that sorted `b` lacks.
+fn missing_from<'a, T: Ord>(a: &'a [T], b: &'a [T]) -> impl Iterator<Item = &'a T> {
+    let mut j = 0;
+    a.iter().filter(move |x| {
+        while j < b.len() && b[j] < **x {
+            j += 1;
+        }
+        !(j < b.len() && b[j] == **x)
+    })
+}
+
+#[cfg(test)]
+#[path = "zone_tests.rs"]
+mod tests;
