@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need_apt=()
-for pkg_cmd in curl:curl python3:python3 ip:iproute2 dig:dnsutils nft:nftables iptables-restore:iptables conntrack:conntrack script:bsdutils setpriv:util-linux; do
+for pkg_cmd in curl:curl python3:python3 ip:iproute2 dig:dnsutils nft:nftables iptables-restore:iptables conntrack:conntrack script:bsdutils setpriv:util-linux openssl:openssl; do
   cmd=${pkg_cmd%%:*}; pkg=${pkg_cmd##*:}
   command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

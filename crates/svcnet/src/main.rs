@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod ingress;
+
 use clap::{Args, Parser, Subcommand};
 use svcnet_apiserver::{ApiServer, ApiServerConfig};
 use svcnet_controllers::{ControllerConfig, ControllerManager};
@@ -31,6 +33,9 @@ enum Command {
     ControllerManager(ClientArgs),
     /// Run the cluster DNS server (zone cluster.local) against an API server.
     Dns(DnsArgs),
+    /// Run the Ingress controller (IngressClass `svcnet`) against an API
+    /// server.
+    Ingress(ingress::IngressArgs),
     /// Run a node agent against an API server: registers the node and runs
     /// the pods bound to it in network namespaces.
     Agent(AgentArgs),
@@ -182,6 +187,14 @@ struct ServerArgs {
     /// (`up` only) The node network, inside the sandbox.
     #[arg(long, default_value = "172.18.0.0/24", value_parser = svcnet_agent::ipam::Ipv4Cidr::parse)]
     node_cidr: svcnet_agent::ipam::Ipv4Cidr,
+    /// (`up` only) Port on 127.0.0.1 where the Ingress controller serves
+    /// HTTP (default 80, or a free port if 80 cannot be bound; 0 picks a
+    /// free one).
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// (`up` only) Port on 127.0.0.1 for HTTPS (default 443, as --http-port).
+    #[arg(long)]
+    https_port: Option<u16>,
 }
 
 fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
@@ -199,7 +212,11 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SVCNET_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Ingress(ingress::IngressArgs { workers: Some(n), .. }) = &cli.command {
+        builder.worker_threads((*n).max(1));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("svcnet: cannot start the async runtime: {e}");
@@ -228,6 +245,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Apiserver(args) => serve(args, false).await,
         Command::ControllerManager(args) => controller_manager(args).await,
         Command::Dns(args) => dns(args).await,
+        Command::Ingress(args) => ingress::run(args).await,
         Command::Agent(args) => agent(args).await,
         Command::Proxy(ProxyCommand::List { kubeconfig, node }) => {
             proxy_list(kubeconfig.as_deref(), node.as_deref()).await
@@ -344,14 +362,25 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> Result<(), BoxError>
             Some(dns) => cluster_services(&client, &planned, server.addr, dns, &dns_config).await?,
             None => Vec::new(),
         };
-        Some((prefix, agents, relays))
+        Some((prefix, agents, relays, planned))
+    } else {
+        None
+    };
+    let ingress = if with_controllers {
+        let client = client_for(Some(&server.kubeconfig), "svcnet-ingress")?;
+        let ports = ingress::HostPorts { http: args.http_port, https: args.https_port };
+        let planned = agents.as_ref().map(|a| a.3.as_slice()).unwrap_or_default();
+        Some(ingress::start_in_sandbox(client, ports, planned).await?)
     } else {
         None
     };
     println!("svcnet API server ready at https://{} — export KUBECONFIG={}", server.addr, server.kubeconfig.display());
     wait_for_signal().await?;
     tracing::info!("shutting down");
-    if let Some((prefix, agents, relays)) = agents {
+    if let Some(ingress) = ingress {
+        ingress.shutdown(std::time::Duration::from_secs(2)).await;
+    }
+    if let Some((prefix, agents, relays, _)) = agents {
         for r in relays {
             r.abort();
         }

@@ -37,6 +37,9 @@ pub struct Cluster {
     pub addr: String,
     /// Port of the cluster DNS on 127.0.0.1.
     pub dns_port: u16,
+    /// Ports of the Ingress controller on 127.0.0.1 (HTTP, HTTPS).
+    pub http_port: u16,
+    pub https_port: u16,
     cache: tempfile::TempDir,
     /// Prefix of the network namespaces of the sandbox's nodes and pods.
     pub netns_prefix: Option<String>,
@@ -72,7 +75,7 @@ impl Cluster {
 
     fn launch_with(dir: tempfile::TempDir, nodes: u32, extra: &[&str]) -> Cluster {
         let mut child = Command::new(env!("CARGO_BIN_EXE_svcnet"))
-            .args(["up", "--api-port", "0", "--nodes", &nodes.to_string()])
+            .args(["up", "--api-port", "0", "--http-port", "0", "--https-port", "0", "--nodes", &nodes.to_string()])
             .args(extra)
             .arg("--data-dir")
             .arg(dir.path())
@@ -85,11 +88,17 @@ impl Cluster {
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut dns_port = 0;
+        let (mut http_port, mut https_port) = (0, 0);
         let mut netns_prefix = None;
         let addr = loop {
             let line = lines.next().expect("svcnet exited before it was ready").expect("read stdout");
             if let Some(rest) = line.strip_prefix("svcnet cluster DNS on 127.0.0.1:") {
                 dns_port = rest.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            }
+            if let Some(rest) = line.strip_prefix("svcnet ingress on http://127.0.0.1:") {
+                let port = |s: &str| s.split(|c: char| !c.is_ascii_digit()).next().and_then(|p| p.parse().ok());
+                http_port = port(rest).unwrap_or(0);
+                https_port = rest.split_once("https://127.0.0.1:").and_then(|(_, r)| port(r)).unwrap_or(0);
             }
             if let Some(i) = line.find("(network namespaces ") {
                 let rest = &line[i + "(network namespaces ".len()..];
@@ -109,6 +118,8 @@ impl Cluster {
             dir,
             addr,
             dns_port,
+            http_port,
+            https_port,
             cache: tempfile::tempdir().expect("tempdir"),
             netns_prefix,
             nodes,

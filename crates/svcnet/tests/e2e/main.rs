@@ -8,6 +8,7 @@ mod controllers;
 mod dns;
 mod durability;
 mod errors;
+mod ingress;
 mod kubectl_basics;
 mod kubectl_objects;
 mod pods;

@@ -1,0 +1,217 @@
+//! The controller: reflectors over Ingresses, IngressClasses, Services,
+//! EndpointSlices and Secrets feed one loop that rebuilds the route table
+//! from the stores ([`crate::build_table`]'s core, on a blocking thread),
+//! publishes it, writes `status.loadBalancer.ingress` of the Ingresses we
+//! serve, and records Events: a Warning when a problem appears (missing
+//! Service or Secret, conflicting rule, bad annotation) and a Normal
+//! `Sync` once per Ingress generation.
+//!
+//! Changes that arrive while a table is being built are folded into the
+//! next build, so a burst of endpoint changes costs a few rebuilds.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use serde_json::json;
+use svcnet_client::events::{EventType, Recorder, reference};
+use svcnet_client::{Api, Client, ObjectKey, Patch, PatchParams, Reflector, ReflectorConfig, ReflectorHandle, Store};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::config::IngressConfig;
+use crate::error::Error;
+use crate::pool::Connector;
+use crate::server::{IngressServer, Listeners, Shared};
+use crate::table::{IngressRef, Problem, RouteTable, compile};
+
+/// A running Ingress controller: the watches and the proxy.
+#[derive(Debug)]
+pub struct IngressController {
+    server: IngressServer,
+    task: JoinHandle<()>,
+}
+
+impl IngressController {
+    /// Starts watching and serving. Returns once the watches are started
+    /// (serving may answer 404/503 until the first sync; `/healthz` says
+    /// ready only after it).
+    pub async fn start(
+        client: Client,
+        config: IngressConfig,
+        listeners: Listeners,
+        connector: Arc<dyn Connector>,
+    ) -> Result<IngressController, Error> {
+        let client = client.with_user_agent("svcnet-ingress/0.1.0").unwrap_or(client);
+        let server = IngressServer::start(RouteTable::empty(), listeners, connector, config.metrics).await?;
+        let dirty = Arc::new(Notify::new());
+        let (ingresses, h1) = watch::<Ingress>(&client, &dirty);
+        let (classes, h2) = watch::<IngressClass>(&client, &dirty);
+        let (services, h3) = watch::<Service>(&client, &dirty);
+        let (slices, h4) = watch::<EndpointSlice>(&client, &dirty);
+        let (secrets, h5) = watch::<Secret>(&client, &dirty);
+        let stores = Stores { ingresses, classes, services, slices, secrets };
+        let shared = server.shared.clone();
+        let task = tokio::spawn(async move {
+            // Dropping the handles (when this task ends) stops the reflectors.
+            let _handles = (h1, h2, h3, h4, h5);
+            run(client, config, stores, shared, dirty).await;
+        });
+        Ok(IngressController { server, task })
+    }
+
+    /// Serves on more sockets too (e.g. one per node namespace).
+    pub fn add_listeners(&self, listeners: Listeners) {
+        self.server.add_listeners(listeners);
+    }
+
+    /// Where `/metrics` and `/healthz` are served, if anywhere.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.metrics_addr()
+    }
+
+    /// The proxy (addresses, current table, metrics).
+    pub fn server(&self) -> &IngressServer {
+        &self.server
+    }
+
+    /// Stops watching and accepting; in-flight requests get up to `grace`.
+    pub async fn shutdown(self, grace: Duration) {
+        self.task.abort();
+        let _ = self.task.await;
+        self.server.shutdown(grace).await;
+    }
+}
+
+/// A reflector whose every notification marks the table dirty.
+fn watch<K>(client: &Client, dirty: &Arc<Notify>) -> (Store<K>, ReflectorHandle<K>)
+where
+    K: svcnet_client::Object + Send + Sync + 'static,
+{
+    let reflector = Reflector::new(Api::<K>::all(client.clone()), ReflectorConfig::default());
+    let store = reflector.store();
+    let mut sub = reflector.subscribe();
+    let handle = reflector.spawn();
+    let dirty = dirty.clone();
+    // Ends when the reflector (its handle) is dropped.
+    tokio::spawn(async move {
+        while sub.recv().await.is_some() {
+            dirty.notify_one();
+        }
+    });
+    (store, handle)
+}
+
+#[derive(Clone)]
+struct Stores {
+    ingresses: Store<Ingress>,
+    classes: Store<IngressClass>,
+    services: Store<Service>,
+    slices: Store<EndpointSlice>,
+    secrets: Store<Secret>,
+}
+
+/// A short pause after a change, so that a burst (a rollout's endpoint
+/// updates) is one rebuild instead of dozens.
+const COALESCE: Duration = Duration::from_millis(20);
+
+async fn run(client: Client, config: IngressConfig, stores: Stores, shared: Arc<Shared>, dirty: Arc<Notify>) {
+    stores.ingresses.wait_synced().await;
+    stores.classes.wait_synced().await;
+    stores.services.wait_synced().await;
+    stores.slices.wait_synced().await;
+    stores.secrets.wait_synced().await;
+    let recorder = Recorder::new(client.clone(), "svcnet-ingress");
+    let mut reported: HashSet<Problem> = HashSet::new();
+    let mut synced_generation: HashMap<String, i64> = HashMap::new();
+    loop {
+        let (s, c) = (stores.clone(), config.clone());
+        let built = tokio::task::spawn_blocking(move || {
+            let (ingresses, classes, services, slices, secrets) =
+                (s.ingresses.state(), s.classes.state(), s.services.state(), s.slices.state(), s.secrets.state());
+            compile(&ingresses, &classes, &services, &slices, &secrets, &c)
+        })
+        .await;
+        match built {
+            Ok((table, problems)) => {
+                let served: Vec<IngressRef> = table.ingresses().to_vec();
+                shared.publish(table);
+                if !shared.synced.swap(true, Relaxed) {
+                    tracing::info!(ingresses = served.len(), "first Ingress configuration loaded");
+                }
+                report(&recorder, &stores.ingresses, &problems, &mut reported);
+                for id in &served {
+                    let Some(ing) = stores.ingresses.get(&ObjectKey::namespaced(&id.namespace, &id.name)) else {
+                        continue;
+                    };
+                    announce_sync(&recorder, &ing, &mut synced_generation);
+                    if !config.status_addresses.is_empty() {
+                        write_status(&client, &config, &ing).await;
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "building the route table failed; keeping the previous one"),
+        }
+        dirty.notified().await;
+        tokio::time::sleep(COALESCE).await;
+    }
+}
+
+/// Warning Events for problems that were not there in the previous build.
+fn report(recorder: &Recorder, ingresses: &Store<Ingress>, problems: &[Problem], reported: &mut HashSet<Problem>) {
+    let now: HashSet<Problem> = problems.iter().cloned().collect();
+    for p in problems {
+        if reported.contains(p) {
+            continue;
+        }
+        tracing::warn!(ingress = %p.ingress, reason = p.reason, "{}", p.message);
+        if let Some(ing) = ingresses.get(&ObjectKey::namespaced(&p.ingress.namespace, &p.ingress.name)) {
+            let object = reference("Ingress", "networking.k8s.io/v1", &ing.metadata);
+            recorder.record(object, EventType::Warning, p.reason, p.message.clone());
+        }
+    }
+    *reported = now;
+}
+
+/// ingress-nginx's `Sync` / "Scheduled for sync", once per generation.
+fn announce_sync(recorder: &Recorder, ing: &Ingress, seen: &mut HashMap<String, i64>) {
+    let uid = ing.metadata.uid.clone().unwrap_or_default();
+    let generation = ing.metadata.generation.unwrap_or(0);
+    if seen.get(&uid) == Some(&generation) {
+        return;
+    }
+    seen.insert(uid, generation);
+    if seen.len() > 100_000 {
+        seen.clear();
+    }
+    let object = reference("Ingress", "networking.k8s.io/v1", &ing.metadata);
+    recorder.record(object, EventType::Normal, "Sync", "Scheduled for sync".to_string());
+}
+
+/// Sets `status.loadBalancer.ingress` to our addresses unless it already
+/// says so (the store follows our own writes, so this converges).
+async fn write_status(client: &Client, config: &IngressConfig, ing: &Ingress) {
+    let want: Vec<String> = config.status_addresses.iter().map(|a| a.to_string()).collect();
+    let have: Vec<String> = ing
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .map(|list| list.iter().filter_map(|i| i.ip.clone()).collect())
+        .unwrap_or_default();
+    if have == want {
+        return;
+    }
+    let (Some(ns), Some(name)) = (ing.metadata.namespace.as_deref(), ing.metadata.name.as_deref()) else { return };
+    let list: Vec<serde_json::Value> = want.iter().map(|ip| json!({ "ip": ip })).collect();
+    let patch = json!({ "status": { "loadBalancer": { "ingress": list } } });
+    let api: Api<Ingress> = Api::namespaced(client.clone(), ns);
+    match api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => tracing::debug!(ingress = %format!("{ns}/{name}"), "status written"),
+        Err(e) => tracing::warn!(ingress = %format!("{ns}/{name}"), error = %e, "writing Ingress status failed"),
+    }
+}

@@ -1,0 +1,248 @@
+//! Upstream connections: the [`Connector`] that opens them, and keep-alive
+//! pools per endpoint. HTTP/1.1 connections are reused one request at a
+//! time (a connection goes back to the pool once its response body has
+//! been read); an h2c endpoint shares one multiplexed connection. Pools
+//! live outside the route table, keyed by endpoint address, so a table
+//! swap keeps every warm connection.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use crate::annotations::BackendProtocol;
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type on both sides of the proxy.
+pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// How upstream (backend) connections are opened. Default: plain tokio
+/// `TcpStream::connect`. svcnet's sandbox passes one that opens sockets
+/// inside a node's network namespace.
+pub trait Connector: Send + Sync + 'static {
+    fn connect(&self, addr: SocketAddr) -> Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send + '_>>;
+}
+
+/// `TcpStream::connect` in the process's own network namespace.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DirectConnector;
+
+impl Connector for DirectConnector {
+    fn connect(&self, addr: SocketAddr) -> Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send + '_>> {
+        Box::pin(TcpStream::connect(addr))
+    }
+}
+
+/// Why no connection could be had.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    #[error("connecting to {0} timed out")]
+    Timeout(SocketAddr),
+    #[error("connecting to {addr} failed: {source}")]
+    Io {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the HTTP handshake with {addr} failed: {source}")]
+    Handshake {
+        addr: SocketAddr,
+        #[source]
+        source: hyper::Error,
+    },
+}
+
+/// Idle HTTP/1.1 connections older than this are not reused: backends
+/// commonly close idle connections after 60 s or more, and a request on a
+/// connection the backend is closing fails.
+const MAX_IDLE: Duration = Duration::from_secs(50);
+/// Idle connections kept per endpoint.
+const MAX_IDLE_PER_ENDPOINT: usize = 128;
+
+/// A connection ready for one request.
+pub(crate) enum Conn {
+    /// `reused`: taken from the pool (a failure may be the backend having
+    /// closed it meanwhile, which is worth a retry).
+    H1 {
+        sender: http1::SendRequest<Body>,
+        reused: bool,
+    },
+    H2(http2::SendRequest<Body>),
+}
+
+/// One endpoint's connections and load.
+#[derive(Debug)]
+pub(crate) struct EndpointPool {
+    pub(crate) addr: SocketAddr,
+    protocol: BackendProtocol,
+    idle: Mutex<Vec<(Instant, http1::SendRequest<Body>)>>,
+    h2: tokio::sync::Mutex<Option<http2::SendRequest<Body>>>,
+    /// Requests in flight (least-request balancing).
+    pub(crate) inflight: AtomicUsize,
+}
+
+/// Every endpoint's pool.
+pub(crate) struct Pools {
+    map: RwLock<HashMap<(SocketAddr, BackendProtocol), Arc<EndpointPool>>>,
+    connector: Arc<dyn Connector>,
+}
+
+impl Pools {
+    pub(crate) fn new(connector: Arc<dyn Connector>) -> Pools {
+        Pools { map: RwLock::default(), connector }
+    }
+
+    /// The pool of an endpoint (created on first use).
+    pub(crate) fn endpoint(&self, addr: SocketAddr, protocol: BackendProtocol) -> Arc<EndpointPool> {
+        if let Some(p) = self.map.read().unwrap_or_else(|p| p.into_inner()).get(&(addr, protocol)) {
+            return p.clone();
+        }
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        map.entry((addr, protocol))
+            .or_insert_with(|| {
+                Arc::new(EndpointPool {
+                    addr,
+                    protocol,
+                    idle: Mutex::default(),
+                    h2: tokio::sync::Mutex::default(),
+                    inflight: AtomicUsize::new(0),
+                })
+            })
+            .clone()
+    }
+
+    /// Drops the pools of endpoints no longer in use (not in `keep` and no
+    /// request in flight); their idle connections close.
+    pub(crate) fn retain(&self, keep: &HashSet<(SocketAddr, BackendProtocol)>) {
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k, p| keep.contains(k) || p.inflight.load(Relaxed) > 0);
+    }
+
+    /// A connection to the endpoint: a pooled one if there is one, else a
+    /// new one (within `timeout`).
+    pub(crate) async fn checkout(&self, pool: &Arc<EndpointPool>, timeout: Duration) -> Result<Conn, ConnectError> {
+        match pool.protocol {
+            BackendProtocol::Http1 => {
+                if let Some(sender) = pool.take_idle() {
+                    return Ok(Conn::H1 { sender, reused: true });
+                }
+                let sender = self.connect_h1(pool.addr, timeout).await?;
+                Ok(Conn::H1 { sender, reused: false })
+            }
+            BackendProtocol::H2c => {
+                // One connect at a time per endpoint; others wait for it and
+                // share the connection.
+                let mut shared = pool.h2.lock().await;
+                if let Some(s) = shared.as_ref().filter(|s| !s.is_closed()) {
+                    return Ok(Conn::H2(s.clone()));
+                }
+                let stream = self.tcp(pool.addr, timeout).await?;
+                let mut builder = http2::Builder::new(TokioExecutor::new());
+                builder.timer(TokioTimer::new()).keep_alive_interval(Duration::from_secs(30));
+                let (sender, conn) = builder
+                    .handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(|source| ConnectError::Handshake { addr: pool.addr, source })?;
+                let addr = pool.addr;
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%addr, error = %e, "h2c upstream connection ended");
+                    }
+                });
+                *shared = Some(sender.clone());
+                Ok(Conn::H2(sender))
+            }
+        }
+    }
+
+    /// A new HTTP/1.1 connection, not pooled (upgrades take it over).
+    pub(crate) async fn connect_h1(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<http1::SendRequest<Body>, ConnectError> {
+        let stream = self.tcp(addr, timeout).await?;
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|source| ConnectError::Handshake { addr, source })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(%addr, error = %e, "upstream connection ended");
+            }
+        });
+        Ok(sender)
+    }
+
+    async fn tcp(&self, addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnectError> {
+        let stream = match tokio::time::timeout(timeout, self.connector.connect(addr)).await {
+            Err(_) => return Err(ConnectError::Timeout(addr)),
+            Ok(Err(source)) => return Err(ConnectError::Io { addr, source }),
+            Ok(Ok(s)) => s,
+        };
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+}
+
+impl EndpointPool {
+    fn take_idle(&self) -> Option<http1::SendRequest<Body>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        // Newest first: the likeliest to still be open.
+        while let Some((since, sender)) = idle.pop() {
+            if since.elapsed() < MAX_IDLE && sender.is_ready() && !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// Puts an HTTP/1.1 connection back once it can take another request
+    /// (its response body read to the end); a connection that closes
+    /// instead is forgotten.
+    pub(crate) fn give_back(self: &Arc<Self>, mut sender: http1::SendRequest<Body>) {
+        let pool = self.clone();
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok() {
+                let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+                if idle.len() < MAX_IDLE_PER_ENDPOINT {
+                    idle.push((Instant::now(), sender));
+                }
+            }
+        });
+    }
+}
+
+/// Counts a request in flight at an endpoint until dropped (when the
+/// response body ends or is abandoned).
+pub(crate) struct InFlight(Arc<EndpointPool>);
+
+impl InFlight {
+    pub(crate) fn new(pool: Arc<EndpointPool>) -> InFlight {
+        pool.inflight.fetch_add(1, Relaxed);
+        InFlight(pool)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Relaxed);
+    }
+}
+
+impl std::fmt::Debug for Pools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pools").field("endpoints", &self.map.read().map(|m| m.len()).unwrap_or(0)).finish()
+    }
+}

@@ -1,0 +1,331 @@
+//! The serving side: accept loops over the HTTP and HTTPS listeners,
+//! one task per client connection (HTTP/1.1 with upgrades, h2c with prior
+//! knowledge on plain listeners, h2 or HTTP/1.1 by ALPN on TLS), the
+//! `/metrics` and `/healthz` listener, table publishing, and an orderly
+//! shutdown. [`serve_static`] runs all of it from a fixed table, without
+//! an API server.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::pool::{Body, Connector, Pools};
+use crate::proxy::{ConnInfo, boxed, handle};
+use crate::table::{RouteTable, TableCell};
+use crate::tls::{TableResolver, default_certificate, server_config};
+
+/// Sockets to serve on: plain HTTP and HTTPS. Bind them yourself (any
+/// address, port 0 for a free one) and hand them over.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub http: Vec<TcpListener>,
+    pub https: Vec<TcpListener>,
+}
+
+/// A TLS handshake that takes longer than this is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every connection task shares.
+pub(crate) struct Shared {
+    pub(crate) table: Arc<TableCell>,
+    pub(crate) pools: Pools,
+    pub(crate) metrics: Metrics,
+    pub(crate) synced: AtomicBool,
+    tls: TlsAcceptor,
+    /// true: stop accepting, finish connections gracefully.
+    shutdown: watch::Sender<bool>,
+    /// true: the grace period is over; drop whatever is left.
+    pub(crate) force: watch::Sender<bool>,
+    active: AtomicUsize,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("pools", &self.pools).field("active", &self.active).finish_non_exhaustive()
+    }
+}
+
+/// Counts a connection (or an upgraded stream) as active until dropped.
+pub(crate) struct Active(Arc<Shared>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Relaxed);
+        self.0.metrics.connections.fetch_sub(1, Relaxed);
+    }
+}
+
+impl Shared {
+    /// Swaps in a new table; forgets the pools of endpoints it dropped.
+    pub(crate) fn publish(&self, table: RouteTable) {
+        let keep: HashSet<_> =
+            table.upstreams().iter().flat_map(|u| u.endpoints.iter().map(move |e| (e.addr, u.protocol))).collect();
+        self.table.store(Arc::new(table));
+        self.pools.retain(&keep);
+        self.metrics.reloaded();
+    }
+
+    pub(crate) fn track(self: &Arc<Self>) -> Active {
+        self.active.fetch_add(1, Relaxed);
+        self.metrics.connections.fetch_add(1, Relaxed);
+        Active(self.clone())
+    }
+}
+
+/// The proxy serving one table at a time. Publish another with
+/// [`IngressServer::publish`]; open connections are never disturbed.
+#[derive(Debug)]
+pub struct IngressServer {
+    pub(crate) shared: Arc<Shared>,
+    accept: Mutex<Vec<JoinHandle<()>>>,
+    addrs: Mutex<(Vec<SocketAddr>, Vec<SocketAddr>)>,
+    metrics_addr: Option<SocketAddr>,
+    metrics_task: Option<JoinHandle<()>>,
+}
+
+/// Serves `table` on `listeners` until shut down, with no API server:
+/// for tests, benchmarks, and as the serving half of the controller.
+/// `metrics` binds the `/metrics` and `/healthz` listener. The server
+/// counts as synced (healthy) at once.
+pub async fn serve_static(
+    table: RouteTable,
+    listeners: Listeners,
+    connector: Arc<dyn Connector>,
+    metrics: Option<SocketAddr>,
+) -> Result<IngressServer, Error> {
+    let server = IngressServer::start(table, listeners, connector, metrics).await?;
+    server.shared.synced.store(true, Relaxed);
+    server.shared.metrics.reloaded();
+    Ok(server)
+}
+
+impl IngressServer {
+    pub(crate) async fn start(
+        table: RouteTable,
+        listeners: Listeners,
+        connector: Arc<dyn Connector>,
+        metrics: Option<SocketAddr>,
+    ) -> Result<IngressServer, Error> {
+        let cell = Arc::new(TableCell::new(table));
+        let default = Arc::new(default_certificate()?);
+        let tls = server_config(Arc::new(TableResolver { table: cell.clone(), default }))?;
+        let shared = Arc::new(Shared {
+            table: cell,
+            pools: Pools::new(connector),
+            metrics: Metrics::default(),
+            synced: AtomicBool::new(false),
+            tls: TlsAcceptor::from(tls),
+            shutdown: watch::channel(false).0,
+            force: watch::channel(false).0,
+            active: AtomicUsize::new(0),
+        });
+        let (metrics_addr, metrics_task) = match metrics {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr).await.map_err(|source| Error::MetricsBind { addr, source })?;
+                let bound = listener.local_addr().map_err(|source| Error::MetricsBind { addr, source })?;
+                (Some(bound), Some(tokio::spawn(serve_metrics(listener, shared.clone()))))
+            }
+            None => (None, None),
+        };
+        let server =
+            IngressServer { shared, accept: Mutex::default(), addrs: Mutex::default(), metrics_addr, metrics_task };
+        server.add_listeners(listeners);
+        Ok(server)
+    }
+
+    /// Serves on more sockets too.
+    pub fn add_listeners(&self, listeners: Listeners) {
+        let mut tasks = self.accept.lock().unwrap_or_else(|p| p.into_inner());
+        let mut addrs = self.addrs.lock().unwrap_or_else(|p| p.into_inner());
+        for (list, tls) in [(listeners.http, false), (listeners.https, true)] {
+            for l in list {
+                if let Ok(a) = l.local_addr() {
+                    if tls { addrs.1.push(a) } else { addrs.0.push(a) }
+                }
+                tasks.push(tokio::spawn(accept_loop(l, tls, self.shared.clone())));
+            }
+        }
+    }
+
+    /// Swaps in a new table: the next request (and TLS handshake) uses it.
+    pub fn publish(&self, table: RouteTable) {
+        self.shared.publish(table);
+    }
+
+    /// The table being served.
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.shared.table.load()
+    }
+
+    /// Where `/metrics` and `/healthz` are served, if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The plain HTTP listeners' addresses.
+    pub fn http_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs.lock().unwrap_or_else(|p| p.into_inner()).0.clone()
+    }
+
+    /// The HTTPS listeners' addresses.
+    pub fn https_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+
+    /// The metrics in Prometheus text format (what `/metrics` serves).
+    pub fn render_metrics(&self) -> String {
+        self.shared.metrics.render()
+    }
+
+    /// Stops accepting, lets open connections finish their requests (idle
+    /// keep-alive connections are closed) for up to `grace`, then drops
+    /// whatever is left.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.shared.shutdown.send(true);
+        for t in self.accept.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            t.abort();
+        }
+        if let Some(t) = &self.metrics_task {
+            t.abort();
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.shared.active.load(Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = self.shared.force.send(true);
+    }
+}
+
+impl Drop for IngressServer {
+    fn drop(&mut self) {
+        for t in self.accept.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            t.abort();
+        }
+        if let Some(t) = &self.metrics_task {
+            t.abort();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, tls: bool, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let local = stream.local_addr().unwrap_or(peer);
+                let info = ConnInfo { peer, local, tls };
+                tokio::spawn(connection(stream, info, shared.clone()));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: pause, not spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, info: ConnInfo, shared: Arc<Shared>) {
+    let _active = shared.track();
+    let _ = stream.set_nodelay(true);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(60));
+    builder.http2().timer(TokioTimer::new());
+    if info.tls {
+        let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, shared.tls.accept(stream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %info.peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => return,
+        };
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let builder = if h2 { builder.http2_only() } else { builder.http1_only() };
+        drive(&builder, TokioIo::new(tls), info, shared.clone()).await;
+    } else {
+        drive(&builder, TokioIo::new(stream), info, shared.clone()).await;
+    }
+}
+
+async fn drive<I>(builder: &auto::Builder<TokioExecutor>, io: I, info: ConnInfo, shared: Arc<Shared>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc_shared = shared.clone();
+    let service = service_fn(move |req: Request<Incoming>| {
+        let shared = svc_shared.clone();
+        async move { Ok::<_, Infallible>(handle(shared, info, req).await) }
+    });
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut force = shared.force.subscribe();
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(peer = %info.peer, error = %e, "client connection ended");
+            }
+            return;
+        }
+        _ = shutdown.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+    }
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = force.wait_for(|f| *f) => {}
+    }
+}
+
+/// `/metrics` (Prometheus text) and `/healthz` (200 once the first
+/// configuration is served, 503 before).
+async fn serve_metrics(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(metrics_response(&shared, req.uri().path())) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+fn metrics_response(shared: &Shared, path: &str) -> Response<Body> {
+    let (status, body) = match path {
+        "/metrics" => (StatusCode::OK, shared.metrics.render()),
+        "/healthz" | "/readyz" | "/health" if shared.synced.load(Relaxed) => (StatusCode::OK, "ok\n".to_string()),
+        "/healthz" | "/readyz" | "/health" => {
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready: the first configuration is not loaded yet\n".to_string())
+        }
+        _ => (StatusCode::NOT_FOUND, "404 Not Found\n".to_string()),
+    };
+    let mut resp = Response::new(boxed(Full::new(Bytes::from(body))));
+    *resp.status_mut() = status;
+    resp
+}
