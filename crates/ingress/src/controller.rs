@@ -6,8 +6,12 @@
 //! Service or Secret, conflicting rule, bad annotation) and a Normal
 //! `Sync` once per Ingress generation.
 //!
-//! Changes that arrive while a table is being built are folded into the
-//! next build, so a burst of endpoint changes costs a few rebuilds.
+//! Changes are debounced: a rebuild starts once no change has come for
+//! 30 ms (at most 250 ms after the first), and changes that arrive while a
+//! table is being built are folded into the next build, so a burst of
+//! endpoint changes costs one or two rebuilds. Parsed certificates are
+//! kept across rebuilds while their Secret's `resourceVersion` holds.
+//! Only `kubernetes.io/tls` Secrets are watched (field selector on `type`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -27,7 +31,7 @@ use crate::config::IngressConfig;
 use crate::error::Error;
 use crate::pool::Connector;
 use crate::server::{IngressServer, Listeners, Shared};
-use crate::table::{IngressRef, Problem, RouteTable, compile};
+use crate::table::{CertCache, IngressRef, Problem, RouteTable, TLS_SECRET_TYPE, compile};
 
 /// A running Ingress controller: the watches and the proxy.
 #[derive(Debug)]
@@ -49,11 +53,17 @@ impl IngressController {
         let client = client.with_user_agent("svcnet-ingress/0.1.0").unwrap_or(client);
         let server = IngressServer::start(RouteTable::empty(), listeners, connector, config.metrics).await?;
         let dirty = Arc::new(Notify::new());
-        let (ingresses, h1) = watch::<Ingress>(&client, &dirty);
-        let (classes, h2) = watch::<IngressClass>(&client, &dirty);
-        let (services, h3) = watch::<Service>(&client, &dirty);
-        let (slices, h4) = watch::<EndpointSlice>(&client, &dirty);
-        let (secrets, h5) = watch::<Secret>(&client, &dirty);
+        let all = ReflectorConfig::default;
+        let (ingresses, h1) = watch::<Ingress>(&client, all(), &dirty);
+        let (classes, h2) = watch::<IngressClass>(&client, all(), &dirty);
+        let (services, h3) = watch::<Service>(&client, all(), &dirty);
+        let (slices, h4) = watch::<EndpointSlice>(&client, all(), &dirty);
+        // Only TLS Secrets: the others (service-account tokens, Helm
+        // releases, ...) are the bulk of a cluster's Secrets and would sit
+        // in memory for nothing. Both svcnet's API server and
+        // kube-apiserver select Secrets by `type`.
+        let tls_only = all().fields(&format!("type={TLS_SECRET_TYPE}"));
+        let (secrets, h5) = watch::<Secret>(&client, tls_only, &dirty);
         let stores = Stores { ingresses, classes, services, slices, secrets };
         let shared = server.shared.clone();
         let task = tokio::spawn(async move {
@@ -88,11 +98,11 @@ impl IngressController {
 }
 
 /// A reflector whose every notification marks the table dirty.
-fn watch<K>(client: &Client, dirty: &Arc<Notify>) -> (Store<K>, ReflectorHandle<K>)
+fn watch<K>(client: &Client, config: ReflectorConfig, dirty: &Arc<Notify>) -> (Store<K>, ReflectorHandle<K>)
 where
     K: svcnet_client::Object + Send + Sync + 'static,
 {
-    let reflector = Reflector::new(Api::<K>::all(client.clone()), ReflectorConfig::default());
+    let reflector = Reflector::new(Api::<K>::all(client.clone()), config);
     let store = reflector.store();
     let mut sub = reflector.subscribe();
     let handle = reflector.spawn();
@@ -115,9 +125,25 @@ struct Stores {
     secrets: Store<Secret>,
 }
 
-/// A short pause after a change, so that a burst (a rollout's endpoint
-/// updates) is one rebuild instead of dozens.
-const COALESCE: Duration = Duration::from_millis(20);
+/// After a change, the rebuild waits until no further change has come for
+/// this long (a rollout's burst of endpoint updates is one rebuild, not
+/// dozens) ...
+const QUIET: Duration = Duration::from_millis(30);
+/// ... but never longer than this after the first change of the burst, so
+/// a steady stream of changes still gets served.
+const MAX_DELAY: Duration = Duration::from_millis(250);
+
+/// Waits for a change, then for the burst it opens to settle.
+async fn next_change(dirty: &Notify) {
+    dirty.notified().await;
+    let deadline = tokio::time::Instant::now() + MAX_DELAY;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() || tokio::time::timeout(QUIET.min(left), dirty.notified()).await.is_err() {
+            return;
+        }
+    }
+}
 
 async fn run(client: Client, config: IngressConfig, stores: Stores, shared: Arc<Shared>, dirty: Arc<Notify>) {
     stores.ingresses.wait_synced().await;
@@ -128,16 +154,19 @@ async fn run(client: Client, config: IngressConfig, stores: Stores, shared: Arc<
     let recorder = Recorder::new(client.clone(), "svcnet-ingress");
     let mut reported: HashSet<Problem> = HashSet::new();
     let mut synced_generation: HashMap<String, i64> = HashMap::new();
+    let mut certs = CertCache::default();
     loop {
-        let (s, c) = (stores.clone(), config.clone());
+        let (s, c, mut cache) = (stores.clone(), config.clone(), std::mem::take(&mut certs));
         let built = tokio::task::spawn_blocking(move || {
             let (ingresses, classes, services, slices, secrets) =
                 (s.ingresses.state(), s.classes.state(), s.services.state(), s.slices.state(), s.secrets.state());
-            compile(&ingresses, &classes, &services, &slices, &secrets, &c)
+            let built = compile(&ingresses, &classes, &services, &slices, &secrets, &c, &mut cache);
+            (built, cache)
         })
         .await;
         match built {
-            Ok((table, problems)) => {
+            Ok(((table, problems), cache)) => {
+                certs = cache;
                 let served: Vec<IngressRef> = table.ingresses().to_vec();
                 shared.publish(table);
                 if !shared.synced.swap(true, Relaxed) {
@@ -156,8 +185,7 @@ async fn run(client: Client, config: IngressConfig, stores: Stores, shared: Arc<
             }
             Err(e) => tracing::error!(error = %e, "building the route table failed; keeping the previous one"),
         }
-        dirty.notified().await;
-        tokio::time::sleep(COALESCE).await;
+        next_change(&dirty).await;
     }
 }
 
@@ -213,5 +241,30 @@ async fn write_status(client: &Client, config: &IngressConfig, ing: &Ingress) {
     match api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
         Ok(_) => tracing::debug!(ingress = %format!("{ns}/{name}"), "status written"),
         Err(e) => tracing::warn!(ingress = %format!("{ns}/{name}"), error = %e, "writing Ingress status failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_burst_of_changes_costs_one_rebuild_not_one_each() {
+        let dirty = Arc::new(Notify::new());
+        let d = dirty.clone();
+        let burst = tokio::spawn(async move {
+            for _ in 0..50 {
+                d.notify_one();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        let mut rebuilds = 0;
+        while let Ok(()) = tokio::time::timeout(Duration::from_secs(1), next_change(&dirty)).await {
+            rebuilds += 1;
+        }
+        assert!(burst.is_finished());
+        // One; two if this machine is so loaded that the burst outlasted
+        // MAX_DELAY.
+        assert!((1..=2).contains(&rebuilds), "{rebuilds} rebuilds for 50 changes");
     }
 }

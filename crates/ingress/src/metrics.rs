@@ -67,15 +67,12 @@ pub struct Metrics {
 
 impl Metrics {
     /// The counters of a route (or, with `None`, of unmatched requests).
-    pub(crate) fn route(&self, route: Option<&Route>) -> Arc<RouteMetrics> {
-        let Some(route) = route else { return self.unmatched.clone() };
-        route
-            .metrics
-            .get_or_init(|| {
-                let key = (route.ingress.namespace.clone(), route.ingress.name.clone(), route.upstream.service.clone());
-                self.routes.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default().clone()
-            })
-            .clone()
+    pub(crate) fn route<'a>(&'a self, route: Option<&'a Route>) -> &'a RouteMetrics {
+        let Some(route) = route else { return &self.unmatched };
+        route.metrics.get_or_init(|| {
+            let key = (route.ingress.namespace.clone(), route.ingress.name.clone(), route.upstream.service.clone());
+            self.routes.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default().clone()
+        })
     }
 
     pub(crate) fn service<'u>(&self, upstream: &'u Upstream) -> &'u ServiceMetrics {

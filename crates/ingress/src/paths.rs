@@ -140,7 +140,9 @@ pub fn wildcard_suffix(host: &str) -> Option<&str> {
 /// The host a request is for, from its `Host` header or (HTTP/2) its
 /// `:authority`: lower-cased, the port dropped (it plays no part in
 /// matching), IPv6 brackets kept.
-pub fn request_host(authority: &str) -> String {
+/// Borrowed when it is already in that form (the common case), so the
+/// request path does not allocate for it.
+pub fn request_host(authority: &str) -> std::borrow::Cow<'_, str> {
     let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = if authority.starts_with('[') {
         match authority.find(']') {
@@ -153,7 +155,12 @@ pub fn request_host(authority: &str) -> String {
             _ => authority,
         }
     };
-    host.trim_end_matches('.').to_ascii_lowercase()
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    }
 }
 
 #[cfg(test)]

@@ -76,7 +76,19 @@ pub(crate) enum Conn {
         sender: http1::SendRequest<Body>,
         reused: bool,
     },
-    H2(http2::SendRequest<Body>),
+    H2 {
+        sender: http2::SendRequest<Body>,
+        reused: bool,
+    },
+}
+
+impl Conn {
+    /// Taken from the pool rather than opened for this request.
+    pub(crate) fn reused(&self) -> bool {
+        match self {
+            Conn::H1 { reused, .. } | Conn::H2 { reused, .. } => *reused,
+        }
+    }
 }
 
 /// One endpoint's connections and load.
@@ -85,7 +97,11 @@ pub(crate) struct EndpointPool {
     pub(crate) addr: SocketAddr,
     protocol: BackendProtocol,
     idle: Mutex<Vec<(Instant, http1::SendRequest<Body>)>>,
-    h2: tokio::sync::Mutex<Option<http2::SendRequest<Body>>>,
+    /// The shared h2c connection (a short lock to clone the sender).
+    h2: Mutex<Option<http2::SendRequest<Body>>>,
+    /// Held while an h2c connection is being opened, so that concurrent
+    /// requests wait for one connect instead of each opening their own.
+    h2_connect: tokio::sync::Mutex<()>,
     /// Requests in flight (least-request balancing).
     pub(crate) inflight: AtomicUsize,
 }
@@ -113,7 +129,8 @@ impl Pools {
                     addr,
                     protocol,
                     idle: Mutex::default(),
-                    h2: tokio::sync::Mutex::default(),
+                    h2: Mutex::default(),
+                    h2_connect: tokio::sync::Mutex::default(),
                     inflight: AtomicUsize::new(0),
                 })
             })
@@ -130,22 +147,37 @@ impl Pools {
     }
 
     /// A connection to the endpoint: a pooled one if there is one, else a
-    /// new one (within `timeout`).
-    pub(crate) async fn checkout(&self, pool: &Arc<EndpointPool>, timeout: Duration) -> Result<Conn, ConnectError> {
+    /// new one (within `timeout`). `fresh`: never a pooled one (a retry
+    /// after a pooled connection turned out to be closed by the backend).
+    pub(crate) async fn checkout(
+        &self,
+        pool: &Arc<EndpointPool>,
+        timeout: Duration,
+        fresh: bool,
+    ) -> Result<Conn, ConnectError> {
         match pool.protocol {
             BackendProtocol::Http1 => {
-                if let Some(sender) = pool.take_idle() {
-                    return Ok(Conn::H1 { sender, reused: true });
+                if !fresh {
+                    if let Some(sender) = pool.take_idle() {
+                        return Ok(Conn::H1 { sender, reused: true });
+                    }
                 }
                 let sender = self.connect_h1(pool.addr, timeout).await?;
                 Ok(Conn::H1 { sender, reused: false })
             }
             BackendProtocol::H2c => {
+                if !fresh {
+                    if let Some(sender) = pool.shared_h2() {
+                        return Ok(Conn::H2 { sender, reused: true });
+                    }
+                }
                 // One connect at a time per endpoint; others wait for it and
                 // share the connection.
-                let mut shared = pool.h2.lock().await;
-                if let Some(s) = shared.as_ref().filter(|s| !s.is_closed()) {
-                    return Ok(Conn::H2(s.clone()));
+                let _connecting = pool.h2_connect.lock().await;
+                if !fresh {
+                    if let Some(sender) = pool.shared_h2() {
+                        return Ok(Conn::H2 { sender, reused: true });
+                    }
                 }
                 let stream = self.tcp(pool.addr, timeout).await?;
                 let mut builder = http2::Builder::new(TokioExecutor::new());
@@ -160,8 +192,8 @@ impl Pools {
                         tracing::debug!(%addr, error = %e, "h2c upstream connection ended");
                     }
                 });
-                *shared = Some(sender.clone());
-                Ok(Conn::H2(sender))
+                *pool.h2.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender.clone());
+                Ok(Conn::H2 { sender, reused: false })
             }
         }
     }
@@ -197,6 +229,10 @@ impl Pools {
 }
 
 impl EndpointPool {
+    fn shared_h2(&self) -> Option<http2::SendRequest<Body>> {
+        self.h2.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|s| !s.is_closed()).cloned()
+    }
+
     fn take_idle(&self) -> Option<http1::SendRequest<Body>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         // Newest first: the likeliest to still be open.

@@ -234,7 +234,7 @@ async fn accept_loop(listener: TcpListener, tls: bool, shared: Arc<Shared>) {
         match accepted {
             Ok((stream, peer)) => {
                 let local = stream.local_addr().unwrap_or(peer);
-                let info = ConnInfo { peer, local, tls };
+                let info = ConnInfo::new(peer, local, tls);
                 tokio::spawn(connection(stream, info, shared.clone()));
             }
             Err(e) => {
@@ -273,9 +273,10 @@ async fn drive<I>(builder: &auto::Builder<TokioExecutor>, io: I, info: ConnInfo,
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let peer = info.peer;
     let svc_shared = shared.clone();
     let service = service_fn(move |req: Request<Incoming>| {
-        let shared = svc_shared.clone();
+        let (shared, info) = (svc_shared.clone(), info.clone());
         async move { Ok::<_, Infallible>(handle(shared, info, req).await) }
     });
     let conn = builder.serve_connection_with_upgrades(io, service);
@@ -285,7 +286,7 @@ where
     tokio::select! {
         r = conn.as_mut() => {
             if let Err(e) = r {
-                tracing::debug!(peer = %info.peer, error = %e, "client connection ended");
+                tracing::debug!(%peer, error = %e, "client connection ended");
             }
             return;
         }

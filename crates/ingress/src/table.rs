@@ -88,7 +88,7 @@ pub struct Upstream {
     pub endpoints: Vec<Endpoint>,
     /// Why there are no endpoints, for the 503 body.
     pub unavailable: Option<String>,
-    /// Round-robin position; starts over with each table.
+    /// Round-robin position; starts at a random place in each table.
     pub(crate) next: AtomicUsize,
     pub(crate) metrics: OnceLock<Arc<ServiceMetrics>>,
 }
@@ -184,7 +184,34 @@ pub fn build_table(
     secrets: &[Secret],
     config: &IngressConfig,
 ) -> (RouteTable, Vec<Problem>) {
-    compile(ingresses, classes, services, slices, secrets, config)
+    compile(ingresses, classes, services, slices, secrets, config, &mut CertCache::default())
+}
+
+/// The Secret type whose `tls.crt` and `tls.key` we serve.
+pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+
+/// Certificates parsed by earlier builds, by Secret, reused while the
+/// Secret's `resourceVersion` stays the same: a rebuild for an endpoint
+/// change then parses no PEM and no private key. Entries of Secrets a
+/// build no longer uses are dropped at its end.
+#[derive(Debug, Default)]
+pub(crate) struct CertCache {
+    entries: HashMap<(String, String), CachedCert>,
+    used: HashSet<(String, String)>,
+}
+
+#[derive(Debug)]
+struct CachedCert {
+    resource_version: String,
+    parsed: Result<Arc<CertifiedKey>, String>,
+}
+
+impl CertCache {
+    /// Forgets the Secrets this build did not look at.
+    fn finish(&mut self) {
+        let used = std::mem::take(&mut self.used);
+        self.entries.retain(|k, _| used.contains(k));
+    }
 }
 
 /// [`build_table`] over owned objects or `Arc`s (the reflectors' stores),
@@ -196,6 +223,7 @@ pub(crate) fn compile<I, C, S, E, T>(
     slices: &[E],
     secrets: &[T],
     config: &IngressConfig,
+    cache: &mut CertCache,
 ) -> (RouteTable, Vec<Problem>)
 where
     I: Borrow<Ingress>,
@@ -224,6 +252,7 @@ where
             .collect(),
         upstreams: HashMap::new(),
         problems: Vec::new(),
+        cache,
     };
     for slice in slices.iter().map(Borrow::borrow) {
         let svc = slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL));
@@ -365,6 +394,7 @@ where
     let mut upstreams: Vec<Arc<Upstream>> = builder.upstreams.into_values().collect();
     upstreams.sort_by(|a, b| (&a.namespace, &a.service, &a.port).cmp(&(&b.namespace, &b.service, &b.port)));
     table.upstreams = upstreams;
+    builder.cache.finish();
     let mut problems = builder.problems;
     problems.sort();
     problems.dedup();
@@ -394,6 +424,7 @@ struct Builder<'a> {
     secrets: HashMap<(&'a str, &'a str), &'a Secret>,
     upstreams: HashMap<(String, String, String, BackendProtocol), Arc<Upstream>>,
     problems: Vec<Problem>,
+    cache: &'a mut CertCache,
 }
 
 impl Builder<'_> {
@@ -402,31 +433,44 @@ impl Builder<'_> {
     }
 
     fn certificate(&mut self, id: &IngressRef, ns: &str, secret: &str) -> Option<Arc<CertifiedKey>> {
-        let Some(s) = self.secrets.get(&(ns, secret)) else {
+        let Some(s) = self.secrets.get(&(ns, secret)).copied() else {
             self.problem(
                 id,
                 "MissingSecret",
-                format!("TLS Secret {ns}/{secret} not found; serving the default certificate for its hosts"),
+                format!(
+                    "TLS Secret {ns}/{secret} not found (only {TLS_SECRET_TYPE} Secrets are read); serving the default certificate for its hosts"
+                ),
             );
             return None;
         };
-        let data = s.data.as_ref();
-        let (Some(crt), Some(key)) = (data.and_then(|d| d.get("tls.crt")), data.and_then(|d| d.get("tls.key"))) else {
+        let type_ = s.type_.as_deref().unwrap_or("Opaque");
+        if type_ != TLS_SECRET_TYPE {
             self.problem(
                 id,
                 "InvalidSecret",
-                format!("Secret {ns}/{secret} has no tls.crt and tls.key; serving the default certificate"),
+                format!("Secret {ns}/{secret} is of type {type_}, not {TLS_SECRET_TYPE}; serving the default certificate"),
             );
             return None;
+        }
+        let key = (ns.to_string(), secret.to_string());
+        let rv = s.metadata.resource_version.as_deref();
+        self.cache.used.insert(key.clone());
+        let cached = self.cache.entries.get(&key).filter(|c| rv.is_some_and(|rv| rv == c.resource_version));
+        let parsed = match cached {
+            Some(c) => c.parsed.clone(),
+            None => {
+                let parsed = parse_secret(s).map(Arc::new);
+                if let Some(rv) = rv {
+                    let entry = CachedCert { resource_version: rv.to_string(), parsed: parsed.clone() };
+                    self.cache.entries.insert(key, entry);
+                }
+                parsed
+            }
         };
-        match crate::tls::certified_key_from_pem(&crt.0, &key.0) {
-            Ok(k) => Some(Arc::new(k)),
+        match parsed {
+            Ok(k) => Some(k),
             Err(e) => {
-                self.problem(
-                    id,
-                    "InvalidSecret",
-                    format!("Secret {ns}/{secret}: {e}; serving the default certificate"),
-                );
+                self.problem(id, "InvalidSecret", format!("Secret {ns}/{secret}: {e}; serving the default certificate"));
                 None
             }
         }
@@ -512,7 +556,9 @@ impl Builder<'_> {
             protocol,
             endpoints,
             unavailable,
-            next: AtomicUsize::new(0),
+            // A random start: with frequent rebuilds (endpoint churn) a
+            // start at 0 would send most requests to the first endpoint.
+            next: AtomicUsize::new(rand::random::<u32>() as usize),
             metrics: OnceLock::new(),
         });
         self.upstreams.insert(key, upstream.clone());
@@ -553,6 +599,15 @@ impl Builder<'_> {
     }
 }
 
+/// The certificate and key of a TLS Secret, or why not.
+fn parse_secret(s: &Secret) -> Result<CertifiedKey, String> {
+    let data = s.data.as_ref();
+    let (Some(crt), Some(key)) = (data.and_then(|d| d.get("tls.crt")), data.and_then(|d| d.get("tls.key"))) else {
+        return Err("it has no tls.crt and tls.key".to_string());
+    };
+    crate::tls::certified_key_from_pem(&crt.0, &key.0).map_err(|e| e.to_string())
+}
+
 /// FNV-1a of the endpoint's address: stable across processes and
 /// versions, unlike `std`'s hasher.
 pub fn cookie_for(addr: SocketAddr) -> String {
@@ -573,6 +628,12 @@ pub(crate) struct TableCell(std::sync::RwLock<Arc<RouteTable>>);
 impl TableCell {
     pub(crate) fn new(table: RouteTable) -> TableCell {
         TableCell(std::sync::RwLock::new(Arc::new(table)))
+    }
+
+    /// The route for a request, looked up under the read lock: no clone
+    /// of the table's `Arc` (one contended counter less per request).
+    pub(crate) fn lookup(&self, host: &str, path: &str) -> Option<Arc<Route>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).lookup(host, path).cloned()
     }
 
     pub(crate) fn load(&self) -> Arc<RouteTable> {

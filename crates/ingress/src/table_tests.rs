@@ -336,3 +336,67 @@ fn invalid_paths_and_hosts_are_reported_and_skipped() {
     );
     assert_eq!(route(&t, "foo.com/fine"), "a");
 }
+
+#[test]
+fn bad_secrets_are_reported_and_leave_the_default_certificate() {
+    let a = rcgen::generate_simple_self_signed(vec!["a.com".to_string()]).expect("cert");
+    let b = rcgen::generate_simple_self_signed(vec!["b.com".to_string()]).expect("cert");
+    let mut w = World::new(vec![
+        IngressBuilder::new("default", "mismatch").tls(&["a.com"], "mismatch").build(),
+        IngressBuilder::new("default", "garbage").tls(&["g.com"], "garbage").build(),
+        IngressBuilder::new("default", "empty").tls(&["e.com"], "empty").build(),
+        IngressBuilder::new("default", "opaque").tls(&["o.com"], "opaque").build(),
+    ]);
+    w.secrets.push(tls_secret("default", "mismatch", &a.cert.pem(), &b.signing_key.serialize_pem()));
+    w.secrets.push(tls_secret("default", "garbage", "-----BEGIN CERTIFICATE-----\nnot base64!\n", "junk"));
+    let mut empty = tls_secret("default", "empty", "", "");
+    empty.data = None;
+    w.secrets.push(empty);
+    let mut opaque = tls_secret("default", "opaque", &a.cert.pem(), &a.signing_key.serialize_pem());
+    opaque.type_ = Some("Opaque".into());
+    w.secrets.push(opaque);
+    let (t, problems) = w.build();
+    let mut got = reasons(&problems);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("empty".to_string(), "InvalidSecret"),
+            ("garbage".to_string(), "InvalidSecret"),
+            ("mismatch".to_string(), "InvalidSecret"),
+            ("opaque".to_string(), "InvalidSecret"),
+        ]
+    );
+    assert!(problems.iter().any(|p| p.message.contains("does not match")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.message.contains("type Opaque")), "{problems:?}");
+    for host in ["a.com", "g.com", "e.com", "o.com"] {
+        assert!(t.certificate(host).is_none(), "{host} gets the default certificate");
+    }
+}
+
+#[test]
+fn parsed_certificates_are_reused_while_the_secret_resource_version_holds() {
+    use crate::table::{CertCache, compile};
+    let leaf = rcgen::generate_simple_self_signed(vec!["foo.com".to_string()]).expect("cert");
+    let other = rcgen::generate_simple_self_signed(vec!["foo.com".to_string()]).expect("cert");
+    let mut w = World::new(vec![IngressBuilder::new("default", "tls").tls(&["foo.com"], "foo-tls").build()]);
+    let mut secret = tls_secret("default", "foo-tls", &leaf.cert.pem(), &leaf.signing_key.serialize_pem());
+    secret.metadata.resource_version = Some("1".into());
+    w.secrets.push(secret);
+    let mut cache = CertCache::default();
+    let config = IngressConfig::default();
+    let build = |w: &World, cache: &mut CertCache| {
+        let (t, _) = compile(&w.ingresses, &w.classes, &w.services, &w.slices, &w.secrets, &config, cache);
+        t.certificate("foo.com").expect("a certificate")
+    };
+    let first = build(&w, &mut cache);
+    let again = build(&w, &mut cache);
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "the same resourceVersion is not parsed again");
+    w.secrets[0] = tls_secret("default", "foo-tls", &other.cert.pem(), &other.signing_key.serialize_pem());
+    w.secrets[0].metadata.resource_version = Some("2".into());
+    let changed = build(&w, &mut cache);
+    assert_eq!(changed.cert[0].as_ref(), other.cert.der().as_ref(), "a new resourceVersion is parsed");
+    w.ingresses.clear();
+    let (_, _) = compile(&w.ingresses, &w.classes, &w.services, &w.slices, &w.secrets, &config, &mut cache);
+    assert_eq!(format!("{cache:?}").matches("resource_version").count(), 0, "unused entries are dropped");
+}

@@ -6,5 +6,6 @@ mod harness;
 
 mod connections;
 mod controller;
+mod proxying;
 mod routing;
 mod tls;
