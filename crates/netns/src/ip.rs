@@ -1,8 +1,16 @@
-//! Network namespaces, bridges and veth pairs, made with iproute2.
+//! Network namespaces, bridges and veth pairs.
+//!
+//! Every namespace is made and deleted in-process, as `ip netns add` and
+//! `ip netns delete` do it (`namespace.rs`). The fabric's and nodes' links
+//! and routes, set up once per node, are configured with iproute2 (`ip -n
+//! NS -batch`); a pod's, set up by the hundred, over rtnetlink
+//! (`netlink.rs`), so creating and deleting a pod starts no process. Either way iproute2 sees the same
+//! result: `ip netns list`, `ip -n` and `ip netns exec` work on pods.
 //!
 //! Nothing here touches the host's own network namespace: every interface
 //! is created inside a namespace (`ip -n NS link add ... peer ... netns
-//! OTHER`), so a namespace's deletion takes its interfaces with it.
+//! OTHER`, or its netlink equivalent on a socket opened inside NS), so a
+//! namespace's deletion takes its interfaces with it.
 //!
 //! The sandbox's layout, for nodes `1..=N`:
 //!
@@ -16,11 +24,15 @@
 //! no namespace has a default route, so nothing leaves the sandbox.
 
 use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
+
+use crate::namespace;
+use crate::netlink::Rtnl;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -28,6 +40,13 @@ pub enum NetError {
     Spawn { command: String, source: std::io::Error },
     #[error("`{command}` failed: {stderr}")]
     Failed { command: String, stderr: String },
+    /// Making, entering or removing a named namespace.
+    #[error("network namespace {name}: {step}: {source}")]
+    Namespace { name: String, step: &'static str, source: std::io::Error },
+    /// A netlink request (`op` says which, and in which namespace) the
+    /// kernel refused, with its errno.
+    #[error("netlink: {op}: {source}")]
+    Netlink { op: String, source: std::io::Error },
 }
 
 pub type Result<T> = std::result::Result<T, NetError>;
@@ -87,30 +106,46 @@ async fn sysctl(ns: &str, key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// `ip netns add NAME`, in-process.
 pub async fn add_netns(name: &str) -> Result<()> {
-    run(&["netns", "add", name], None).await.map(drop)
+    namespace::in_new_netns(name, || Ok(())).await
 }
 
 /// Deletes a namespace (and with it every interface inside, and the peers
-/// of its veths) and its `/etc/netns` files. Missing is fine.
+/// of its veths) and its `/etc/netns` files, as `ip netns delete` does,
+/// in-process. Missing is fine.
 pub async fn delete_netns(name: &str) -> Result<()> {
-    let result = match run(&["netns", "delete", name], None).await {
-        Err(NetError::Failed { stderr, .. }) if stderr.contains("No such file") => Ok(()),
-        other => other.map(drop),
-    };
+    let owned = name.to_string();
+    // umount2 and unlink block (briefly): not on an async thread.
+    let result = tokio::task::spawn_blocking(move || namespace::remove(&owned)).await.unwrap_or_else(|e| {
+        Err(NetError::Namespace { name: name.into(), step: "deleting", source: std::io::Error::other(e) })
+    });
     let _ = tokio::fs::remove_dir_all(netns_etc(name)).await;
     result
 }
 
-/// Every namespace whose name starts with `prefix`.
+/// Every namespace whose name starts with `prefix` (what `ip netns list`
+/// lists: the entries of `/run/netns`).
 pub async fn list_netns(prefix: &str) -> Result<Vec<String>> {
-    let out = run(&["netns", "list"], None).await?;
-    Ok(out
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(prefix))
-        .map(str::to_string)
-        .collect())
+    let mut names = Vec::new();
+    let mut dir = match tokio::fs::read_dir(NETNS_RUN_DIR).await {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(names),
+        Err(source) => return Err(NetError::Namespace { name: prefix.into(), step: "listing /run/netns", source }),
+    };
+    while let Some(entry) = dir.next_entry().await.map_err(|source| NetError::Namespace {
+        name: prefix.into(),
+        step: "listing /run/netns",
+        source,
+    })? {
+        if let Some(name) = entry.file_name().to_str() {
+            if name.starts_with(prefix) {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// Removes every namespace a previous run under `prefix` left behind.
@@ -191,35 +226,50 @@ pub struct PodNet {
 }
 
 /// Creates the pod's namespace, its veth pair (eth0 inside, `host_veth` on
-/// the node's bridge), its address and default route via the bridge.
+/// the node's bridge, hairpin on), its address and default route via the
+/// bridge: what `ip netns add` and the `ip` commands
+///
+/// ```text
+/// ip -n NODE link add VETH type veth peer name eth0 netns POD
+/// ip -n NODE link set VETH master cni0 up
+/// ip -n NODE link set VETH type bridge_slave hairpin on
+/// ip -n POD link set lo up
+/// ip -n POD addr add IP/LEN dev eth0
+/// ip -n POD link set eth0 up
+/// ip -n POD route add default via GATEWAY
+/// ```
+///
+/// would do, without starting a process. On failure nothing is left behind.
 pub async fn create_pod(node_netns: &str, pod: &PodNet) -> Result<()> {
-    add_netns(&pod.netns).await?;
-    let wire = async {
-        batch(
-            node_netns,
-            &[
-                format!("link add {} type veth peer name eth0 netns {}", pod.host_veth, pod.netns),
-                format!("link set {} master {NODE_BRIDGE} up", pod.host_veth),
-                // A pod reaching itself through a Service comes back out
-                // of the port it went in by (the kubelet's hairpin-veth).
-                format!("link set {} type bridge_slave hairpin on", pod.host_veth),
-            ],
-        )
-        .await?;
-        batch(
-            &pod.netns,
-            &[
-                "link set lo up".to_string(),
-                format!("addr add {}/{} dev eth0", pod.ip, pod.prefix_len),
-                "link set eth0 up".to_string(),
-                format!("route add default via {}", pod.gateway),
-            ],
-        )
-        .await
-    };
-    if let Err(e) = wire.await {
-        let _ = delete_netns(&pod.netns).await;
-        return Err(e);
+    let node = node_netns.to_string();
+    let owned = pod.clone();
+    namespace::in_new_netns(&pod.netns, move || wire_pod(&node, &owned)).await
+}
+
+/// Runs on the thread that just made the pod's namespace (and is inside it).
+fn wire_pod(node: &str, pod: &PodNet) -> Result<()> {
+    // Each socket talks to the namespace its thread was in when opened.
+    let mut inside = Rtnl::open(&pod.netns)?;
+    let pod_ns = namespace::open(&pod.netns)?;
+    namespace::enter(node)?;
+    let mut outside = Rtnl::open(node)?;
+    let bridge = outside.link_index(NODE_BRIDGE)?;
+    outside.add_veth(&pod.host_veth, "eth0", pod_ns.as_fd(), &pod.netns)?;
+    let wired = (|| {
+        outside.link_up(&pod.host_veth, Some(bridge))?;
+        // A pod reaching itself through a Service comes back out of the
+        // port it went in by (the kubelet's hairpin-veth).
+        outside.hairpin_on(&pod.host_veth)?;
+        inside.link_up("lo", None)?;
+        let eth0 = inside.link_index("eth0")?;
+        inside.add_addr(eth0, "eth0", pod.ip, pod.prefix_len)?;
+        inside.link_up("eth0", None)?;
+        inside.add_default_route(pod.gateway)
+    })();
+    if wired.is_err() {
+        // The namespace goes too, but the kernel frees it (and the veth
+        // with it) asynchronously: a retry must not find the name taken.
+        let _ = outside.del_link(&pod.host_veth);
     }
-    Ok(())
+    wired
 }
