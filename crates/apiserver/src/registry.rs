@@ -214,6 +214,42 @@ impl Registry {
         Ok(ListPage { objects: snapshot.objects, rv: snapshot.rv, continue_token, remaining })
     }
 
+    /// kube-apiserver's DefaultIngressClass admission: a new Ingress that
+    /// names no class (neither `spec.ingressClassName` nor the legacy
+    /// `kubernetes.io/ingress.class` annotation) gets the default
+    /// IngressClass's name, the most recently created one if several are
+    /// marked default (as Kubernetes 1.28 and later choose).
+    fn default_ingress_class(&self, obj: &mut Value) {
+        if obj.pointer("/spec/ingressClassName").is_some_and(|v| !v.is_null())
+            || obj.pointer("/metadata/annotations/kubernetes.io~1ingress.class").is_some()
+        {
+            return;
+        }
+        let Some(classes) = resources::by_plural("networking.k8s.io", "ingressclasses") else {
+            return;
+        };
+        let prefix = Cacher::prefix(classes, None);
+        let (snapshot, _) = self.caches.cacher(classes).list(&prefix, None, 0, self.caches.synced(), |_| true);
+        let default = snapshot
+            .objects
+            .iter()
+            .map(|o| o.value())
+            .filter(|c| {
+                c.pointer("/metadata/annotations/ingressclass.kubernetes.io~1is-default-class").and_then(Value::as_str)
+                    == Some("true")
+            })
+            .max_by(|a, b| {
+                let created = |c: &Value| c.pointer("/metadata/creationTimestamp").and_then(Value::as_str).map(str::to_owned);
+                created(a).cmp(&created(b))
+            });
+        if let Some(name) = default.as_ref().and_then(|c| c.pointer("/metadata/name")).and_then(Value::as_str) {
+            if !obj.get("spec").is_some_and(Value::is_object) {
+                obj["spec"] = json!({});
+            }
+            obj["spec"]["ingressClassName"] = json!(name);
+        }
+    }
+
     /// Checks that a namespaced object may be written into `ns`.
     async fn check_namespace(&self, ns: &str, creating: bool) -> Result<()> {
         let nsres = namespaces();
@@ -287,6 +323,9 @@ impl Registry {
             self.check_namespace(ns, true).await?;
         }
         svcnet_api::defaults::apply(resource.kind, &mut obj);
+        if resource.group == "networking.k8s.io" && resource.plural == "ingresses" {
+            self.default_ingress_class(&mut obj);
+        }
         strategy.prepare_for_create(resource, &mut obj);
         if opts.track_managed_fields {
             let now = object::now_rfc3339();

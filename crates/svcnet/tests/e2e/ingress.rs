@@ -108,6 +108,9 @@ fn seed_ingress_http_and_https() {
     assert_eq!(class["spec"]["controller"], "svcnet.io/ingress-controller");
     assert_eq!(class["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"], "true");
     c.apply(&example("ingress-http.yaml"));
+    // As kube-apiserver's DefaultIngressClass admission does, the class is
+    // filled in on create.
+    assert_eq!(c.ok(&["get", "ing", "ingress-http", "-n", "dev", "-o", "jsonpath={.spec.ingressClassName}"]), "svcnet");
 
     // Status: the nodes' addresses, as `kubectl get ing` shows them.
     assert_eventually!(
