@@ -30,7 +30,7 @@ trap cleanup EXIT
 ./target/release/svcnet up --data-dir "$work/d" --api-port 0 --nodes 0 >"$work/up.out" 2>"$work/up.err" &
 pids+=($!)
 for _ in $(seq 300); do grep -q ready "$work/up.out" 2>/dev/null && break; sleep 0.1; done
-addr=$(grep -o 'https://[^ ]*' "$work/up.out" | head -1 | sed 's|https://||')
+addr=$(sed -n 's|.*API server ready at https://\([^ ]*\).*|\1|p' "$work/up.out")
 procs=()
 for mode in insecure verified; do
   ./target/release/svcnet dns --kubeconfig "$work/d/kubeconfig" --listen 127.0.0.1:0 --metrics "" \

@@ -22,7 +22,7 @@ trap cleanup EXIT
 ./target/release/svcnet up --data-dir "$work/d" --api-port 0 --dns-port 0 --nodes "$nodes" >"$work/out" 2>"$work/err" &
 pid=$!
 for _ in $(seq 300); do grep -q ready "$work/out" 2>/dev/null && break; sleep 0.1; done
-addr=$(grep -o 'https://[^ ]*' "$work/out" | head -1 | sed 's|https://||')
+addr=$(sed -n 's|.*API server ready at https://\([^ ]*\).*|\1|p' "$work/out")
 dns_port=$(sed -n 's/^svcnet cluster DNS on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/out")
 ./target/release/svcnet-bench --addr "$addr" --pki "$work/d/pki" --dns "127.0.0.1:$dns_port" \
   --dns-services "$samples" --dns-prefill "$prefill"

@@ -106,17 +106,13 @@ pub(crate) fn service_records(b: &mut impl Sink, svc: &DnsService, slices: &[&Dn
     if svc.is_headless() {
         add_headless(b, &base, &endpoints);
     } else {
-        let ips: Vec<IpAddr> = if svc.cluster_ips.is_empty() {
-            svc.cluster_ip.iter().filter_map(|ip| ip.parse().ok()).collect()
-        } else {
-            svc.cluster_ips.iter().filter_map(|ip| ip.parse().ok()).collect()
-        };
+        let ips = &svc.cluster_ips;
         if ips.is_empty() {
             // Not allocated yet (or type ExternalName without the
             // type set): nothing to serve.
             return;
         }
-        add_cluster_ip(b, &base, &ips, &svc.ports);
+        add_cluster_ip(b, &base, ips, &svc.ports);
         add_endpoint_names(b, &base, &endpoints);
     }
 }

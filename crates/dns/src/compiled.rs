@@ -24,9 +24,10 @@ use crate::table::Table;
 use crate::view::{Node, ZoneView};
 use crate::wire::{Encoder, Question, RData, class, flags, rtype};
 
-/// A response to one (name, type), minus header, question and OPT.
-#[derive(Debug)]
-pub(crate) struct Prebuilt {
+/// A response to one (name, type), minus header, question and OPT, as
+/// read from its [`Entry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Prebuilt<'a> {
     /// AA and the RCODE.
     pub flags: u16,
     pub counts: [u16; 3],
@@ -38,46 +39,119 @@ pub(crate) struct Prebuilt {
     /// rather than preparing every negative answer again.
     pub serial_at: u32,
     /// Answer, authority and additional records.
-    pub body: Box<[u8]>,
+    pub body: &'a [u8],
 }
 
 pub(crate) const NO_SERIAL: u32 = u32::MAX;
 
-/// The responses for one name.
-#[derive(Debug, Default)]
-pub(crate) struct Entry {
-    pub typed: Vec<(u16, Prebuilt)>,
-    /// For every other type.
-    pub otherwise: Otherwise,
+/// A prepared response before it is packed into an [`Entry`].
+struct Built {
+    flags: u16,
+    counts: [u16; 3],
+    cut: u32,
+    serial_at: u32,
+    body: Vec<u8>,
 }
 
-/// The response to the types a name has no entry for.
-#[derive(Debug, Default)]
-pub(crate) enum Otherwise {
-    /// The slow path (a CNAME's answer depends on the type chased).
-    #[default]
-    Slow,
-    /// NODATA with the zone's SOA: the NXDOMAIN template with NOERROR,
-    /// shared by every name of the cluster zone instead of a copy each.
-    NoData,
-    Prebuilt(Prebuilt),
+/// The responses for one name, packed in one shared allocation (a view
+/// holds several names per Service, and this is most of its memory):
+///
+/// ```text
+/// otherwise: u8  (SLOW, NODATA or PREBUILT)   typed: u8
+/// per typed response, then the "otherwise" one if PREBUILT:
+///   qtype u16, flags u16, counts 3 x u16, cut u32, serial_at u32, len u32, body
+/// ```
+///
+/// "Otherwise" is the response to the types the name has no entry for:
+/// SLOW is the slow path (a CNAME's answer depends on the type chased),
+/// NODATA the NXDOMAIN template with NOERROR, shared by every name of the
+/// cluster zone instead of a copy each.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Entry(Arc<[u8]>);
+
+const SLOW: u8 = 0;
+const NODATA: u8 = 1;
+const PREBUILT: u8 = 2;
+const HEAD: usize = 22;
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry").field("bytes", &self.0.len()).finish()
+    }
 }
 
 /// What the fast path found for a query.
 pub(crate) enum Hit<'a> {
-    Prebuilt(&'a Prebuilt),
+    Prebuilt(Prebuilt<'a>),
     NoData,
 }
 
+#[inline]
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+#[inline]
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
 impl Entry {
-    pub fn get(&self, qtype: u16) -> Option<Hit<'_>> {
-        if let Some((_, p)) = self.typed.iter().find(|(t, _)| *t == qtype) {
-            return Some(Hit::Prebuilt(p));
+    fn pack(typed: &[(u16, Built)], otherwise: Option<&Built>, nodata: bool) -> Entry {
+        let size: usize = typed.iter().map(|(_, b)| HEAD + b.body.len()).sum::<usize>()
+            + otherwise.map_or(0, |b| HEAD + b.body.len());
+        let mut out = Vec::with_capacity(2 + size);
+        out.push(match (otherwise, nodata) {
+            (Some(_), _) => PREBUILT,
+            (None, true) => NODATA,
+            (None, false) => SLOW,
+        });
+        // A node has one RRset per type, of a handful of types.
+        out.push(u8::try_from(typed.len()).unwrap_or(u8::MAX));
+        for (t, b) in typed.iter().take(u8::MAX as usize).map(|(t, b)| (*t, b)).chain(otherwise.map(|b| (0, b))) {
+            out.extend_from_slice(&t.to_be_bytes());
+            out.extend_from_slice(&b.flags.to_be_bytes());
+            for c in b.counts {
+                out.extend_from_slice(&c.to_be_bytes());
+            }
+            out.extend_from_slice(&b.cut.to_be_bytes());
+            out.extend_from_slice(&b.serial_at.to_be_bytes());
+            // Bodies are DNS messages: far below 4 GiB.
+            out.extend_from_slice(&(b.body.len() as u32).to_be_bytes());
+            out.extend_from_slice(&b.body);
         }
-        match &self.otherwise {
-            Otherwise::Slow => None,
-            Otherwise::NoData => Some(Hit::NoData),
-            Otherwise::Prebuilt(p) => Some(Hit::Prebuilt(p)),
+        Entry(out.into())
+    }
+
+    /// The response at `at` and where the next one starts.
+    #[inline]
+    fn prebuilt_at(&self, at: usize) -> (u16, Prebuilt<'_>, usize) {
+        let b = &self.0;
+        let len = u32_at(b, at + 18) as usize;
+        let p = Prebuilt {
+            flags: u16_at(b, at + 2),
+            counts: [u16_at(b, at + 4), u16_at(b, at + 6), u16_at(b, at + 8)],
+            cut: u32_at(b, at + 10),
+            serial_at: u32_at(b, at + 14),
+            body: &b[at + HEAD..at + HEAD + len],
+        };
+        (u16_at(b, at), p, at + HEAD + len)
+    }
+
+    #[inline]
+    pub fn get(&self, qtype: u16) -> Option<Hit<'_>> {
+        let mut at = 2;
+        for _ in 0..self.0[1] {
+            let (t, p, next) = self.prebuilt_at(at);
+            if t == qtype {
+                return Some(Hit::Prebuilt(p));
+            }
+            at = next;
+        }
+        match self.0[0] {
+            NODATA => Some(Hit::NoData),
+            PREBUILT => Some(Hit::Prebuilt(self.prebuilt_at(at).1)),
+            _ => None,
         }
     }
 }
@@ -108,7 +182,7 @@ impl SoaTemplate {
 /// A view with its responses prepared.
 pub struct Compiled {
     pub(crate) view: Arc<ZoneView>,
-    pub(crate) entries: Table<Arc<Entry>>,
+    pub(crate) entries: Table<Entry>,
     /// The view's SOA serial, written into prepared answers.
     pub(crate) serial: u32,
     pub(crate) zone_labels: usize,
@@ -136,7 +210,7 @@ impl Compiled {
         if view.is_synced() {
             let template = soa_template(&view);
             for (name, node) in view.nodes() {
-                entries.insert(name.clone(), Arc::new(compile(&view, &template, name, node)));
+                entries.insert(name.clone(), compile(&view, &template, name, node));
             }
         }
         Compiled::assemble(view, entries, recursion)
@@ -144,7 +218,7 @@ impl Compiled {
 
     /// A view with responses prepared elsewhere (by the incremental
     /// update, which prepares only the names that changed).
-    pub(crate) fn assemble(view: Arc<ZoneView>, entries: Table<Arc<Entry>>, recursion: bool) -> Compiled {
+    pub(crate) fn assemble(view: Arc<ZoneView>, entries: Table<Entry>, recursion: bool) -> Compiled {
         let zone = view.zone().clone();
         let nxdomain = soa_template(&view);
         Compiled {
@@ -166,7 +240,6 @@ impl Compiled {
 /// The prepared responses of one name of `view`, whose negative answers
 /// `template` (from `soa_template(view)`) writes.
 pub(crate) fn compile(view: &ZoneView, template: &SoaTemplate, name: &Name, node: &Node) -> Entry {
-    let mut entry = Entry::default();
     let cname = node.rrset(rtype::CNAME).is_some();
     let mut types: Vec<u16> = node.rrsets.iter().map(|s| s.rtype).collect();
     // Elsewhere A and AAAA, when absent, are the NODATA of "any other
@@ -176,30 +249,24 @@ pub(crate) fn compile(view: &ZoneView, template: &SoaTemplate, name: &Name, node
     }
     types.sort_unstable();
     types.dedup();
-    for t in types {
-        if let Some(p) = prebuild(view, name, t) {
-            entry.typed.push((t, p));
-        }
-    }
-    if !cname {
-        entry.otherwise = match prebuild(view, name, UNUSED_TYPE) {
-            Some(p) if is_template_nodata(view, template, name, &p) => Otherwise::NoData,
-            Some(p) => Otherwise::Prebuilt(p),
-            None => Otherwise::Slow,
-        };
-    }
-    entry
+    let typed: Vec<(u16, Built)> = types.into_iter().filter_map(|t| Some((t, prebuild(view, name, t)?))).collect();
+    let (otherwise, nodata) = match (!cname).then(|| prebuild(view, name, UNUSED_TYPE)).flatten() {
+        Some(p) if is_template_nodata(view, template, name, &p) => (None, true),
+        Some(p) => (Some(p), false),
+        None => (None, false),
+    };
+    Entry::pack(&typed, otherwise.as_ref(), nodata)
 }
 
 /// Whether `p` is exactly what the template writes as NODATA for `name`
 /// (checked, not assumed: the encoder could compress differently).
-fn is_template_nodata(view: &ZoneView, template: &SoaTemplate, name: &Name, p: &Prebuilt) -> bool {
+fn is_template_nodata(view: &ZoneView, template: &SoaTemplate, name: &Name, p: &Built) -> bool {
     if !name.is_subdomain_of(view.zone()) || p.flags != flags::AA || p.counts != [0, 1, 0] {
         return false;
     }
     let mut bytes = Vec::with_capacity(template.bytes.len());
     template.write(&mut bytes, name.wire().len() - view.zone().wire().len());
-    *p.body == *bytes
+    p.body == bytes
 }
 
 /// The names inside the cluster zone a CNAME at `node` leads through (its
@@ -223,7 +290,7 @@ pub(crate) fn chased_names(view: &ZoneView, node: &Node) -> Vec<Name> {
 
 /// Runs [`answer`] for (name, t) and encodes it, unless it needs more than
 /// the view (an upstream lookup).
-fn prebuild(view: &ZoneView, name: &Name, t: u16) -> Option<Prebuilt> {
+fn prebuild(view: &ZoneView, name: &Name, t: u16) -> Option<Built> {
     let q = Question { name: name.clone(), qtype: t, qclass: class::IN };
     let Answer::Local(r) = answer(view, &q) else { return None };
     if r.chase.is_some() {
@@ -247,10 +314,10 @@ fn prebuild(view: &ZoneView, name: &Name, t: u16) -> Option<Prebuilt> {
     }
     let buf = e.into_inner();
     let count = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
-    Some(Prebuilt {
+    Some(Built {
         flags: if r.authoritative { flags::AA } else { 0 } | (r.rcode.0 & 0xf),
         counts: [count(r.answer.len()), count(r.authority.len()), count(r.additional.len())],
-        body: buf[start..].into(),
+        body: buf[start..].to_vec(),
         cut,
         serial_at,
     })

@@ -128,7 +128,7 @@ pub fn handle(c: &Compiled, packet: &[u8], transport: Transport, max_udp: u16, o
         if let Some(entry) = c.entries.get(q.name.wire()) {
             match entry.get(q.qtype) {
                 Some(Hit::Prebuilt(p)) => {
-                    write_prebuilt(out, &echo, p, c.serial);
+                    write_prebuilt(out, &echo, &p, c.serial);
                     return Outcome::Reply(Served { qtype: q.qtype, rcode: Rcode(p.flags & 0xf), local: true });
                 }
                 // Only names of the cluster zone get the template.
@@ -247,11 +247,11 @@ fn nxdomain_offset(c: &Compiled, q: &Query<'_>) -> Option<usize> {
 
 /// Copies a prepared response with the current SOA `serial`, cutting the
 /// additional section, or everything with TC set, when it does not fit.
-pub(crate) fn write_prebuilt(out: &mut Vec<u8>, echo: &Echo<'_>, p: &Prebuilt, serial: u32) {
+pub(crate) fn write_prebuilt(out: &mut Vec<u8>, echo: &Echo<'_>, p: &Prebuilt<'_>, serial: u32) {
     let fixed = 12 + echo.question_len() + echo.opt_len();
     let cut = p.cut as usize;
     let (body, counts, truncated) = if fixed + p.body.len() <= echo.limit {
-        (&p.body[..], p.counts, false)
+        (p.body, p.counts, false)
     } else if fixed + cut <= echo.limit {
         (&p.body[..cut], [p.counts[0], p.counts[1], 0], false)
     } else {

@@ -2,10 +2,11 @@
 //! built from. The reflectors decode the API server's JSON straight into
 //! these types, so the server does not hold whole Services, EndpointSlices
 //! and Pods (a decoded Pod is about 6 KB, an EndpointSlice 3.5 KB, a
-//! Service 2.7 KB; these are a few hundred bytes, mostly the name). Their
-//! metadata keeps the name, namespace and resourceVersion, which the
+//! Service 2.7 KB; these are 0.6 to 1.2 KB, most of it the `ObjectMeta`
+//! the reflector's `Object` bound requires, 360 bytes even when empty).
+//! Their metadata keeps the name, namespace and resourceVersion, which the
 //! reflector needs; the labels and annotations the zone reads become
-//! fields.
+//! fields, parsed (addresses, times) rather than kept as text.
 //!
 //! Each type decodes through a private "wire" struct shaped like the API's
 //! JSON, and converts from the k8s-openapi type through that same struct,
@@ -50,8 +51,11 @@ pub struct DnsService {
     pub metadata: ObjectMeta,
     /// `type: ExternalName`: the target as written (empty if missing).
     pub external_name: Option<String>,
-    pub cluster_ip: Option<String>,
-    pub cluster_ips: Vec<String>,
+    /// `clusterIP: None`.
+    pub headless: bool,
+    /// `spec.clusterIPs`, or `spec.clusterIP` when that is empty: the ones
+    /// that parse.
+    pub cluster_ips: Box<[IpAddr]>,
     pub ports: Vec<DnsServicePort>,
     /// `publishNotReadyAddresses`, or the old tolerate-unready annotation.
     pub publish_not_ready: bool,
@@ -68,7 +72,7 @@ pub struct DnsServicePort {
 
 impl DnsService {
     pub fn is_headless(&self) -> bool {
-        self.cluster_ip.as_deref() == Some("None")
+        self.headless
     }
 }
 
@@ -111,8 +115,11 @@ impl From<ServiceWire> for DnsService {
             metadata: trimmed(w.metadata),
             external_name: (spec.type_.as_deref() == Some("ExternalName"))
                 .then(|| spec.external_name.unwrap_or_default()),
-            cluster_ip: spec.cluster_ip,
-            cluster_ips: spec.cluster_ips.unwrap_or_default(),
+            headless: spec.cluster_ip.as_deref() == Some("None"),
+            cluster_ips: match spec.cluster_ips.filter(|ips| !ips.is_empty()) {
+                Some(ips) => ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
+                None => spec.cluster_ip.iter().filter_map(|ip| ip.parse().ok()).collect(),
+            },
             ports: spec
                 .ports
                 .unwrap_or_default()
@@ -155,7 +162,7 @@ pub struct DnsSlice {
     /// The Service it belongs to (its `kubernetes.io/service-name` label).
     pub service: Option<String>,
     /// Its `last-change-trigger-time` annotation.
-    pub trigger_time: Option<String>,
+    pub trigger_time: Option<jiff::Timestamp>,
     /// Addresses are IPv4 or IPv6 (not FQDN).
     pub ip: bool,
     pub endpoints: Vec<DnsEndpoint>,
@@ -165,7 +172,7 @@ pub struct DnsSlice {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DnsEndpoint {
     /// The addresses that parse as IP addresses.
-    pub addresses: Vec<IpAddr>,
+    pub addresses: Box<[IpAddr]>,
     pub hostname: Option<String>,
     /// The `ready` condition; unset counts as ready.
     pub ready: bool,
@@ -213,7 +220,7 @@ struct EndpointPortWire {
 impl From<SliceWire> for DnsSlice {
     fn from(w: SliceWire) -> DnsSlice {
         let service = w.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).cloned();
-        let trigger_time = annotation(&w.metadata, TRIGGER_TIME).map(str::to_string);
+        let trigger_time = annotation(&w.metadata, TRIGGER_TIME).and_then(|t| t.parse().ok());
         DnsSlice {
             metadata: trimmed(w.metadata),
             service,
@@ -223,7 +230,7 @@ impl From<SliceWire> for DnsSlice {
                 .endpoints
                 .into_iter()
                 .map(|e| DnsEndpoint {
-                    addresses: e.addresses.iter().filter_map(|a| a.parse().ok()).collect(),
+                    addresses: e.addresses.iter().filter_map(|a| a.parse().ok()).collect::<Vec<_>>().into(),
                     hostname: e.hostname,
                     ready: e.conditions.and_then(|c| c.ready).unwrap_or(true),
                 })
@@ -405,7 +412,7 @@ mod tests {
         assert_eq!(s.metadata.resource_version.as_deref(), Some("29"));
         assert!(s.metadata.labels.is_none() && s.metadata.annotations.is_none() && s.metadata.uid.is_none());
         assert_eq!(s.service.as_deref(), Some("web"));
-        assert_eq!(s.trigger_time.as_deref(), Some("2026-11-22T04:06:50Z"));
+        assert_eq!(s.trigger_time, Some("2026-11-22T04:06:50Z".parse().unwrap()));
         assert!(s.ip && !s.endpoints[0].ready);
         assert_eq!(s.ports[0].port, Some(8080));
     }

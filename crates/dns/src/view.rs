@@ -244,6 +244,12 @@ pub(crate) fn node_from(mut data: Vec<RData>) -> Node {
         }
     }
     rrsets.sort_by_key(|r| r.rtype);
+    // Exact capacities: a view holds tens of thousands of nodes, most
+    // with one record, and a pushed-to vector would reserve four.
+    for set in &mut rrsets {
+        set.data.shrink_to_fit();
+    }
+    rrsets.shrink_to_fit();
     Node { rrsets }
 }
 

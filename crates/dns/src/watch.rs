@@ -250,7 +250,7 @@ fn pump<K: Send + Sync + 'static>(
 }
 
 fn trigger(slice: &DnsSlice, services: &Store<DnsService>) -> Option<Trigger> {
-    let at = slice.trigger_time.as_deref()?.parse::<jiff::Timestamp>().ok()?;
+    let at = slice.trigger_time?;
     let ns = slice.metadata.namespace.as_deref()?;
     let svc = services.get(&ObjectKey::namespaced(ns, slice.service.as_deref()?))?;
     let kind = match (svc.is_headless(), svc.selects_pods) {

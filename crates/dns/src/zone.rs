@@ -41,8 +41,24 @@ use crate::table::Table;
 use crate::view::{PodsMode, Sink, ZoneConfig, ZoneView, fixed_records, node_from, soa_of, with_soa};
 use crate::wire::{RData, Srv, rtype};
 
-/// Namespace and name.
-type Key = (String, String);
+/// `namespace/name`, in one allocation (tens of thousands of these).
+type Key = Box<str>;
+
+fn key(ns: &str, name: &str) -> Key {
+    format!("{ns}/{name}").into()
+}
+
+/// A Service and its EndpointSlices (either may come first).
+#[derive(Default)]
+struct ServiceSlot {
+    service: Option<Arc<DnsService>>,
+    /// Sorted by name (the order the full build reads them in).
+    slices: Vec<Arc<DnsSlice>>,
+}
+
+fn slice_name(s: &DnsSlice) -> &str {
+    s.metadata.name.as_deref().unwrap_or_default()
+}
 
 /// What one object puts in the zone, sorted and without duplicates.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -119,8 +135,10 @@ impl Sink for Collect<'_> {
 struct Held {
     holders: u32,
     /// Records held by more than one contribution, with how many beyond
-    /// the first. Nearly always empty.
-    shared: Vec<(RData, u32)>,
+    /// the first. Nearly always empty, so boxed: a `Held` per name is 16
+    /// bytes, not 32.
+    #[allow(clippy::box_collection)]
+    shared: Option<Box<Vec<(RData, u32)>>>,
 }
 
 /// The zone, updated object by object. Owned by one updater; readers get
@@ -130,19 +148,17 @@ pub(crate) struct LiveZone {
     recursion: bool,
     serial: u32,
     // The objects, as the reflectors hold them (the `Arc`s are shared).
-    services: HashMap<Key, Arc<DnsService>>,
-    /// Slices by their Service, sorted by name (the order the full
-    /// build reads them in).
-    slices: HashMap<Key, Vec<(String, Arc<DnsSlice>)>>,
-    /// (namespace, slice) → (namespace, Service).
-    slice_owner: HashMap<Key, Key>,
+    /// By Service.
+    services: HashMap<Key, ServiceSlot>,
+    /// By slice: each one's Service is its label.
+    slices: HashMap<Key, Arc<DnsSlice>>,
     pods: HashMap<Key, Arc<DnsPod>>,
     namespaces: HashSet<String>,
     // What they add up to.
     held: HashMap<Name, Held>,
     namespace_refs: HashMap<Box<[u8]>, u32>,
     view: ZoneView,
-    entries: Table<Arc<Entry>>,
+    entries: Table<Entry>,
     /// A name inside a CNAME chain → the CNAME owners leading through it.
     chasers: HashMap<Name, Vec<Name>>,
     /// A CNAME owner → the names its chain leads through.
@@ -167,7 +183,6 @@ impl LiveZone {
             serial,
             services: HashMap::new(),
             slices: HashMap::new(),
-            slice_owner: HashMap::new(),
             pods: HashMap::new(),
             namespaces: HashSet::new(),
             held: HashMap::new(),
@@ -195,12 +210,13 @@ impl LiveZone {
 
     /// Sets (`Some`) or deletes (`None`) a Service.
     pub fn set_service(&mut self, ns: &str, name: &str, service: Option<Arc<DnsService>>) {
-        let key = (ns.to_string(), name.to_string());
+        let key = key(ns, name);
         let before = self.service_contribution(&key);
-        match service {
-            Some(s) => self.services.insert(key.clone(), s),
-            None => self.services.remove(&key),
-        };
+        let slot = self.services.entry(key.clone()).or_default();
+        slot.service = service;
+        if slot.service.is_none() && slot.slices.is_empty() {
+            self.services.remove(&key);
+        }
         let after = self.service_contribution(&key);
         self.apply(before, after);
     }
@@ -208,28 +224,28 @@ impl LiveZone {
     /// Sets or deletes an EndpointSlice; its Service (the one it belonged
     /// to, and the one it belongs to now) is recomputed.
     pub fn set_slice(&mut self, ns: &str, name: &str, slice: Option<Arc<DnsSlice>>) {
-        let key = (ns.to_string(), name.to_string());
-        let owner = slice.as_ref().and_then(|s| s.service.as_deref()).map(|svc| (ns.to_string(), svc.to_string()));
-        let previous = self.slice_owner.get(&key).cloned();
+        let slice_key = key(ns, name);
+        let owner = slice.as_ref().and_then(|s| s.service.as_deref()).map(|svc| key(ns, svc));
+        let previous_slice = self.slices.get(&slice_key).cloned();
+        let previous = previous_slice.as_ref().and_then(|s| s.service.as_deref()).map(|svc| key(ns, svc));
         let mut affected: Vec<Key> = previous.iter().chain(owner.iter()).cloned().collect();
         affected.dedup();
         let before: Vec<Contribution> = affected.iter().map(|k| self.service_contribution(k)).collect();
-        if let Some(p) = &previous {
-            if let Some(slices) = self.slices.get_mut(p) {
-                slices.retain(|(n, _)| n != name);
-                if slices.is_empty() {
-                    self.slices.remove(p);
+        if let (Some(p), Some(old)) = (&previous, &previous_slice) {
+            if let Some(slot) = self.services.get_mut(p) {
+                slot.slices.retain(|s| !Arc::ptr_eq(s, old));
+                if slot.service.is_none() && slot.slices.is_empty() {
+                    self.services.remove(p);
                 }
             }
-            self.slice_owner.remove(&key);
+            self.slices.remove(&slice_key);
         }
         if let (Some(o), Some(s)) = (&owner, slice) {
-            let slices = self.slices.entry(o.clone()).or_default();
-            match slices.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
-                Ok(at) => slices[at].1 = s,
-                Err(at) => slices.insert(at, (name.to_string(), s)),
-            }
-            self.slice_owner.insert(key, o.clone());
+            let slices = &mut self.services.entry(o.clone()).or_default().slices;
+            let at = slices.partition_point(|x| slice_name(x) < slice_name(&s));
+            slices.insert(at, s.clone());
+            slices.shrink_to_fit();
+            self.slices.insert(slice_key, s);
         }
         for (k, before) in affected.iter().zip(before) {
             let after = self.service_contribution(k);
@@ -242,7 +258,7 @@ impl LiveZone {
         if self.config.pods != PodsMode::Verified {
             return;
         }
-        let key = (ns.to_string(), name.to_string());
+        let key = key(ns, name);
         let before = self.contribution(self.pods.get(&key).map(|p| &**p), |c, p| pod_records(c, p));
         let after = self.contribution(pod.as_deref(), |c, p| pod_records(c, p));
         match pod {
@@ -272,9 +288,10 @@ impl LiveZone {
     }
 
     fn service_contribution(&self, key: &Key) -> Contribution {
-        let Some(service) = self.services.get(key) else { return Contribution::default() };
-        let slices: Vec<&DnsSlice> =
-            self.slices.get(key).map(|s| s.iter().map(|(_, s)| &**s).collect()).unwrap_or_default();
+        let Some(ServiceSlot { service: Some(service), slices }) = self.services.get(key) else {
+            return Contribution::default();
+        };
+        let slices: Vec<&DnsSlice> = slices.iter().map(|s| &**s).collect();
         let mut c = Collect::new(&self.config);
         service_records(&mut c, service, &slices);
         c.finish()
@@ -304,7 +321,7 @@ impl LiveZone {
             let Some(held) = self.held.get_mut(name) else { continue };
             held.holders -= 1;
             if held.holders == 0 {
-                debug_assert!(held.shared.is_empty(), "{name} released with shared records");
+                debug_assert!(held.shared.is_none(), "{name} released with shared records");
                 self.held.remove(name);
                 self.touch(name);
             }
@@ -367,9 +384,10 @@ impl LiveZone {
             Err(at) => records.insert(at, shared),
             Ok(_) => {
                 let Some(held) = self.held.get_mut(name) else { return };
-                match held.shared.iter_mut().find(|(d, _)| d == data) {
+                let shared = held.shared.get_or_insert_default();
+                match shared.iter_mut().find(|(d, _)| d == data) {
                     Some((_, extra)) => *extra += 1,
-                    None => held.shared.push((data.clone(), 1)),
+                    None => shared.push((data.clone(), 1)),
                 }
             }
         }
@@ -377,12 +395,17 @@ impl LiveZone {
 
     fn remove_record(&mut self, name: &Name, data: &RData) {
         if let Some(held) = self.held.get_mut(name) {
-            if let Some(i) = held.shared.iter().position(|(d, _)| d == data) {
-                held.shared[i].1 -= 1;
-                if held.shared[i].1 == 0 {
-                    held.shared.swap_remove(i);
+            if let Some(shared) = &mut held.shared {
+                if let Some(i) = shared.iter().position(|(d, _)| d == data) {
+                    shared[i].1 -= 1;
+                    if shared[i].1 == 0 {
+                        shared.swap_remove(i);
+                        if shared.is_empty() {
+                            held.shared = None;
+                        }
+                    }
+                    return;
                 }
-                return;
             }
         }
         let records = self.touch(name);
@@ -437,7 +460,7 @@ impl LiveZone {
                 Some(node) => {
                     let entry = compile(&self.view, &template, &name, node);
                     let through = chased_names(&self.view, node);
-                    self.entries.insert(name.clone(), Arc::new(entry));
+                    self.entries.insert(name.clone(), entry);
                     if !through.is_empty() {
                         for t in &through {
                             self.chasers.entry(t.clone()).or_default().push(name.clone());
