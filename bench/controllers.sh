@@ -23,7 +23,7 @@ start() { # start <name> <args...>: runs svcnet, waits for "ready", sets $pid an
   ./target/release/svcnet "$@" >"$work/$name.out" 2>"$work/$name.err" &
   pid=$!; pids+=("$pid")
   for _ in $(seq 300); do grep -q ready "$work/$name.out" 2>/dev/null && break; sleep 0.1; done
-  addr=$(grep -o 'https://[^ ]*' "$work/$name.out" | head -1 | sed 's|https://||' || true)
+  addr=$(sed -n 's|.*API server ready at https://\([^ ]*\).*|\1|p' "$work/$name.out")
 }
 
 echo "## pod Ready -> Endpoints latency"
