@@ -12,11 +12,10 @@
 //! a sync that only changes elements (endpoints coming and going) is sent
 //! here instead. Chains, rules and sets always go through `nft`.
 //!
-//! Keys and values are encoded as nft does: each field of a concatenation
-//! in its own 4-byte register, addresses and ports in network order, a
-//! `numgen` slot in host order; element comments as libnftnl's userdata.
+//! Keys and values are the ruleset's own bytes (`nft/elem.rs`), encoded as
+//! nft does; element comments as libnftnl's userdata. A batch is written
+//! into one buffer, sized up front, with no allocation per element.
 
-use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,7 +26,7 @@ use nix::sys::socket::{
     sockopt,
 };
 
-use super::service::Lb;
+use super::elem::{self, Key, Value};
 use super::table::Map;
 use crate::{NodeEnv, ProxyError};
 
@@ -62,20 +61,39 @@ const UDATA_COMMENT: u8 = 0;
 /// field has 16 bits.
 const LIST_BUDGET: usize = 60_000;
 
+/// About what an element takes in a batch (a slot: 48 bytes; a verdict
+/// with its chain and comment: 80), to size the buffer.
+pub const ELEMENT_BYTES: usize = 56;
+
 /// What an element maps to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Data {
-    Value(Vec<u8>),
-    Goto(String),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Data<'a> {
+    /// A plain set's element (or a key to delete).
+    None,
+    Value([u8; 8]),
+    Goto(&'a str),
     Drop,
 }
 
-/// One element, encoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Element {
-    pub key: Vec<u8>,
-    pub data: Option<Data>,
-    pub comment: Option<String>,
+/// One element to encode, borrowed from the ruleset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Element<'a> {
+    pub key: &'a [u8],
+    pub data: Data<'a>,
+    /// Written as [`elem::comment_chars`] makes it.
+    pub comment: Option<&'a str>,
+}
+
+/// The element `key : value` of `map`, owned by `owner` (its comment in
+/// a commented map).
+pub fn element<'a>(map: Map, key: &'a Key, value: &'a Value, owner: &'a str) -> Element<'a> {
+    let data = match value {
+        Value::None => Data::None,
+        Value::Target(ip, port) => Data::Value(Value::target_bytes(*ip, *port)),
+        Value::Goto(chain) => Data::Goto(chain),
+        Value::Drop => Data::Drop,
+    };
+    Element { key: key.bytes(map), data, comment: elem::commented(map).then_some(owner) }
 }
 
 /// A batch of element additions and deletions, encoded.
@@ -136,8 +154,13 @@ static NEXT_SEQ: AtomicU32 = AtomicU32::new(1);
 
 impl Batch {
     pub fn new() -> Batch {
+        Batch::with_capacity(512)
+    }
+
+    /// A batch whose buffer holds `bytes` before it grows.
+    pub fn with_capacity(bytes: usize) -> Batch {
         let seq = NEXT_SEQ.fetch_add(1 << 20, Ordering::Relaxed);
-        let mut b = Batch { buf: Vec::new(), seq, acks: 0 };
+        let mut b = Batch { buf: Vec::with_capacity(bytes), seq, acks: 0 };
         b.control(NFNL_MSG_BATCH_BEGIN);
         b
     }
@@ -168,12 +191,12 @@ impl Batch {
 
     /// Adds `elems` to map or set `set` of `table`, in as many messages as
     /// it takes.
-    pub fn add_elements<'a>(&mut self, table: &str, set: &str, elems: impl IntoIterator<Item = &'a Element>) {
+    pub fn add_elements<'a>(&mut self, table: &str, set: &str, elems: impl IntoIterator<Item = Element<'a>>) {
         self.elements(NFT_MSG_NEWSETELEM, NLM_F_CREATE, table, set, elems);
     }
 
     /// Deletes `elems` (their keys) from `set`.
-    pub fn delete_elements<'a>(&mut self, table: &str, set: &str, elems: impl IntoIterator<Item = &'a Element>) {
+    pub fn delete_elements<'a>(&mut self, table: &str, set: &str, elems: impl IntoIterator<Item = Element<'a>>) {
         self.elements(NFT_MSG_DELSETELEM, 0, table, set, elems);
     }
 
@@ -183,7 +206,7 @@ impl Batch {
         flags: u16,
         table: &str,
         set: &str,
-        elems: impl IntoIterator<Item = &'a Element>,
+        elems: impl IntoIterator<Item = Element<'a>>,
     ) {
         let mut elems = elems.into_iter().peekable();
         while elems.peek().is_some() {
@@ -196,10 +219,10 @@ impl Batch {
             while let Some(e) = elems.next_if(|_| self.buf.len() - list < LIST_BUDGET) {
                 let elem = attr_start(&mut self.buf, NFTA_LIST_ELEM | NLA_F_NESTED);
                 let k = attr_start(&mut self.buf, NFTA_SET_ELEM_KEY | NLA_F_NESTED);
-                attr_bytes(&mut self.buf, NFTA_DATA_VALUE, &e.key);
+                attr_bytes(&mut self.buf, NFTA_DATA_VALUE, e.key);
                 attr_end(&mut self.buf, k);
                 if msg == NFT_MSG_NEWSETELEM {
-                    self.data(e);
+                    self.data(&e);
                 }
                 attr_end(&mut self.buf, elem);
             }
@@ -208,16 +231,16 @@ impl Batch {
         }
     }
 
-    fn data(&mut self, e: &Element) {
+    fn data(&mut self, e: &Element<'_>) {
         let b = &mut self.buf;
-        match &e.data {
-            None => {}
-            Some(Data::Value(v)) => {
+        match e.data {
+            Data::None => {}
+            Data::Value(v) => {
                 let d = attr_start(b, NFTA_SET_ELEM_DATA | NLA_F_NESTED);
-                attr_bytes(b, NFTA_DATA_VALUE, v);
+                attr_bytes(b, NFTA_DATA_VALUE, &v);
                 attr_end(b, d);
             }
-            Some(verdict) => {
+            verdict => {
                 let d = attr_start(b, NFTA_SET_ELEM_DATA | NLA_F_NESTED);
                 let v = attr_start(b, NFTA_DATA_VERDICT | NLA_F_NESTED);
                 let code = if matches!(verdict, Data::Drop) { NF_DROP } else { NFT_GOTO };
@@ -229,13 +252,19 @@ impl Batch {
                 attr_end(b, d);
             }
         }
-        if let Some(c) = &e.comment {
-            // One TLV: type, length (with the NUL), text.
-            let text = &c.as_bytes()[..c.len().min(250)];
-            let mut udata = vec![UDATA_COMMENT, (text.len() + 1) as u8];
-            udata.extend_from_slice(text);
-            udata.push(0);
-            attr_bytes(b, NFTA_SET_ELEM_USERDATA, &udata);
+        if let Some(c) = e.comment {
+            // One TLV: type, length (with the NUL), text (at most 128
+            // bytes, so the length fits its byte).
+            let at = attr_start(b, NFTA_SET_ELEM_USERDATA);
+            b.extend_from_slice(&[UDATA_COMMENT, 0]);
+            let text = b.len();
+            let mut utf8 = [0u8; 4];
+            for ch in elem::comment_chars(c) {
+                b.extend_from_slice(ch.encode_utf8(&mut utf8).as_bytes());
+            }
+            b[text - 1] = (b.len() - text + 1) as u8;
+            b.push(0);
+            attr_end(b, at);
         }
     }
 
@@ -250,75 +279,11 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.acks == 0
     }
-}
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Ip,
-    Proto,
-    Port,
-    Slot,
-}
-
-/// The fields of a map's keys.
-fn key_layout(map: Map) -> &'static [Field] {
-    use Field::*;
-    match map {
-        Map::ServiceIps | Map::NoEndpointServices => &[Ip, Proto, Port],
-        Map::ServiceNodeports | Map::NoEndpointNodeports => &[Proto, Port],
-        Map::ClusterIps => &[Ip],
-        Map::Hairpin => &[Ip, Ip],
-        Map::Slots(Lb::Address | Lb::InternalAddress, _) => &[Ip, Port, Slot],
-        Map::Slots(Lb::NodePort | Lb::InternalNodePort, _) => &[Port, Slot],
+    /// Bytes encoded so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
     }
-}
-
-fn encode_fields(text: &str, layout: &[Field]) -> Option<Vec<u8>> {
-    let parts: Vec<&str> = text.split(" . ").collect();
-    if parts.len() != layout.len() {
-        return None;
-    }
-    let mut out = Vec::with_capacity(4 * parts.len());
-    for (p, f) in parts.iter().zip(layout) {
-        match f {
-            Field::Ip => out.extend_from_slice(&p.parse::<Ipv4Addr>().ok()?.octets()),
-            Field::Proto => {
-                let n: u8 = match *p {
-                    "tcp" => 6,
-                    "udp" => 17,
-                    "sctp" => 132,
-                    _ => return None,
-                };
-                out.extend_from_slice(&[n, 0, 0, 0]);
-            }
-            Field::Port => {
-                out.extend_from_slice(&p.parse::<u16>().ok()?.to_be_bytes());
-                out.extend_from_slice(&[0, 0]);
-            }
-            Field::Slot => out.extend_from_slice(&p.parse::<u32>().ok()?.to_ne_bytes()),
-        }
-    }
-    Some(out)
-}
-
-/// The key of an element of `map`, from its nft text, as an element to
-/// delete.
-pub fn encode_key(map: Map, key: &str) -> Option<Element> {
-    Some(Element { key: encode_fields(key, key_layout(map))?, data: None, comment: None })
-}
-
-/// An element of `map` from its nft text (`10.96.0.10 . tcp . 80`, `goto
-/// lb-tcp-3`), or None if it is not something this module writes.
-pub fn encode(map: Map, key: &str, value: Option<&str>, comment: Option<&str>) -> Option<Element> {
-    let key = encode_fields(key, key_layout(map))?;
-    let data = match (map, value) {
-        (Map::ClusterIps | Map::Hairpin, None) => None,
-        (Map::Slots(..), Some(v)) => Some(Data::Value(encode_fields(v, &[Field::Ip, Field::Port])?)),
-        (_, Some("drop")) => Some(Data::Drop),
-        (_, Some(v)) => Some(Data::Goto(v.strip_prefix("goto ")?.to_string())),
-        _ => return None,
-    };
-    Some(Element { key, data, comment: comment.map(str::to_string) })
 }
 
 fn io_err(what: &str, e: impl std::fmt::Display) -> ProxyError {
@@ -420,44 +385,64 @@ fn getsockopt_sndbuf(fd: &OwnedFd) -> usize {
 mod tests {
     use super::*;
     use crate::model::Protocol;
+    use crate::nft::service::Lb;
 
-    fn key(map: Map, text: &str) -> Vec<u8> {
-        encode_fields(text, key_layout(map)).unwrap_or_else(|| panic!("{text}"))
+    fn ip(s: &str) -> std::net::Ipv4Addr {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    /// The attributes of one element in a batch's buffer.
+    fn one_element(e: Element<'_>) -> Vec<u8> {
+        let mut b = Batch { buf: Vec::new(), seq: 0, acks: 0 };
+        let at = attr_start(&mut b.buf, NFTA_LIST_ELEM | NLA_F_NESTED);
+        b.data(&e);
+        attr_end(&mut b.buf, at);
+        b.buf[4..].to_vec()
     }
 
     #[test]
-    fn keys_and_values_are_laid_out_in_registers() {
+    fn values_verdicts_and_comments_are_encoded_as_nft_does() {
         let slots = Map::Slots(Lb::Address, Protocol::Udp);
-        assert_eq!(
-            key(slots, "10.96.0.10 . 53 . 1"),
-            [vec![10, 96, 0, 10, 0, 53, 0, 0], 1u32.to_ne_bytes().to_vec()].concat()
-        );
-        let np = Map::Slots(Lb::NodePort, Protocol::Tcp);
-        assert_eq!(key(np, "30080 . 0"), [vec![0x75, 0x80, 0, 0], 0u32.to_ne_bytes().to_vec()].concat());
-        assert_eq!(key(Map::ServiceIps, "10.96.0.10 . udp . 53"), vec![10, 96, 0, 10, 17, 0, 0, 0, 0, 53, 0, 0]);
-        assert_eq!(key(Map::Hairpin, "10.244.1.2 . 10.244.1.2"), vec![10, 244, 1, 2, 10, 244, 1, 2]);
-        let e = encode(slots, "10.96.0.10 . 53 . 1", Some("10.244.1.5 . 8080"), None);
-        assert_eq!(e.map(|e| e.data), Some(Some(Data::Value(vec![10, 244, 1, 5, 0x1f, 0x90, 0, 0]))));
-        let e = encode(Map::ServiceIps, "10.96.0.10 . tcp . 80", Some("goto lb-tcp-3"), Some("default/web"));
-        assert_eq!(e.as_ref().and_then(|e| e.data.clone()), Some(Data::Goto("lb-tcp-3".into())));
-        assert_eq!(
-            encode(Map::NoEndpointServices, "10.96.0.10 . tcp . 80", Some("drop"), None).and_then(|e| e.data),
-            Some(Data::Drop)
-        );
-        assert_eq!(encode(Map::ServiceIps, "10.96.0.10 . tcp", Some("goto x"), None), None);
-        assert_eq!(encode(slots, "10.96.0.10 . 53 . 1", Some("nonsense"), None), None);
+        let key = Key::address_slot(ip("10.96.0.10"), 53, 1);
+        let value = Value::Target(ip("10.244.1.5"), 8080);
+        let e = element(slots, &key, &value, "kube-system/dns:dns");
+        assert_eq!(e.key, [vec![10, 96, 0, 10, 0, 53, 0, 0], 1u32.to_ne_bytes().to_vec()].concat());
+        assert_eq!(e.data, Data::Value([10, 244, 1, 5, 0x1f, 0x90, 0, 0]));
+        assert_eq!(e.comment, None, "slots carry no comment");
+        let bytes = one_element(e);
+        // DATA { VALUE (8 bytes) }.
+        assert_eq!(bytes[..8], [16, 0, 2, 0x80, 12, 0, 1, 0]);
+        assert_eq!(bytes[8..], [10, 244, 1, 5, 0x1f, 0x90, 0, 0]);
+
+        let key = Key::address(ip("10.96.0.10"), Protocol::Tcp, 80);
+        let goto = Value::Goto("lb-tcp-3".into());
+        let e = element(Map::ServiceIps, &key, &goto, "default/\"web\"");
+        assert_eq!(e.data, Data::Goto("lb-tcp-3"));
+        let bytes = one_element(e);
+        let udata =
+            [UDATA_COMMENT, 14, b'd', b'e', b'f', b'a', b'u', b'l', b't', b'/', b'_', b'w', b'e', b'b', b'_', 0];
+        let tail = &bytes[bytes.len() - 20..];
+        assert_eq!(tail[..4], [20, 0, NFTA_SET_ELEM_USERDATA as u8, 0]);
+        assert_eq!(tail[4..], udata);
+
+        let drop = element(Map::NoEndpointServices, &key, &Value::Drop, "x");
+        assert_eq!(drop.data, Data::Drop);
+        let key = Key::ip(ip("10.96.0.10"));
+        let set = element(Map::ClusterIps, &key, &Value::None, "x");
+        assert_eq!((set.key, set.data, set.comment), (&[10u8, 96, 0, 10][..], Data::None, None));
     }
 
     #[test]
     fn a_batch_is_begin_messages_end_with_attribute_lengths_that_fit() {
         let slots = Map::Slots(Lb::Address, Protocol::Udp);
-        let e = encode(slots, "10.96.0.10 . 53 . 1", Some("10.244.1.5 . 53"), Some("kube-system/dns:dns"));
-        let elems = vec![e.unwrap_or_else(|| panic!("encodes")); 5000];
+        let key = Key::address_slot(ip("10.96.0.10"), 53, 1);
+        let value = Value::Target(ip("10.244.1.5"), 53);
+        let e = element(slots, &key, &value, "kube-system/dns:dns");
         let mut b = Batch::new();
-        b.add_elements("svcnet", "endpoints-udp", &elems);
-        b.delete_elements("svcnet", "endpoints-udp", &elems[..10]);
+        b.add_elements("svcnet", "endpoints-udp", std::iter::repeat_n(e, 5000));
+        b.delete_elements("svcnet", "endpoints-udp", std::iter::repeat_n(e, 10));
         let (buf, acks, _) = b.end();
-        assert!(acks >= 5, "5000 elements take several messages: {acks}");
+        assert!(acks >= 4, "5000 elements take several messages: {acks}");
         let mut at = 0;
         let mut kinds = Vec::new();
         while at < buf.len() {

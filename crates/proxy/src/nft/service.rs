@@ -1,6 +1,7 @@
-//! What one service port contributes to the table: map elements, and the
-//! few chains and sets that cannot be shared (ClientIP affinity,
-//! externalTrafficPolicy Local). Pure.
+//! What one service port contributes to the table: map elements (binary,
+//! `nft/elem.rs`), and the few chains and sets that cannot be shared
+//! (ClientIP affinity, externalTrafficPolicy Local). Pure, but for the
+//! shared balancing chains, made once per ruleset ([`Shared`]).
 //!
 //! Plain service ports own no chain: their addresses point into shared
 //! `lb-<proto>-N` chains that pick slot `numgen random mod N` of the
@@ -8,47 +9,66 @@
 //! per endpoint and one rule per distinct endpoint count, however many
 //! Services there are.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
+use super::elem::{Key, Value};
 use super::table::{Chain, Decl, DeclKind, Map};
 use super::{Facts, MASQ_MARK};
 use crate::model::{Affinity, Endpoint, Protocol, ServicePort};
 
-/// One element of a map or set, as nft text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Elem {
-    pub key: String,
-    /// `goto lb-tcp-3`, `10.244.1.2 . 8080`; `None` in a plain set.
-    pub value: Option<String>,
-    pub comment: Option<String>,
-}
-
-/// Everything one service port adds to the table.
+/// Everything one service port adds to the table. Elements carry no
+/// comment: the verdict maps' comment is the owner's id, written when
+/// rendered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fragment {
-    pub chains: Vec<Chain>,
+    pub chains: Vec<Arc<Chain>>,
     /// Sets and maps: ClientIP affinity sets, the slot maps in use.
-    pub decls: Vec<Decl>,
-    pub elems: Vec<(Map, Elem)>,
+    pub decls: Vec<Arc<Decl>>,
+    pub elems: Vec<(Map, Key, Value)>,
 }
 
 impl Fragment {
-    fn elem(&mut self, map: Map, key: String, value: Option<String>, comment: Option<&str>) {
-        self.elems.push((map, Elem { key, value, comment: comment.map(str::to_string) }));
+    fn elem(&mut self, map: Map, key: Key, value: Value) {
+        self.elems.push((map, key, value));
     }
 
-    fn chain(&mut self, chain: Chain) {
+    fn chain(&mut self, chain: Arc<Chain>) {
         if !self.chains.iter().any(|c| c.name == chain.name) {
             self.chains.push(chain);
         }
     }
 
-    fn decl(&mut self, decl: Decl) {
+    fn decl(&mut self, decl: Arc<Decl>) {
         if !self.decls.iter().any(|d| d.name == decl.name) {
             self.decls.push(decl);
         }
     }
+}
+
+/// The objects thousands of service ports share, made once: the
+/// balancing chains with their slot maps' declarations, and the name of
+/// the reject chain. Each service port's fragment holds pointers to them.
+#[derive(Debug)]
+pub struct Shared {
+    lbs: HashMap<(Lb, Protocol, usize, bool), LbObjects>,
+    reject: Arc<str>,
+}
+
+impl Default for Shared {
+    fn default() -> Shared {
+        Shared { lbs: HashMap::new(), reject: Arc::from("reject-chain") }
+    }
+}
+
+#[derive(Debug)]
+struct LbObjects {
+    /// The chain a service address goes to.
+    entry: Arc<str>,
+    chains: Vec<Arc<Chain>>,
+    decl: Arc<Decl>,
 }
 
 /// The shared balancing chains, one per (family, protocol, endpoint
@@ -106,7 +126,7 @@ impl Lb {
             Lb::InternalNodePort => "slot N of a node port, from inside (Local)",
         };
         Decl {
-            name: Map::Slots(self, p).name(),
+            name: Map::Slots(self, p).name().into(),
             kind: DeclKind::Map,
             body: format!(
                 "typeof {} . numgen random mod 1 : ip daddr . {} dport; comment \"{what}\";",
@@ -118,9 +138,9 @@ impl Lb {
 
     /// The chain balancing over `n` slots (`masq`: marking the packet for
     /// masquerade first), and the objects it needs.
-    fn chains(self, p: Protocol, n: usize, masq: bool) -> (String, Vec<Chain>, Decl) {
-        let plain = format!("{}-{}-{n}", self.prefix(), p.as_str());
-        let mut chains = vec![Chain {
+    fn objects(self, p: Protocol, n: usize, masq: bool) -> LbObjects {
+        let plain: Arc<str> = format!("{}-{}-{n}", self.prefix(), p.as_str()).into();
+        let mut chains = vec![Arc::new(Chain {
             name: plain.clone(),
             comment: None,
             rules: vec![format!(
@@ -128,13 +148,18 @@ impl Lb {
                 self.key_expr(p),
                 Map::Slots(self, p).name()
             )],
-        }];
+        })];
+        let decl = Arc::new(self.decl(p));
         if !masq {
-            return (plain, chains, self.decl(p));
+            return LbObjects { entry: plain, chains, decl };
         }
-        let name = format!("{plain}-masq");
-        chains.push(Chain { name: name.clone(), comment: None, rules: vec![format!("{} goto {plain}", mark_rule())] });
-        (name, chains, self.decl(p))
+        let name: Arc<str> = format!("{plain}-masq").into();
+        chains.push(Arc::new(Chain {
+            name: name.clone(),
+            comment: None,
+            rules: vec![format!("{} goto {plain}", mark_rule())],
+        }));
+        LbObjects { entry: name, chains, decl }
     }
 }
 
@@ -149,14 +174,8 @@ fn ident(s: &str) -> String {
 
 /// Text safe inside an nft comment (at most 128 bytes, no quotes).
 pub fn comment_text(s: &str) -> String {
-    let mut out: String = s.chars().map(|c| if c == '"' || c == '\\' || c.is_control() { '_' } else { c }).collect();
-    if out.len() > 128 {
-        let mut cut = 128;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-    }
+    let mut out = String::with_capacity(s.len().min(super::elem::COMMENT_MAX));
+    super::elem::push_comment(&mut out, s);
     out
 }
 
@@ -199,110 +218,114 @@ fn same_endpoints(a: &[&Endpoint], b: &[&Endpoint]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.ip == y.ip && x.port == y.port)
 }
 
-fn addr_key(ip: Ipv4Addr, svc: &ServicePort, port: u16) -> String {
-    format!("{ip} . {} . {port}", svc.protocol.as_str())
-}
-
-/// The key of an address in the slot maps (which are per protocol).
-fn slot_addr_key(ip: Ipv4Addr, port: u16) -> String {
-    format!("{ip} . {port}")
-}
-
-fn port_key(svc: &ServicePort, port: u16) -> String {
-    format!("{} . {port}", svc.protocol.as_str())
-}
-
 /// The fragment of one service port.
-pub fn fragment(svc: &ServicePort, facts: &Facts) -> Fragment {
-    let mut f = Fragment::default();
+pub fn fragment(svc: &ServicePort, facts: &Facts, shared: &mut Shared) -> Fragment {
+    // Room for the usual case: the cluster IP, its address, a slot and a
+    // hairpin element per endpoint.
+    let mut f = Fragment { elems: Vec::with_capacity(4 + 2 * svc.endpoints.len()), ..Fragment::default() };
     let id = comment_text(&svc.id());
     let cluster = svc.cluster_endpoints();
     let external = svc.external_endpoints();
     let externals = external_addresses(svc);
     let cluster_ip = has_cluster_ip(svc).then_some(svc.cluster_ip);
+    let p = svc.protocol;
     // Without a usable endpoint anywhere the service rejects; with some,
     // but none for this traffic's policy (Local), it drops, as kube-proxy.
-    let no_endpoints = if has_usable_endpoints(svc) { "drop" } else { "goto reject-chain" };
+    let no_endpoints = if has_usable_endpoints(svc) { Value::Drop } else { Value::Goto(shared.reject.clone()) };
 
     if let Some(ip) = cluster_ip {
-        f.elem(Map::ClusterIps, ip.to_string(), None, None);
+        f.elem(Map::ClusterIps, Key::ip(ip), Value::None);
         if cluster.is_empty() {
-            f.elem(Map::NoEndpointServices, addr_key(ip, svc, svc.port), Some(no_endpoints.into()), Some(&id));
+            f.elem(Map::NoEndpointServices, Key::address(ip, p, svc.port), no_endpoints.clone());
         }
     }
     if external.is_empty() {
         for ip in &externals {
-            f.elem(Map::NoEndpointServices, addr_key(*ip, svc, svc.port), Some(no_endpoints.into()), Some(&id));
+            f.elem(Map::NoEndpointServices, Key::address(*ip, p, svc.port), no_endpoints.clone());
         }
         if let Some(np) = svc.node_port {
-            f.elem(Map::NoEndpointNodeports, port_key(svc, np), Some(no_endpoints.into()), Some(&id));
+            f.elem(Map::NoEndpointNodeports, Key::node_port(p, np), no_endpoints.clone());
         }
     }
     let mut hairpin: Vec<Ipv4Addr> = Vec::new();
     for e in cluster.iter().chain(&external) {
         if e.local && !hairpin.contains(&e.ip) {
             hairpin.push(e.ip);
-            f.elem(Map::Hairpin, format!("{0} . {0}", e.ip), None, None);
+            f.elem(Map::Hairpin, Key::pair(e.ip, e.ip), Value::None);
         }
     }
 
+    let ctx = Ctx { svc, facts, id: &id, cluster_ip, externals: &externals, cluster: &cluster, external: &external };
     match svc.affinity {
-        Affinity::None => plain(&mut f, svc, facts, &id, cluster_ip, &externals, &cluster, &external),
-        Affinity::ClientIp { timeout_seconds } => {
-            affinity(&mut f, svc, facts, &id, cluster_ip, &externals, &cluster, &external, timeout_seconds.max(1))
-        }
+        Affinity::None => plain(&mut f, shared, &ctx),
+        Affinity::ClientIp { timeout_seconds } => affinity(&mut f, &ctx, timeout_seconds.max(1)),
     }
     f
 }
 
-fn slots(f: &mut Fragment, map: Map, key: &str, eps: &[&Endpoint]) {
-    for (i, e) in eps.iter().enumerate() {
-        f.elem(map, format!("{key} . {i}"), Some(format!("{} . {}", e.ip, e.port)), None);
-    }
-}
-
-fn lb(f: &mut Fragment, kind: Lb, p: Protocol, n: usize, masq: bool) -> String {
-    let (name, chains, decl) = kind.chains(p, n, masq);
-    f.decl(decl);
-    for c in chains {
-        f.chain(c);
-    }
-    name
-}
-
-#[allow(clippy::too_many_arguments)]
-fn plain(
-    f: &mut Fragment,
-    svc: &ServicePort,
-    facts: &Facts,
-    id: &str,
+/// What the balancing part of a fragment is made from.
+struct Ctx<'a> {
+    svc: &'a ServicePort,
+    facts: &'a Facts,
+    /// The id, as a comment.
+    id: &'a str,
     cluster_ip: Option<Ipv4Addr>,
-    externals: &[Ipv4Addr],
-    cluster: &[&Endpoint],
-    external: &[&Endpoint],
-) {
+    externals: &'a [Ipv4Addr],
+    cluster: &'a [&'a Endpoint],
+    external: &'a [&'a Endpoint],
+}
+
+/// The slots of an address (`ip . port . N`) or node port (`port . N`).
+#[derive(Clone, Copy)]
+enum SlotsOf {
+    Address(Ipv4Addr, u16),
+    NodePort(u16),
+}
+
+fn slots(f: &mut Fragment, map: Map, of: SlotsOf, eps: &[&Endpoint]) {
+    for (i, e) in eps.iter().enumerate() {
+        let key = match of {
+            SlotsOf::Address(ip, port) => Key::address_slot(ip, port, i as u32),
+            SlotsOf::NodePort(port) => Key::port_slot(port, i as u32),
+        };
+        f.elem(map, key, Value::Target(e.ip, e.port));
+    }
+}
+
+/// The shared balancing chain over `n` slots (and what it needs), made
+/// once per ruleset; returns its name, to go to.
+fn lb(f: &mut Fragment, shared: &mut Shared, kind: Lb, p: Protocol, n: usize, masq: bool) -> Arc<str> {
+    let o = shared.lbs.entry((kind, p, n, masq)).or_insert_with(|| kind.objects(p, n, masq));
+    f.decl(o.decl.clone());
+    for c in &o.chains {
+        f.chain(c.clone());
+    }
+    o.entry.clone()
+}
+
+fn plain(f: &mut Fragment, shared: &mut Shared, ctx: &Ctx<'_>) {
+    let Ctx { svc, facts, id, cluster_ip, externals, cluster, external } = *ctx;
     let p = svc.protocol;
-    let np_key = |np: u16| np.to_string();
     if let (Some(ip), false) = (cluster_ip, cluster.is_empty()) {
-        let chain = lb(f, Lb::Address, p, cluster.len(), false);
-        f.elem(Map::ServiceIps, addr_key(ip, svc, svc.port), Some(format!("goto {chain}")), Some(id));
-        slots(f, Map::Slots(Lb::Address, p), &slot_addr_key(ip, svc.port), cluster);
+        let chain = lb(f, shared, Lb::Address, p, cluster.len(), false);
+        f.elem(Map::ServiceIps, Key::address(ip, p, svc.port), Value::Goto(chain));
+        slots(f, Map::Slots(Lb::Address, p), SlotsOf::Address(ip, svc.port), cluster);
     }
     if !svc.external_local {
         if external.is_empty() {
             return;
         }
         if !externals.is_empty() {
-            let chain = lb(f, Lb::Address, p, external.len(), true);
+            let chain = lb(f, shared, Lb::Address, p, external.len(), true);
             for ip in externals {
-                f.elem(Map::ServiceIps, addr_key(*ip, svc, svc.port), Some(format!("goto {chain}")), Some(id));
-                slots(f, Map::Slots(Lb::Address, p), &slot_addr_key(*ip, svc.port), external);
+                f.elem(Map::ServiceIps, Key::address(*ip, p, svc.port), Value::Goto(chain.clone()));
+                slots(f, Map::Slots(Lb::Address, p), SlotsOf::Address(*ip, svc.port), external);
             }
         }
         if let Some(np) = svc.node_port {
-            let chain = lb(f, Lb::NodePort, p, external.len(), true);
-            f.elem(Map::ServiceNodeports, port_key(svc, np), Some(format!("goto {chain}")), Some(id));
-            slots(f, Map::Slots(Lb::NodePort, p), &np_key(np), external);
+            let chain = lb(f, shared, Lb::NodePort, p, external.len(), true);
+            f.elem(Map::ServiceNodeports, Key::node_port(p, np), Value::Goto(chain));
+            slots(f, Map::Slots(Lb::NodePort, p), SlotsOf::NodePort(np), external);
         }
         return;
     }
@@ -323,29 +346,34 @@ fn plain(
         }
         let mut rules = Vec::new();
         if !cluster.is_empty() {
-            let internal = lb(f, internal_lb, p, cluster.len(), false);
+            let internal = lb(f, shared, internal_lb, p, cluster.len(), false);
             if let Some(cidr) = facts.cluster_cidr {
                 rules.push(format!("ip saddr {cidr} goto {internal} comment \"pods: cluster endpoints\""));
             }
-            let internal_masq = lb(f, internal_lb, p, cluster.len(), true);
+            let internal_masq = lb(f, shared, internal_lb, p, cluster.len(), true);
             rules.push(format!("fib saddr type local goto {internal_masq} comment \"the node: cluster endpoints\""));
         }
         if !external.is_empty() {
-            let local = lb(f, external_lb, p, external.len(), false);
+            let local = lb(f, shared, external_lb, p, external.len(), false);
             rules.push(format!("goto {local}"));
         }
-        f.chain(Chain { name: name.clone(), comment: Some(format!("{id} externalTrafficPolicy Local")), rules });
+        let name: Arc<str> = name.into();
+        f.chain(Arc::new(Chain {
+            name: name.clone(),
+            comment: Some(format!("{id} externalTrafficPolicy Local")),
+            rules,
+        }));
         if external_lb == Lb::Address {
             for ip in externals {
-                f.elem(Map::ServiceIps, addr_key(*ip, svc, svc.port), Some(format!("goto {name}")), Some(id));
-                let key = slot_addr_key(*ip, svc.port);
-                slots(f, Map::Slots(Lb::InternalAddress, p), &key, cluster);
-                slots(f, Map::Slots(Lb::Address, p), &key, external);
+                f.elem(Map::ServiceIps, Key::address(*ip, p, svc.port), Value::Goto(name.clone()));
+                let of = SlotsOf::Address(*ip, svc.port);
+                slots(f, Map::Slots(Lb::InternalAddress, p), of, cluster);
+                slots(f, Map::Slots(Lb::Address, p), of, external);
             }
         } else if let Some(np) = svc.node_port {
-            f.elem(Map::ServiceNodeports, port_key(svc, np), Some(format!("goto {name}")), Some(id));
-            slots(f, Map::Slots(Lb::InternalNodePort, p), &np_key(np), cluster);
-            slots(f, Map::Slots(Lb::NodePort, p), &np_key(np), external);
+            f.elem(Map::ServiceNodeports, Key::node_port(p, np), Value::Goto(name));
+            slots(f, Map::Slots(Lb::InternalNodePort, p), SlotsOf::NodePort(np), cluster);
+            slots(f, Map::Slots(Lb::NodePort, p), SlotsOf::NodePort(np), external);
         }
     }
 }
@@ -353,20 +381,11 @@ fn plain(
 /// ClientIP affinity: a chain and a dynamic set per endpoint, as in
 /// kube-proxy; the endpoint chain records the client, the service chain
 /// sends a recorded client back to its endpoint before balancing.
-#[allow(clippy::too_many_arguments)]
-fn affinity(
-    f: &mut Fragment,
-    svc: &ServicePort,
-    facts: &Facts,
-    id: &str,
-    cluster_ip: Option<Ipv4Addr>,
-    externals: &[Ipv4Addr],
-    cluster: &[&Endpoint],
-    external: &[&Endpoint],
-    timeout: u32,
-) {
+fn affinity(f: &mut Fragment, ctx: &Ctx<'_>, timeout: u32) {
+    let Ctx { svc, facts, id, cluster_ip, externals, cluster, external } = *ctx;
+    let p = svc.protocol;
     let cid = chain_id(svc);
-    let proto = svc.protocol.as_str();
+    let proto = p.as_str();
     let what = format!("{id} ClientIP affinity");
     let mut seen: Vec<(Ipv4Addr, u16)> = Vec::new();
     for e in cluster.iter().chain(external) {
@@ -376,19 +395,19 @@ fn affinity(
         seen.push((e.ip, e.port));
         let suffix = endpoint_suffix(e);
         let set = format!("affinity-{cid}__{suffix}");
-        f.decl(Decl {
-            name: set.clone(),
+        f.decl(Arc::new(Decl {
+            name: set.as_str().into(),
             kind: DeclKind::Set,
             body: format!("type ipv4_addr; flags dynamic,timeout; timeout {timeout}s;"),
-        });
-        f.chain(Chain {
-            name: format!("endpoint-{cid}__{suffix}"),
+        }));
+        f.chain(Arc::new(Chain {
+            name: format!("endpoint-{cid}__{suffix}").into(),
             comment: Some(what.clone()),
             rules: vec![
                 format!("update @{set} {{ ip saddr }}"),
                 format!("meta l4proto {proto} dnat to {}:{}", e.ip, e.port),
             ],
-        });
+        }));
     }
     let balance = |eps: &[&Endpoint]| -> Vec<String> {
         let mut rules: Vec<String> = eps
@@ -406,11 +425,11 @@ fn affinity(
         rules.push(format!("numgen random mod {} vmap {{ {vmap} }}", eps.len()));
         rules
     };
-    let service = format!("service-{cid}");
+    let service: Arc<str> = format!("service-{cid}").into();
     if !cluster.is_empty() {
-        f.chain(Chain { name: service.clone(), comment: Some(what.clone()), rules: balance(cluster) });
+        f.chain(Arc::new(Chain { name: service.clone(), comment: Some(what.clone()), rules: balance(cluster) }));
         if let Some(ip) = cluster_ip {
-            f.elem(Map::ServiceIps, addr_key(ip, svc, svc.port), Some(format!("goto {service}")), Some(id));
+            f.elem(Map::ServiceIps, Key::address(ip, p, svc.port), Value::Goto(service.clone()));
         }
     }
     let needed = svc.is_external()
@@ -440,12 +459,12 @@ fn affinity(
             rules.extend(balance(external));
         }
     }
-    let name = format!("external-{cid}");
-    f.chain(Chain { name: name.clone(), comment: Some(what), rules });
+    let name: Arc<str> = format!("external-{cid}").into();
+    f.chain(Arc::new(Chain { name: name.clone(), comment: Some(what), rules }));
     for ip in externals {
-        f.elem(Map::ServiceIps, addr_key(*ip, svc, svc.port), Some(format!("goto {name}")), Some(id));
+        f.elem(Map::ServiceIps, Key::address(*ip, p, svc.port), Value::Goto(name.clone()));
     }
     if let Some(np) = svc.node_port {
-        f.elem(Map::ServiceNodeports, port_key(svc, np), Some(format!("goto {name}")), Some(id));
+        f.elem(Map::ServiceNodeports, Key::node_port(p, np), Value::Goto(name));
     }
 }

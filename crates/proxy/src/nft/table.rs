@@ -7,14 +7,25 @@
 //! chain, a hairpin element, two Services claiming one external IP): each
 //! object remembers its owners, the first by id wins, and it leaves the
 //! kernel only with its last owner.
+//!
+//! Memory: 10,000 service ports × 10 endpoints make about 120,000
+//! elements. Each is held once, in the per-map index, as its binary key
+//! and value (`nft/elem.rs`) with its owner; a service port keeps a compact
+//! copy of what it was rendered from and the names and keys of what it
+//! contributed, so that a change withdraws exactly that. Shared chains
+//! and declarations are one allocation each, pointed to by every owner.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use super::elem::{self, Key, Value};
+use super::netlink;
 use super::service::{self, Fragment, Lb, comment_text, mark_rule};
 use super::{Facts, MASQ_MARK, TABLE};
-use crate::model::{Endpoint, Protocol, ServicePort, Snapshot};
+use crate::model::{Affinity, Endpoint, Protocol, ServicePort, Snapshot};
 
 /// The table's maps and sets that hold elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,7 +91,8 @@ impl Map {
 /// A regular chain's name, comment and rules (nft text, one per rule).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chain {
-    pub name: String,
+    /// Shared with the elements going to it.
+    pub name: Arc<str>,
     pub comment: Option<String>,
     pub rules: Vec<String>,
 }
@@ -104,7 +116,7 @@ impl DeclKind {
 /// affinity set (clients seen by one endpoint), a slot map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decl {
-    pub name: String,
+    pub name: Arc<str>,
     pub kind: DeclKind,
     /// What goes between the braces.
     pub body: String,
@@ -189,18 +201,16 @@ enum Owned<T> {
 }
 
 impl<T> Owned<T> {
-    fn effective(&self) -> Option<&T> {
+    /// The owner that counts (the first by id) and its version.
+    fn first(&self) -> Option<(&Owner, &T)> {
         match self {
-            Owned::One(_, t) => Some(t),
-            Owned::Many(m) => m.first_key_value().map(|(_, t)| t),
+            Owned::One(o, t) => Some((o, t)),
+            Owned::Many(m) => m.first_key_value(),
         }
     }
 
-    fn effective_owner(&self) -> Option<&Owner> {
-        match self {
-            Owned::One(o, _) => Some(o),
-            Owned::Many(m) => m.first_key_value().map(|(o, _)| o),
-        }
+    fn effective(&self) -> Option<&T> {
+        self.first().map(|(_, t)| t)
     }
 
     fn insert(&mut self, owner: &Owner, value: T) {
@@ -232,17 +242,25 @@ impl<T> Owned<T> {
     }
 }
 
+/// What was in effect before a sync's first change to an object: its
+/// version and owner (an element's comment), or nothing.
+type Before<T> = Option<(T, Owner)>;
+
+fn before<T: Clone>(o: &Owned<T>) -> Before<T> {
+    o.first().map(|(owner, t)| (t.clone(), owner.clone()))
+}
+
 /// Takes `owner`'s contribution out of `objects[name]`, remembering in
 /// `touched` what was in effect before the sync's first change to it.
 fn withdraw<K: Eq + std::hash::Hash + Clone, T: Clone>(
     objects: &mut HashMap<K, Owned<T>>,
-    touched: Option<&mut HashMap<K, Option<T>>>,
+    touched: Option<&mut HashMap<K, Before<T>>>,
     name: &K,
     owner: &Owner,
 ) {
     if let Some(o) = objects.get_mut(name) {
         if let Some(touched) = touched {
-            touched.entry(name.clone()).or_insert_with(|| o.effective().cloned());
+            touched.entry(name.clone()).or_insert_with(|| before(o));
         }
         if o.remove(owner) {
             objects.remove(name);
@@ -252,56 +270,265 @@ fn withdraw<K: Eq + std::hash::Hash + Clone, T: Clone>(
 
 fn contribute<K: Eq + std::hash::Hash + Clone, T: Clone>(
     objects: &mut HashMap<K, Owned<T>>,
-    touched: Option<&mut HashMap<K, Option<T>>>,
+    touched: Option<&mut HashMap<K, Before<T>>>,
     name: &K,
     owner: &Owner,
     value: T,
 ) {
-    match objects.get_mut(name) {
-        Some(o) => {
+    use std::collections::hash_map::Entry;
+    match objects.entry(name.clone()) {
+        Entry::Occupied(mut o) => {
             if let Some(touched) = touched {
-                touched.entry(name.clone()).or_insert_with(|| o.effective().cloned());
+                touched.entry(name.clone()).or_insert_with(|| before(o.get()));
             }
-            o.insert(owner, value);
+            o.get_mut().insert(owner, value);
         }
-        None => {
+        Entry::Vacant(v) => {
             if let Some(touched) = touched {
                 touched.entry(name.clone()).or_insert(None);
             }
-            objects.insert(name.clone(), Owned::One(owner.clone(), value));
+            v.insert(Owned::One(owner.clone(), value));
         }
     }
 }
 
-/// An element's value and comment.
-type ElemValue = (Option<String>, Option<String>);
+/// An endpoint as applied: what rendering reads of it (not its node's
+/// name), in 8 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ep {
+    ip: Ipv4Addr,
+    port: u16,
+    /// ready, serving, terminating, local: bits 0 to 3.
+    state: u8,
+}
 
+impl Ep {
+    fn of(e: &Endpoint) -> Ep {
+        let state =
+            u8::from(e.ready) | u8::from(e.serving) << 1 | u8::from(e.terminating) << 2 | u8::from(e.local) << 3;
+        Ep { ip: e.ip, port: e.port, state }
+    }
+
+    fn endpoint(self) -> Endpoint {
+        Endpoint {
+            ip: self.ip,
+            port: self.port,
+            node: None,
+            ready: self.state & 1 != 0,
+            serving: self.state & 2 != 0,
+            terminating: self.state & 4 != 0,
+            local: self.state & 8 != 0,
+        }
+    }
+}
+
+/// A service port as applied, compactly: everything its fragment is made
+/// from, its id (which is its owner name; namespace, name and port name
+/// are cut out of it) and no per-endpoint allocation.
+#[derive(Debug)]
+struct Applied {
+    id: Owner,
+    namespace_len: u32,
+    name_len: u32,
+    protocol: Protocol,
+    cluster_ip: Ipv4Addr,
+    port: u16,
+    node_port: Option<u16>,
+    health_check_node_port: Option<u16>,
+    affinity: Affinity,
+    external_local: bool,
+    internal_local: bool,
+    external_ips: Box<[Ipv4Addr]>,
+    load_balancer_ips: Box<[Ipv4Addr]>,
+    endpoints: Box<[Ep]>,
+}
+
+impl Applied {
+    fn new(svc: &ServicePort, id: Owner) -> Applied {
+        Applied {
+            id,
+            namespace_len: svc.namespace.len() as u32,
+            name_len: svc.name.len() as u32,
+            protocol: svc.protocol,
+            cluster_ip: svc.cluster_ip,
+            port: svc.port,
+            node_port: svc.node_port,
+            health_check_node_port: svc.health_check_node_port,
+            affinity: svc.affinity,
+            external_local: svc.external_local,
+            internal_local: svc.internal_local,
+            external_ips: svc.external_ips.as_slice().into(),
+            load_balancer_ips: svc.load_balancer_ips.as_slice().into(),
+            endpoints: svc.endpoints.iter().map(Ep::of).collect(),
+        }
+    }
+
+    /// True when `svc` (same id) renders as this: everything but the
+    /// endpoints' node names. A sync compares every service port of the
+    /// snapshot, so this is most of an unchanged one's cost (the fields
+    /// are listed whole, so that a new one is not forgotten).
+    fn renders_like(&self, svc: &ServicePort) -> bool {
+        let ServicePort {
+            namespace: _,
+            name: _,
+            port_name: _,
+            protocol,
+            cluster_ip,
+            port,
+            node_port,
+            external_ips,
+            load_balancer_ips,
+            affinity,
+            external_local,
+            internal_local,
+            health_check_node_port,
+            endpoints,
+        } = svc;
+        self.protocol == *protocol
+            && self.cluster_ip == *cluster_ip
+            && self.port == *port
+            && self.node_port == *node_port
+            && *self.external_ips == **external_ips
+            && *self.load_balancer_ips == **load_balancer_ips
+            && self.affinity == *affinity
+            && self.external_local == *external_local
+            && self.internal_local == *internal_local
+            && self.health_check_node_port == *health_check_node_port
+            && self.endpoints.len() == endpoints.len()
+            && self.endpoints.iter().zip(endpoints).all(|(a, b)| *a == Ep::of(b))
+    }
+
+    /// The service port again (endpoints without their node's name).
+    fn service_port(&self) -> ServicePort {
+        let ns = self.namespace_len as usize;
+        let name_end = ns + 1 + self.name_len as usize;
+        ServicePort {
+            namespace: self.id.get(..ns).unwrap_or_default().to_string(),
+            name: self.id.get(ns + 1..name_end).unwrap_or_default().to_string(),
+            port_name: self.id.get(name_end + 1..).unwrap_or_default().to_string(),
+            protocol: self.protocol,
+            cluster_ip: self.cluster_ip,
+            port: self.port,
+            node_port: self.node_port,
+            external_ips: self.external_ips.to_vec(),
+            load_balancer_ips: self.load_balancer_ips.to_vec(),
+            affinity: self.affinity,
+            external_local: self.external_local,
+            internal_local: self.internal_local,
+            health_check_node_port: self.health_check_node_port,
+            endpoints: self.endpoints.iter().map(|e| e.endpoint()).collect(),
+        }
+    }
+}
+
+/// The pieces of a service port's id (`namespace/name[:port]`), so that
+/// ids compare without being made.
+fn id_pieces(svc: &ServicePort) -> [&[u8]; 5] {
+    let (colon, port): (&[u8], &[u8]) =
+        if svc.port_name.is_empty() { (b"", b"") } else { (b":", svc.port_name.as_bytes()) };
+    [svc.namespace.as_bytes(), b"/", svc.name.as_bytes(), colon, port]
+}
+
+/// Compares the concatenations of `a`'s and `b`'s pieces (as strings
+/// compare: bytewise).
+fn cmp_pieces(a: &[&[u8]], b: &[&[u8]]) -> Ordering {
+    let (mut ai, mut ao, mut bi, mut bo) = (0, 0, 0, 0);
+    loop {
+        while ai < a.len() && ao == a[ai].len() {
+            ai += 1;
+            ao = 0;
+        }
+        while bi < b.len() && bo == b[bi].len() {
+            bi += 1;
+            bo = 0;
+        }
+        let (x, y) = match (a.get(ai), b.get(bi)) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) => (&x[ao..], &y[bo..]),
+        };
+        let n = x.len().min(y.len());
+        match x[..n].cmp(&y[..n]) {
+            Ordering::Equal => {}
+            other => return other,
+        }
+        ao += n;
+        bo += n;
+    }
+}
+
+fn cmp_ids(a: &ServicePort, b: &ServicePort) -> Ordering {
+    cmp_pieces(&id_pieces(a), &id_pieces(b))
+}
+
+/// How `svc`'s id compares with `id`.
+fn cmp_id(svc: &ServicePort, id: &str) -> Ordering {
+    let id = id.as_bytes();
+    let mut at = 0;
+    for piece in id_pieces(svc) {
+        let rest = &id[at..];
+        let n = piece.len().min(rest.len());
+        match piece[..n].cmp(&rest[..n]) {
+            Ordering::Equal if n < piece.len() => return Ordering::Greater,
+            Ordering::Equal => at += n,
+            other => return other,
+        }
+    }
+    if at < id.len() { Ordering::Less } else { Ordering::Equal }
+}
+
+/// One service port as applied, and what it contributed (names and keys,
+/// in the order its fragment listed them, which is the order the full
+/// rendering writes them in).
 struct Entry {
-    svc: ServicePort,
-    owner: Owner,
-    fragment: Fragment,
+    svc: Applied,
+    chains: Box<[Arc<str>]>,
+    decls: Box<[Arc<str>]>,
+    elems: Box<[(Map, Key)]>,
+}
+
+impl Entry {
+    fn owner(&self) -> &Owner {
+        &self.svc.id
+    }
+}
+
+/// What to do with one service port, in the merge of the applied ones and
+/// a snapshot's.
+enum Step<'a> {
+    /// The applied one renders as the snapshot's.
+    Keep,
+    /// An applied one not in the snapshot.
+    Gone,
+    Changed(&'a ServicePort),
+    New(&'a ServicePort),
+    /// The same id as the previous one in the snapshot.
+    Duplicate(&'a ServicePort),
 }
 
 /// What one sync changes, before it is rendered: objects with their
-/// effective value before the change.
+/// effective version before the change.
 #[derive(Default)]
 struct Touched {
-    chains: HashMap<String, Option<Chain>>,
-    decls: HashMap<String, Option<Decl>>,
-    elems: HashMap<Map, HashMap<String, Option<ElemValue>>>,
+    chains: HashMap<Arc<str>, Before<Arc<Chain>>>,
+    decls: HashMap<Arc<str>, Before<Arc<Decl>>>,
+    elems: BTreeMap<Map, HashMap<Key, Before<Value>>>,
 }
 
 /// The table wanted for a snapshot, kept between syncs so that a sync
 /// renders only what changed.
 pub struct Ruleset {
     facts: Facts,
-    /// By id, as snapshots are. Boxed: every sync moves each entry into
-    /// the next list, a pointer rather than a few hundred bytes.
-    #[allow(clippy::vec_box)]
-    services: Vec<Box<Entry>>,
-    chains: HashMap<String, Owned<Chain>>,
-    decls: HashMap<String, Owned<Decl>>,
-    elems: HashMap<Map, HashMap<String, Owned<ElemValue>>>,
+    /// By id, as snapshots are. Inline, not boxed: an unchanged sync
+    /// reads every entry and moves none, and reading them in a row is
+    /// what the memory is fastest at.
+    services: Vec<Entry>,
+    chains: HashMap<Arc<str>, Owned<Arc<Chain>>>,
+    decls: HashMap<Arc<str>, Owned<Arc<Decl>>>,
+    /// The elements by map, in the maps' order (fixed ones first).
+    elems: BTreeMap<Map, HashMap<Key, Owned<Value>>>,
+    shared: service::Shared,
 }
 
 /// The outcome of [`Ruleset::update`].
@@ -314,12 +541,19 @@ pub struct Update {
     pub changed: Vec<String>,
     /// The same transaction as a netlink batch, when it changes elements
     /// only.
-    pub(crate) elements_only: Option<super::netlink::Batch>,
+    pub(crate) elements_only: Option<netlink::Batch>,
 }
 
 impl Ruleset {
     pub fn new(facts: Facts) -> Ruleset {
-        Ruleset { facts, services: Vec::new(), chains: HashMap::new(), decls: HashMap::new(), elems: HashMap::new() }
+        Ruleset {
+            facts,
+            services: Vec::new(),
+            chains: HashMap::new(),
+            decls: HashMap::new(),
+            elems: BTreeMap::new(),
+            shared: service::Shared::default(),
+        }
     }
 
     pub fn facts(&self) -> &Facts {
@@ -330,19 +564,36 @@ impl Ruleset {
         self.services.len()
     }
 
-    /// The service ports programmed, by id.
-    pub fn services(&self) -> impl Iterator<Item = &ServicePort> {
-        self.sorted().into_iter().map(|e| &e.svc)
+    /// The service ports programmed, by id (made on demand: the ruleset
+    /// keeps a compact copy; endpoints come without their node's name).
+    pub fn services(&self) -> impl Iterator<Item = ServicePort> + '_ {
+        self.services.iter().map(|e| e.svc.service_port())
+    }
+
+    /// The service ports of protocol `p`, as [`Ruleset::services`].
+    pub fn services_of(&self, p: Protocol) -> impl Iterator<Item = ServicePort> + '_ {
+        self.services.iter().filter(move |e| e.svc.protocol == p).map(|e| e.svc.service_port())
+    }
+
+    /// The ids of the service ports of protocol `p`.
+    pub fn ids_of(&self, p: Protocol) -> impl Iterator<Item = &str> + '_ {
+        self.services.iter().filter(move |e| e.svc.protocol == p).map(|e| &*e.svc.id)
     }
 
     /// The service port `id` as programmed.
-    pub fn service(&self, id: &str) -> Option<&ServicePort> {
-        let at = self.services.binary_search_by(|e| (*e.owner).cmp(id)).ok()?;
-        Some(&self.services[at].svc)
+    pub fn service(&self, id: &str) -> Option<ServicePort> {
+        self.entry(id).map(|e| e.svc.service_port())
     }
 
-    fn sorted(&self) -> Vec<&Entry> {
-        self.services.iter().map(|e| &**e).collect()
+    /// The service port `id` as programmed, if its protocol is `p` (made
+    /// only then).
+    pub fn service_of(&self, id: &str, p: Protocol) -> Option<ServicePort> {
+        self.entry(id).filter(|e| e.svc.protocol == p).map(|e| e.svc.service_port())
+    }
+
+    fn entry(&self, id: &str) -> Option<&Entry> {
+        let at = self.services.binary_search_by(|e| (*e.svc.id).cmp(id)).ok()?;
+        Some(&self.services[at])
     }
 
     /// Moves to `snap`, returning the transaction that takes a kernel
@@ -361,120 +612,161 @@ impl Ruleset {
         self.apply(snap, None)
     }
 
-    fn apply(&mut self, snap: &Snapshot, mut touched: Option<&mut Touched>) -> Vec<String> {
-        let id_of = |svc: &ServicePort, id: &mut String| {
-            id.clear();
-            let _ = match svc.port_name.as_str() {
-                "" => write!(id, "{}/{}", svc.namespace, svc.name),
-                port => write!(id, "{}/{}:{port}", svc.namespace, svc.name),
-            };
-        };
-        // A merge of two lists sorted by id: the applied service ports and
-        // the snapshot's (sorted by id, as the model promises; sorted here
-        // if not), so that an unchanged sync costs one comparison per
-        // service port and no lookup.
-        let mut id = String::new();
-        let mut ids: Vec<(String, &ServicePort)> = Vec::new();
-        let mut last = String::new();
-        let mut sorted = true;
-        for svc in &snap.services {
-            id_of(svc, &mut id);
-            if id < last {
-                sorted = false;
-                break;
-            }
-            std::mem::swap(&mut last, &mut id);
-        }
-        if !sorted {
-            ids = snap.services.iter().map(|s| (s.id(), s)).collect();
-            ids.sort_by(|a, b| a.0.cmp(&b.0));
-        }
-        let wanted: Box<dyn Iterator<Item = &ServicePort>> =
-            if sorted { Box::new(snap.services.iter()) } else { Box::new(ids.iter().map(|(_, s)| *s)) };
-        let old = std::mem::take(&mut self.services);
-        let mut old = old.into_iter().peekable();
-        let mut kept: Vec<Box<Entry>> = Vec::with_capacity(snap.services.len());
-        let mut changed = Vec::new();
-        let mut previous = String::new();
-        for (i, svc) in wanted.enumerate() {
-            id_of(svc, &mut id);
-            if i > 0 && previous == id {
-                tracing::warn!(service = %id, "duplicate service port in the snapshot; keeping the first");
-                continue;
-            }
-            previous.clear();
-            previous.push_str(&id);
-            while let Some(gone) = old.next_if(|e| *e.owner < *id) {
-                changed.push(gone.owner.to_string());
-                self.withdraw_entry(&gone, touched.as_deref_mut());
-            }
-            let owner: Owner = match old.next_if(|e| *e.owner == *id) {
-                Some(e) if renders_alike(&e.svc, svc) => {
-                    kept.push(e);
+    /// How the snapshot's service ports (`wanted`) compare with those
+    /// applied: a merge of two lists sorted by id, with no id made, no
+    /// lookup and nothing moved, which is all an unchanged sync costs.
+    /// None if `wanted` is not sorted by id.
+    fn plan<'a>(&self, wanted: &[&'a ServicePort]) -> Option<Vec<Step<'a>>> {
+        let mut steps = Vec::with_capacity(wanted.len().max(self.services.len()) + 1);
+        let mut old = self.services.iter().peekable();
+        let mut previous: Option<&ServicePort> = None;
+        for &svc in wanted {
+            match previous.map(|p| cmp_ids(p, svc)) {
+                Some(Ordering::Greater) => return None,
+                Some(Ordering::Equal) => {
+                    steps.push(Step::Duplicate(svc));
                     continue;
                 }
-                Some(e) => {
-                    self.withdraw_entry(&e, touched.as_deref_mut());
-                    e.owner.clone()
+                _ => previous = Some(svc),
+            }
+            loop {
+                let Some(e) = old.peek() else {
+                    steps.push(Step::New(svc));
+                    break;
+                };
+                match cmp_id(svc, &e.svc.id) {
+                    Ordering::Greater => {
+                        steps.push(Step::Gone);
+                        old.next();
+                    }
+                    Ordering::Equal => {
+                        steps.push(if e.svc.renders_like(svc) { Step::Keep } else { Step::Changed(svc) });
+                        old.next();
+                        break;
+                    }
+                    Ordering::Less => {
+                        steps.push(Step::New(svc));
+                        break;
+                    }
                 }
-                None => Arc::from(id.as_str()),
-            };
-            let fragment = service::fragment(svc, &self.facts);
-            self.add(&owner, &fragment, touched.as_deref_mut());
-            kept.push(Box::new(Entry { svc: svc.clone(), owner, fragment }));
-            changed.push(id.clone());
+            }
         }
-        for gone in old {
-            changed.push(gone.owner.to_string());
-            self.withdraw_entry(&gone, touched.as_deref_mut());
+        steps.extend(old.map(|_| Step::Gone));
+        Some(steps)
+    }
+
+    fn apply(&mut self, snap: &Snapshot, mut touched: Option<&mut Touched>) -> Vec<String> {
+        // The snapshot's service ports are sorted by id, as the model
+        // promises; if not, sorted here, stably, so that the first of
+        // duplicates stays first.
+        let mut wanted: Vec<&ServicePort> = snap.services.iter().collect();
+        let steps = match self.plan(&wanted) {
+            Some(steps) => steps,
+            None => {
+                wanted.sort_by(|a, b| cmp_ids(a, b));
+                self.plan(&wanted).unwrap_or_default()
+            }
+        };
+        if steps.iter().all(|s| matches!(s, Step::Keep)) && steps.len() == self.services.len() {
+            return Vec::new();
+        }
+        self.reserve(&steps);
+        let mut old = std::mem::take(&mut self.services).into_iter();
+        let mut kept: Vec<Entry> = Vec::with_capacity(wanted.len());
+        let mut changed = Vec::new();
+        for step in steps {
+            let (owner, svc) = match step {
+                Step::Keep => {
+                    kept.extend(old.next());
+                    continue;
+                }
+                Step::Duplicate(svc) => {
+                    tracing::warn!(service = %svc.id(), "duplicate service port in the snapshot; keeping the first");
+                    continue;
+                }
+                Step::Gone => {
+                    if let Some(gone) = old.next() {
+                        changed.push(gone.svc.id.to_string());
+                        self.withdraw_entry(&gone, touched.as_deref_mut());
+                    }
+                    continue;
+                }
+                Step::Changed(svc) => {
+                    let Some(e) = old.next() else { continue };
+                    self.withdraw_entry(&e, touched.as_deref_mut());
+                    (e.svc.id.clone(), svc)
+                }
+                Step::New(svc) => (Owner::from(svc.id()), svc),
+            };
+            let fragment = service::fragment(svc, &self.facts, &mut self.shared);
+            changed.push(owner.to_string());
+            kept.push(self.add(owner, svc, fragment, touched.as_deref_mut()));
         }
         self.services = kept;
         changed.sort();
         changed
     }
 
+    /// Room in the big maps for what `steps` add, so that a first load
+    /// does not grow them step by step (each growth moves every element).
+    fn reserve(&mut self, steps: &[Step<'_>]) {
+        let mut slots: BTreeMap<Protocol, usize> = BTreeMap::new();
+        let (mut services, mut local) = (0, 0);
+        for step in steps {
+            if let Step::New(svc) | Step::Changed(svc) = step {
+                services += 1;
+                *slots.entry(svc.protocol).or_default() += svc.endpoints.len();
+                local += svc.endpoints.iter().filter(|e| e.local).count();
+            }
+        }
+        if services < 1000 {
+            return;
+        }
+        for (p, n) in slots {
+            self.elems.entry(Map::Slots(Lb::Address, p)).or_default().reserve(n);
+        }
+        self.elems.entry(Map::Hairpin).or_default().reserve(local);
+        self.elems.entry(Map::ClusterIps).or_default().reserve(services);
+        self.elems.entry(Map::ServiceIps).or_default().reserve(services);
+    }
+
     fn withdraw_entry(&mut self, entry: &Entry, mut touched: Option<&mut Touched>) {
-        let owner = &entry.owner;
-        for c in &entry.fragment.chains {
-            withdraw(&mut self.chains, touched.as_deref_mut().map(|t| &mut t.chains), &c.name, owner);
+        let owner = entry.owner();
+        for name in &entry.chains {
+            withdraw(&mut self.chains, touched.as_deref_mut().map(|t| &mut t.chains), name, owner);
         }
-        for d in &entry.fragment.decls {
-            withdraw(&mut self.decls, touched.as_deref_mut().map(|t| &mut t.decls), &d.name, owner);
+        for name in &entry.decls {
+            withdraw(&mut self.decls, touched.as_deref_mut().map(|t| &mut t.decls), name, owner);
         }
-        for (map, e) in &entry.fragment.elems {
+        for (map, key) in &entry.elems {
             if let Some(elems) = self.elems.get_mut(map) {
                 let t = touched.as_deref_mut().map(|t| t.elems.entry(*map).or_default());
-                withdraw(elems, t, &e.key, owner);
+                withdraw(elems, t, key, owner);
             }
         }
     }
 
-    fn add(&mut self, owner: &Owner, fragment: &Fragment, mut touched: Option<&mut Touched>) {
-        for c in &fragment.chains {
-            contribute(&mut self.chains, touched.as_deref_mut().map(|t| &mut t.chains), &c.name, owner, c.clone());
+    fn add(&mut self, owner: Owner, svc: &ServicePort, fragment: Fragment, mut touched: Option<&mut Touched>) -> Entry {
+        let entry = Entry {
+            svc: Applied::new(svc, owner.clone()),
+            chains: fragment.chains.iter().map(|c| c.name.clone()).collect(),
+            decls: fragment.decls.iter().map(|d| d.name.clone()).collect(),
+            elems: fragment.elems.iter().map(|(m, k, _)| (*m, *k)).collect(),
+        };
+        for c in fragment.chains {
+            let name = c.name.clone();
+            contribute(&mut self.chains, touched.as_deref_mut().map(|t| &mut t.chains), &name, &owner, c);
         }
-        for d in &fragment.decls {
-            contribute(&mut self.decls, touched.as_deref_mut().map(|t| &mut t.decls), &d.name, owner, d.clone());
+        for d in fragment.decls {
+            let name = d.name.clone();
+            contribute(&mut self.decls, touched.as_deref_mut().map(|t| &mut t.decls), &name, &owner, d);
         }
-        for (map, e) in &fragment.elems {
-            let value = (e.value.clone(), e.comment.clone());
-            let elems = self.elems.entry(*map).or_default();
-            let t = touched.as_deref_mut().map(|t| t.elems.entry(*map).or_default());
-            contribute(elems, t, &e.key, owner, value);
+        for (map, key, value) in fragment.elems {
+            let elems = self.elems.entry(map).or_default();
+            let t = touched.as_deref_mut().map(|t| t.elems.entry(map).or_default());
+            contribute(elems, t, &key, &owner, value);
         }
-    }
-
-    /// The maps with elements, fixed ones first, in a stable order.
-    fn maps_in_order(&self) -> Vec<Map> {
-        let mut slots: BTreeSet<Map> = BTreeSet::new();
-        for entry in &self.services {
-            for (m, _) in &entry.fragment.elems {
-                if matches!(m, Map::Slots(..)) {
-                    slots.insert(*m);
-                }
-            }
-        }
-        Map::FIXED.into_iter().chain(slots).collect()
+        entry
     }
 
     /// The whole table, as a transaction creating it in a kernel that does
@@ -483,54 +775,69 @@ impl Ruleset {
         self.render_table(true)
     }
 
-    /// Every element, as the kernel holds them, for
-    /// the netlink batch: the table without them comes from
-    /// `render_table(false)`. None if one cannot be encoded (then
-    /// [`Ruleset::render_elements`] is the way).
-    pub fn element_batch(&self) -> Option<super::netlink::Batch> {
-        let mut maps: BTreeMap<Map, Vec<super::netlink::Element>> = BTreeMap::new();
-        for entry in self.sorted() {
-            for (map, e) in &entry.fragment.elems {
-                let Some(o) = self.elems.get(map).and_then(|m| m.get(&e.key)) else { continue };
-                if o.effective_owner() != Some(&entry.owner) {
-                    continue;
-                }
-                let (value, comment) = o.effective()?;
-                let encoded = super::netlink::encode(*map, &e.key, value.as_deref(), comment.as_deref())?;
-                maps.entry(*map).or_default().push(encoded);
+    /// Every element, as the kernel holds them, for the netlink batch: the
+    /// table without them comes from `render_table(false)`. The bytes are
+    /// copied from the index as they are; nothing is formatted.
+    pub fn element_batch(&self) -> netlink::Batch {
+        let count: usize = self.elems.values().map(HashMap::len).sum();
+        let mut batch = netlink::Batch::with_capacity(count * netlink::ELEMENT_BYTES + 4096);
+        for (map, elems) in &self.elems {
+            if elems.is_empty() {
+                continue;
             }
+            let effective = elems.iter().filter_map(|(key, o)| {
+                let (owner, value) = o.first()?;
+                Some(netlink::element(*map, key, value, owner))
+            });
+            batch.add_elements(TABLE, &map.name(), effective);
         }
-        let mut batch = super::netlink::Batch::new();
-        for (map, elems) in &maps {
-            batch.add_elements(TABLE, &map.name(), elems);
-        }
-        Some(batch)
+        batch
     }
 
     /// Every element as nft commands.
     pub fn render_elements(&self) -> String {
-        let full = self.render_table(true);
-        let without = self.render_table(false);
-        // The table comes first, its elements after.
-        full.get(without.len()..).unwrap_or_default().to_string()
+        let mut out = String::new();
+        self.write_elements(&mut out);
+        out
+    }
+
+    fn write_elements(&self, out: &mut String) {
+        let mut by_map: BTreeMap<Map, String> = BTreeMap::new();
+        for entry in &self.services {
+            for (map, key) in &entry.elems {
+                let Some((owner, value)) = self.elems.get(map).and_then(|m| m.get(key)).and_then(Owned::first) else {
+                    continue;
+                };
+                // An element several service ports contribute is written
+                // by the first only.
+                if owner != entry.owner() {
+                    continue;
+                }
+                let text = by_map.entry(*map).or_default();
+                text.push_str(if text.is_empty() { "\t" } else { ",\n\t" });
+                elem::write_elem(text, *map, key, value, owner);
+            }
+        }
+        for (map, text) in &by_map {
+            let _ = write!(out, "add element ip {TABLE} {} {{\n{text}\n}}\n", map.name());
+        }
     }
 
     /// The table; without its elements unless `elements`.
     pub fn render_table(&self, elements: bool) -> String {
-        let mut out = String::with_capacity(4096 + self.elems.values().map(|m| m.len() * 40).sum::<usize>());
+        let count: usize = if elements { self.elems.values().map(HashMap::len).sum() } else { 0 };
+        let mut out = String::with_capacity(4096 + count * 48);
         let _ = writeln!(out, "table ip {TABLE} {{");
         let _ = writeln!(out, "\tcomment \"svcnet service proxy: Services to nftables, one transaction per sync\"");
         for map in Map::FIXED {
             let kind = if map.is_map() { "map" } else { "set" };
             let _ = writeln!(out, "\t{kind} {} {{ {} }}", map.name(), map.decl());
         }
-        let sorted = self.sorted();
         let mut seen: HashSet<&str> = HashSet::new();
-        for entry in &sorted {
-            for d in &entry.fragment.decls {
-                if self.decls.get(&d.name).and_then(Owned::effective_owner) == Some(&entry.owner)
-                    && seen.insert(&d.name)
-                {
+        for entry in &self.services {
+            for name in &entry.decls {
+                let Some((owner, d)) = self.decls.get(name).and_then(Owned::first) else { continue };
+                if owner == entry.owner() && seen.insert(name) {
                     let _ = writeln!(out, "\t{} {} {{ {} }}", d.kind.keyword(), d.name, d.body);
                 }
             }
@@ -546,14 +853,12 @@ impl Ruleset {
             let _ = writeln!(out, "\t}}");
         }
         let mut seen: HashSet<&str> = HashSet::new();
-        for entry in &sorted {
-            for c in &entry.fragment.chains {
-                if seen.contains(c.name.as_str())
-                    || self.chains.get(&c.name).and_then(Owned::effective_owner) != Some(&entry.owner)
-                {
+        for entry in &self.services {
+            for name in &entry.chains {
+                let Some((owner, c)) = self.chains.get(name).and_then(Owned::first) else { continue };
+                if owner != entry.owner() || !seen.insert(name) {
                     continue;
                 }
-                seen.insert(&c.name);
                 let _ = writeln!(out, "\tchain {} {{", c.name);
                 if let Some(comment) = &c.comment {
                     let _ = writeln!(out, "\t\tcomment \"{}\"", comment_text(comment));
@@ -565,72 +870,62 @@ impl Ruleset {
             }
         }
         let _ = writeln!(out, "}}");
-        let mut by_map: HashMap<Map, String> = HashMap::new();
-        for entry in &sorted {
-            for (map, e) in &entry.fragment.elems {
-                let Some(o) = self.elems.get(map).and_then(|m| m.get(&e.key)) else { continue };
-                // An element several service ports contribute is written
-                // by the first only.
-                if o.effective_owner() != Some(&entry.owner) {
-                    continue;
-                }
-                let text = by_map.entry(*map).or_default();
-                text.push_str(if text.is_empty() { "\t" } else { ",\n\t" });
-                write_elem(text, &e.key, o.effective());
-            }
-        }
-        if !elements {
-            return out;
-        }
-        for map in self.maps_in_order() {
-            if let Some(text) = by_map.get(&map) {
-                let _ = write!(out, "add element ip {TABLE} {} {{\n{text}\n}}\n", map.name());
-            }
+        if elements {
+            self.write_elements(&mut out);
         }
         out
     }
 
-    fn render_delta(&self, touched: &Touched) -> (String, Option<super::netlink::Batch>) {
+    fn render_delta(&self, touched: &Touched) -> (String, Option<netlink::Batch>) {
         let mut out = String::new();
         let now_chain = |name: &str| self.chains.get(name).and_then(Owned::effective);
         let now_decl = |name: &str| self.decls.get(name).and_then(Owned::effective);
-        let mut added_chains = Vec::new();
-        let mut changed_chains = Vec::new();
-        let mut removed_chains = Vec::new();
+        let mut added_chains: Vec<&Arc<Chain>> = Vec::new();
+        let mut changed_chains: Vec<&Arc<Chain>> = Vec::new();
+        let mut removed_chains: Vec<&Arc<str>> = Vec::new();
         for name in touched.chains.keys().collect::<BTreeSet<_>>() {
             match (&touched.chains[name], now_chain(name)) {
                 (None, Some(c)) => added_chains.push(c),
-                (Some(old), Some(c)) if old != c => changed_chains.push(c),
+                (Some((old, _)), Some(c)) if **old != **c => changed_chains.push(c),
                 (Some(_), None) => removed_chains.push(name),
                 _ => {}
             }
         }
-        let mut added_decls = Vec::new();
-        let mut removed_decls = Vec::new();
+        let mut added_decls: Vec<&Arc<Decl>> = Vec::new();
+        let mut removed_decls: Vec<&Arc<Decl>> = Vec::new();
         for name in touched.decls.keys().collect::<BTreeSet<_>>() {
             match (&touched.decls[name], now_decl(name)) {
                 (None, Some(d)) => added_decls.push(d),
-                (Some(old), Some(d)) if old != d => {
+                (Some((old, _)), Some(d)) if **old != **d => {
                     removed_decls.push(old);
                     added_decls.push(d);
                 }
-                (Some(old), None) => removed_decls.push(old),
+                (Some((old, _)), None) => removed_decls.push(old),
                 _ => {}
             }
         }
-        let mut deleted: BTreeMap<Map, Vec<&str>> = BTreeMap::new();
-        let mut added: BTreeMap<Map, Vec<(&str, &ElemValue)>> = BTreeMap::new();
+        // Elements whose effective value (or, in a commented map, owner)
+        // changed, with their text, which orders them in the transaction.
+        let mut deleted: BTreeMap<Map, Vec<(String, Key)>> = BTreeMap::new();
+        let mut added: BTreeMap<Map, Vec<(String, Key, &Value, &Owner)>> = BTreeMap::new();
         for (map, keys) in &touched.elems {
             for (key, before) in keys {
-                let now = self.elems.get(map).and_then(|m| m.get(key)).and_then(Owned::effective);
-                if before.as_ref() == now {
+                let now = self.elems.get(map).and_then(|m| m.get(key)).and_then(Owned::first);
+                let same = match (before, now) {
+                    (None, None) => true,
+                    (Some((was, was_owner)), Some((owner, value))) => {
+                        was == value && (!elem::commented(*map) || was_owner == owner)
+                    }
+                    _ => false,
+                };
+                if same {
                     continue;
                 }
                 if before.is_some() {
-                    deleted.entry(*map).or_default().push(key);
+                    deleted.entry(*map).or_default().push((key.text(*map), *key));
                 }
-                if let Some(v) = now {
-                    added.entry(*map).or_default().push((key, v));
+                if let Some((owner, value)) = now {
+                    added.entry(*map).or_default().push((key.text(*map), *key, value, owner));
                 }
             }
         }
@@ -664,18 +959,21 @@ impl Ruleset {
         for c in changed_chains.iter().map(|c| &c.name).chain(removed_chains.iter().copied()) {
             let _ = writeln!(out, "flush chain ip {TABLE} {c}");
         }
-        let removed_names: HashSet<&str> = removed_decls.iter().map(|d| d.name.as_str()).collect();
-        let deleted_elems: Vec<(Map, &str)> =
-            deleted.iter().flat_map(|(m, keys)| keys.iter().map(move |k| (*m, *k))).collect();
-        let added_elems: Vec<(Map, &str, &ElemValue)> =
-            added.iter().flat_map(|(m, elems)| elems.iter().map(move |(k, v)| (*m, *k, *v))).collect();
-        for (map, mut keys) in deleted {
+        let removed_names: HashSet<&str> = removed_decls.iter().map(|d| &*d.name).collect();
+        for (map, keys) in &mut deleted {
+            keys.sort_unstable();
             // A map about to be deleted goes with its elements.
             if removed_names.contains(map.name().as_str()) {
                 continue;
             }
-            keys.sort_unstable();
-            let _ = writeln!(out, "delete element ip {TABLE} {} {{ {} }}", map.name(), keys.join(", "));
+            let _ = write!(out, "delete element ip {TABLE} {} {{ ", map.name());
+            for (i, (text, _)) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(text);
+            }
+            out.push_str(" }\n");
         }
         for d in &removed_decls {
             let _ = writeln!(out, "delete {} ip {TABLE} {}", d.kind.keyword(), d.name);
@@ -688,122 +986,64 @@ impl Ruleset {
                 let _ = writeln!(out, "add rule ip {TABLE} {} {r}", c.name);
             }
         }
+        let elements_only = added_chains.is_empty()
+            && changed_chains.is_empty()
+            && removed_chains.is_empty()
+            && added_decls.is_empty()
+            && removed_decls.is_empty();
         // (A slot map's declaration follows from its name, so only an
         // affinity set is ever declared anew; should a map be, it is
         // refilled whole.)
-        for d in added_decls.iter().filter(|d| d.kind == DeclKind::Map && removed_names.contains(d.name.as_str())) {
-            for (map, elems) in self.elems.iter().filter(|(m, _)| m.name() == d.name) {
+        for d in added_decls.iter().filter(|d| d.kind == DeclKind::Map && removed_names.contains(&*d.name)) {
+            for (map, elems) in self.elems.iter().filter(|(m, _)| *m.name() == *d.name) {
                 let list = added.entry(*map).or_default();
                 for (key, o) in elems {
-                    if let Some(v) = o.effective() {
-                        if !list.iter().any(|(k, _)| *k == key) {
-                            list.push((key, v));
+                    if let Some((owner, value)) = o.first() {
+                        if !list.iter().any(|(_, k, _, _)| k == key) {
+                            list.push((key.text(*map), *key, value, owner));
                         }
                     }
                 }
             }
         }
-        for (map, mut elems) in added {
-            elems.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (map, elems) in &mut added {
+            elems.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             let _ = write!(out, "add element ip {TABLE} {} {{ ", map.name());
-            for (i, (key, v)) in elems.into_iter().enumerate() {
+            for (i, (_, key, value, owner)) in elems.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_elem(&mut out, key, Some(v));
+                elem::write_elem(&mut out, *map, key, value, owner);
             }
             out.push_str(" }\n");
         }
         for c in &removed_chains {
             let _ = writeln!(out, "delete chain ip {TABLE} {c}");
         }
-        let elements_only = added_chains.is_empty()
-            && changed_chains.is_empty()
-            && removed_chains.is_empty()
-            && added_decls.is_empty()
-            && removed_decls.is_empty()
-            && !out.is_empty();
-        let batch = if elements_only { element_delta(&deleted_elems, &added_elems) } else { None };
+        let batch = (elements_only && !out.is_empty()).then(|| element_delta(&deleted, &added));
         (out, batch)
     }
 }
 
-/// True when two versions of a service port (same id) render alike:
-/// everything but the endpoints' node names, compared without following
-/// a pointer per endpoint. A sync compares every service port of the
-/// snapshot, so this is most of an unchanged one's cost (the fields are
-/// listed whole, so that a new one is not forgotten).
-fn renders_alike(a: &ServicePort, b: &ServicePort) -> bool {
-    let ServicePort {
-        namespace: _,
-        name: _,
-        port_name: _,
-        protocol,
-        cluster_ip,
-        port,
-        node_port,
-        external_ips,
-        load_balancer_ips,
-        affinity,
-        external_local,
-        internal_local,
-        health_check_node_port,
-        endpoints,
-    } = a;
-    *protocol == b.protocol
-        && *cluster_ip == b.cluster_ip
-        && *port == b.port
-        && *node_port == b.node_port
-        && *external_ips == b.external_ips
-        && *load_balancer_ips == b.load_balancer_ips
-        && *affinity == b.affinity
-        && *external_local == b.external_local
-        && *internal_local == b.internal_local
-        && *health_check_node_port == b.health_check_node_port
-        && endpoints.len() == b.endpoints.len()
-        && endpoints.iter().zip(&b.endpoints).all(|(x, y)| {
-            let Endpoint { ip, port, node: _, ready, serving, terminating, local } = x;
-            *ip == y.ip
-                && *port == y.port
-                && *ready == y.ready
-                && *serving == y.serving
-                && *terminating == y.terminating
-                && *local == y.local
-        })
-}
-
 /// Element deletions and additions as one netlink batch (deletions
-/// first, as in the nft transaction); None if one cannot be encoded.
-fn element_delta(deleted: &[(Map, &str)], added: &[(Map, &str, &ElemValue)]) -> Option<super::netlink::Batch> {
-    let mut batch = super::netlink::Batch::new();
-    let mut by_map: BTreeMap<Map, Vec<super::netlink::Element>> = BTreeMap::new();
-    for (map, key) in deleted {
-        by_map.entry(*map).or_default().push(super::netlink::encode_key(*map, key)?);
+/// first, as in the nft transaction).
+fn element_delta(
+    deleted: &BTreeMap<Map, Vec<(String, Key)>>,
+    added: &BTreeMap<Map, Vec<(String, Key, &Value, &Owner)>>,
+) -> netlink::Batch {
+    let mut batch = netlink::Batch::new();
+    for (map, keys) in deleted {
+        batch.delete_elements(
+            TABLE,
+            &map.name(),
+            keys.iter().map(|(_, key)| netlink::element(*map, key, &Value::None, "")),
+        );
     }
-    for (map, elems) in &by_map {
-        batch.delete_elements(TABLE, &map.name(), elems);
+    for (map, elems) in added {
+        let encoded = elems.iter().map(|(_, key, value, owner)| netlink::element(*map, key, value, owner));
+        batch.add_elements(TABLE, &map.name(), encoded);
     }
-    by_map.clear();
-    for (map, key, (value, comment)) in added {
-        by_map.entry(*map).or_default().push(super::netlink::encode(*map, key, value.as_deref(), comment.as_deref())?);
-    }
-    for (map, elems) in &by_map {
-        batch.add_elements(TABLE, &map.name(), elems);
-    }
-    Some(batch)
-}
-
-fn write_elem(out: &mut String, key: &str, value: Option<&ElemValue>) {
-    out.push_str(key);
-    if let Some((value, comment)) = value {
-        if let Some(c) = comment {
-            let _ = write!(out, " comment \"{}\"", comment_text(c));
-        }
-        if let Some(v) = value {
-            out.push_str(" : ");
-            out.push_str(v);
-        }
-    }
+    batch
 }
 
 /// The objects a table left by a previous run holds, by name.

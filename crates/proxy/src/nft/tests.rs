@@ -509,6 +509,9 @@ fn a_previous_runs_table_is_replaced_in_the_same_transaction() {
 #[test]
 #[ignore = "a timing, not a test"]
 fn renderer_timing() {
+    // SVCNET_LOCAL=1: every endpoint on this node (a hairpin element each,
+    // as in the dataplane bench).
+    let local = std::env::var_os("SVCNET_LOCAL").is_some();
     let big = |salt: u16| {
         snap(
             (0..10_000u32)
@@ -519,7 +522,7 @@ fn renderer_timing() {
                         80,
                         (0..10u32)
                             .map(|k| {
-                                ep(&Ipv4Addr::from(0x0af4_0000 + (i * 10 + k) % 60_000 + 2).to_string(), 8080, false)
+                                ep(&Ipv4Addr::from(0x0af4_0000 + (i * 10 + k) % 60_000 + 2).to_string(), 8080, local)
                             })
                             .collect(),
                     );
@@ -533,6 +536,27 @@ fn renderer_timing() {
         )
     };
     let snaps: Vec<Snapshot> = (0..20).map(big).collect();
+    // A first start: the table without elements for nft, the elements as
+    // one netlink batch.
+    let loads: u32 = std::env::var("SVCNET_LOADS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let mut r = Ruleset::new(facts());
+    let t = std::time::Instant::now();
+    for _ in 1..loads {
+        Ruleset::new(facts()).load(&snaps[0]);
+    }
+    r.load(&snaps[0]);
+    let loaded = t.elapsed() / loads;
+    let t = std::time::Instant::now();
+    let table = r.render_table(false);
+    let rendered = t.elapsed();
+    let t = std::time::Instant::now();
+    let batch = r.element_batch();
+    eprintln!(
+        "first start: load {loaded:?}, table {rendered:?} ({} bytes), batch {:?} ({} bytes)",
+        table.len(),
+        t.elapsed(),
+        batch.len()
+    );
     let mut r = Ruleset::new(facts());
     let t = std::time::Instant::now();
     r.update(&snaps[0]);
