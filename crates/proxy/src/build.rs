@@ -8,7 +8,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use crate::model::{Affinity, Endpoint, Protocol, ServicePort, Snapshot};
+use crate::model::{Affinity, Cidr, Endpoint, Protocol, ServicePort, Snapshot};
 
 /// The label an EndpointSlice names its Service with.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -91,6 +91,21 @@ fn service_ports(svc: &Service, slices: &[&EndpointSlice], node: &NodeFacts, out
     } else {
         Vec::new()
     };
+    // Validation rejects malformed ranges; IPv6 ones (and anything that
+    // slipped through) are left out, as kube-proxy keeps only the CIDRs
+    // of the service's IP family.
+    let load_balancer_source_ranges: Vec<Cidr> = if kind == "LoadBalancer" {
+        spec.load_balancer_source_ranges
+            .iter()
+            .flatten()
+            .filter(|r| !r.contains(':'))
+            .filter_map(|r| r.trim().parse::<Cidr>().ok().filter(|_| r.contains('/')))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    } else {
+        Vec::new()
+    };
     let affinity = if spec.session_affinity.as_deref() == Some("ClientIP") {
         let timeout = spec
             .session_affinity_config
@@ -129,6 +144,7 @@ fn service_ports(svc: &Service, slices: &[&EndpointSlice], node: &NodeFacts, out
             node_port,
             external_ips: external_ips.clone(),
             load_balancer_ips: load_balancer_ips.clone(),
+            load_balancer_source_ranges: load_balancer_source_ranges.clone(),
             affinity,
             external_local,
             internal_local,

@@ -3,7 +3,9 @@
 //! `iptables`, `userspace`) turn a [`Snapshot`] into rules or listeners;
 //! `build` makes one from Services and EndpointSlices.
 
+use std::fmt;
 use std::net::Ipv4Addr;
+use std::str::FromStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Protocol {
@@ -29,6 +31,44 @@ impl Protocol {
             "SCTP" | "sctp" => Some(Protocol::Sctp),
             _ => None,
         }
+    }
+}
+
+/// An IPv4 network, `10.244.0.0/16` (host bits cleared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Cidr {
+    net: Ipv4Addr,
+    len: u8,
+}
+
+impl Cidr {
+    pub fn new(addr: Ipv4Addr, len: u8) -> Option<Cidr> {
+        if len > 32 {
+            return None;
+        }
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+        Some(Cidr { net: Ipv4Addr::from(u32::from(addr) & mask), len })
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        Cidr::new(ip, self.len).is_some_and(|c| c.net == self.net)
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (addr, len) = s.trim().split_once('/').unwrap_or((s.trim(), "32"));
+        let addr: Ipv4Addr = addr.parse().map_err(|_| format!("{s:?} is not an IPv4 CIDR"))?;
+        let len: u8 = len.parse().map_err(|_| format!("{s:?} is not an IPv4 CIDR"))?;
+        Cidr::new(addr, len).ok_or_else(|| format!("{s:?} is not an IPv4 CIDR"))
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.net, self.len)
     }
 }
 
@@ -73,6 +113,11 @@ pub struct ServicePort {
     pub external_ips: Vec<Ipv4Addr>,
     /// status.loadBalancer.ingress IPs.
     pub load_balancer_ips: Vec<Ipv4Addr>,
+    /// spec.loadBalancerSourceRanges (IPv4, sorted, deduplicated): when
+    /// not empty, new connections to the load balancer IPs on `port` are
+    /// accepted only from these sources (node ports, the cluster IP and
+    /// external IPs are not filtered, as in kube-proxy).
+    pub load_balancer_source_ranges: Vec<Cidr>,
     pub affinity: Affinity,
     /// externalTrafficPolicy: Local (only meaningful with node ports,
     /// external IPs or load balancer IPs).
@@ -105,6 +150,17 @@ impl ServicePort {
     /// IPs (externalTrafficPolicy).
     pub fn external_endpoints(&self) -> Vec<&Endpoint> {
         usable(self.endpoints.iter().filter(|e| !self.external_local || e.local))
+    }
+
+    /// True when traffic to the load balancer IPs is filtered by source.
+    pub fn has_source_ranges(&self) -> bool {
+        !self.load_balancer_source_ranges.is_empty() && !self.load_balancer_ips.is_empty()
+    }
+
+    /// True when `source` may reach the load balancer IPs.
+    pub fn source_allowed(&self, source: Ipv4Addr) -> bool {
+        self.load_balancer_source_ranges.is_empty()
+            || self.load_balancer_source_ranges.iter().any(|c| c.contains(source))
     }
 
     /// True when the service is exposed outside the cluster (node port,

@@ -8,6 +8,9 @@
 //!
 //! ```text
 //! nat-prerouting / nat-output ─► services
+//!   jump firewall-check: ip daddr . l4proto . dport vmap @firewall-ips (LB IPs of
+//!     Services with loadBalancerSourceRanges) → firewall-<svc>: allowed sources
+//!     return, the others are dropped, before any DNAT
 //!   ip daddr @cluster-ips ip saddr != <pod CIDR>  → mark for masquerade
 //!   ip daddr . l4proto . dport vmap @service-ips ─┐   (cluster, external, LB IPs)
 //!   fib daddr local: l4proto . dport vmap @service-nodeports ─┐

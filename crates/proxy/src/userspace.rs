@@ -203,9 +203,19 @@ impl UserspaceProxy {
                 e.address(spec.cluster_ip, proto, spec.port, target, &id);
             }
             e.proxy_port(proto, cluster.proxy_port, &id);
+            if let Some(lb) = &state.load_balancer {
+                // First, so that an LB IP also listed as an external IP
+                // keeps its source check.
+                let target = lb.shared.route().has_endpoints().then_some(lb.proxy_port);
+                for ip in &spec.load_balancer_ips {
+                    e.address(*ip, proto, spec.port, target, &id);
+                }
+                e.proxy_port(proto, lb.proxy_port, &id);
+            }
             if let Some(ext) = &state.external {
                 let target = ext.shared.route().has_endpoints().then_some(ext.proxy_port);
-                for ip in spec.external_ips.iter().chain(&spec.load_balancer_ips) {
+                let lbs: &[Ipv4Addr] = if state.load_balancer.is_some() { &[] } else { &spec.load_balancer_ips };
+                for ip in spec.external_ips.iter().chain(lbs) {
                     e.address(*ip, proto, spec.port, target, &id);
                 }
                 if let Some(np) = spec.node_port {
@@ -241,12 +251,16 @@ impl UserspaceProxy {
     /// Starts the fronts of a new service port.
     async fn start_service(&self, spec: &ServicePort, internal: &Internal) -> Result<ServiceState, ProxyError> {
         let mut backends = HashMap::new();
-        let (cluster_route, external_route) = routes(spec, internal, self.config.balance, &mut backends);
+        let (cluster_route, external_route, lb_route) = routes(spec, internal, self.config.balance, &mut backends);
         let affinity = Arc::new(AffinityTable::default());
         let id = spec.id();
         let cluster = self.start_front(FrontKind::Cluster, cluster_route, &id, &affinity, spec.protocol).await?;
         let external = match external_route {
             Some(route) => Some(self.start_front(FrontKind::External, route, &id, &affinity, spec.protocol).await?),
+            None => None,
+        };
+        let load_balancer = match lb_route {
+            Some(route) => Some(self.start_front(FrontKind::LoadBalancer, route, &id, &affinity, spec.protocol).await?),
             None => None,
         };
         Ok(ServiceState {
@@ -257,6 +271,7 @@ impl UserspaceProxy {
             affinity,
             cluster,
             external,
+            load_balancer,
         })
     }
 
@@ -274,7 +289,7 @@ impl UserspaceProxy {
         }
         let mut backends = std::mem::take(&mut state.backends);
         let before: Vec<Arc<Backend>> = backends.values().cloned().collect();
-        let (cluster_route, external_route) = routes(spec, internal, self.config.balance, &mut backends);
+        let (cluster_route, external_route, lb_route) = routes(spec, internal, self.config.balance, &mut backends);
         // Endpoints that left keep counting their open connections.
         for b in before {
             if !backends.contains_key(&b.addr) && b.load() > 0 {
@@ -291,6 +306,15 @@ impl UserspaceProxy {
                     Some(self.start_front(FrontKind::External, route, &id, &state.affinity, spec.protocol).await?);
             }
             (None, _) => retired.extend(state.external.take()),
+        }
+        match (lb_route, state.load_balancer.as_ref()) {
+            (Some(route), Some(front)) => front.shared.set_route(route),
+            (Some(route), None) => {
+                let id = spec.id();
+                state.load_balancer =
+                    Some(self.start_front(FrontKind::LoadBalancer, route, &id, &state.affinity, spec.protocol).await?);
+            }
+            (None, _) => retired.extend(state.load_balancer.take()),
         }
         state.spec = spec.clone();
         state.internal = internal.clone();
@@ -310,19 +334,22 @@ struct ServiceState {
     affinity: Arc<AffinityTable>,
     cluster: Front,
     external: Option<Front>,
+    /// The LB IPs' front, with loadBalancerSourceRanges.
+    load_balancer: Option<Front>,
 }
 
 impl ServiceState {
     fn drain(self, within: Duration) {
         self.cluster.drain(within);
-        if let Some(f) = self.external {
+        for f in [self.external, self.load_balancer].into_iter().flatten() {
             f.drain(within);
         }
     }
 }
 
-/// The routes of a service port's fronts: the cluster front's, and the
-/// external front's when the service is exposed. `backends` is the
+/// The routes of a service port's fronts: the cluster front's, the
+/// external front's when the service is exposed, and the load balancer
+/// front's when its LB IPs are limited to loadBalancerSourceRanges. `backends` is the
 /// registry of endpoint objects; on return it holds exactly the endpoints
 /// in some pool.
 fn routes(
@@ -330,7 +357,7 @@ fn routes(
     internal: &Internal,
     balance: Balance,
     backends: &mut HashMap<SocketAddrV4, Arc<Backend>>,
-) -> (Route, Option<Route>) {
+) -> (Route, Option<Route>, Option<Route>) {
     let mut used = HashMap::new();
     let mut pool = |eps: Vec<&Endpoint>| {
         Pool::new(
@@ -349,15 +376,19 @@ fn routes(
         Affinity::ClientIp { timeout_seconds } => Some(Duration::from_secs(u64::from(timeout_seconds))),
         Affinity::None => None,
     };
-    let cluster = Route { balance, affinity, pool: pool(spec.cluster_endpoints()), internal: None };
-    let external = spec.is_external().then(|| Route {
+    let cluster =
+        Route { balance, affinity, pool: pool(spec.cluster_endpoints()), internal: None, sources: Vec::new() };
+    let mut external_route = |sources: Vec<crate::model::Cidr>| Route {
         balance,
         affinity,
         pool: pool(spec.external_endpoints()),
         internal: spec.external_local.then(|| (pool(spec.cluster_endpoints()), internal.clone())),
-    });
+        sources,
+    };
+    let external = spec.is_external().then(|| external_route(Vec::new()));
+    let load_balancer = spec.has_source_ranges().then(|| external_route(spec.load_balancer_source_ranges.clone()));
     *backends = used;
-    (cluster, external)
+    (cluster, external, load_balancer)
 }
 
 /// The service port's endpoints as `ipvsadm -Ln` lists them: the pool's
@@ -496,9 +527,16 @@ impl DataPlane for UserspaceProxy {
             if !spec.cluster_ip.is_unspecified() {
                 out.push(entry(format!("{}:{}", spec.cluster_ip, spec.port), &route));
             }
+            if let Some(lb) = &state.load_balancer {
+                let route = lb.shared.route();
+                for ip in &spec.load_balancer_ips {
+                    out.push(entry(format!("{ip}:{}", spec.port), &route));
+                }
+            }
             if let Some(ext) = &state.external {
                 let route = ext.shared.route();
-                for ip in spec.external_ips.iter().chain(&spec.load_balancer_ips) {
+                let lbs: &[Ipv4Addr] = if state.load_balancer.is_some() { &[] } else { &spec.load_balancer_ips };
+                for ip in spec.external_ips.iter().chain(lbs) {
                     out.push(entry(format!("{ip}:{}", spec.port), &route));
                 }
                 if let Some(np) = spec.node_port {
@@ -539,6 +577,7 @@ mod tests {
             node_port: None,
             external_ips: vec![],
             load_balancer_ips: vec![],
+            load_balancer_source_ranges: Vec::new(),
             affinity: Affinity::None,
             external_local: false,
             internal_local: false,
@@ -555,12 +594,12 @@ mod tests {
     fn cluster_traffic_uses_ready_endpoints_and_internal_policy_local_keeps_to_the_node() {
         let mut s = spec(vec![ep(5, true, true), ep(6, false, true), ep(7, true, false)]);
         let mut reg = HashMap::new();
-        let (cluster, external) = routes(&s, &Internal::default(), Balance::RoundRobin, &mut reg);
+        let (cluster, external, _) = routes(&s, &Internal::default(), Balance::RoundRobin, &mut reg);
         assert_eq!(addrs(&cluster.pool), [15, 26]);
         assert!(external.is_none(), "not exposed: no external front");
         assert_eq!(reg.len(), 2);
         s.internal_local = true;
-        let (cluster, _) = routes(&s, &Internal::default(), Balance::RoundRobin, &mut reg);
+        let (cluster, _, _) = routes(&s, &Internal::default(), Balance::RoundRobin, &mut reg);
         assert_eq!(addrs(&cluster.pool), [15]);
         assert_eq!(reg.len(), 1, "the registry forgets endpoints no pool uses");
     }
@@ -568,7 +607,7 @@ mod tests {
     #[test]
     fn terminating_serving_endpoints_are_used_only_when_none_is_ready() {
         let s = spec(vec![ep(5, true, false), ep(6, false, false)]);
-        let (cluster, _) = routes(&s, &Internal::default(), Balance::RoundRobin, &mut HashMap::new());
+        let (cluster, _, _) = routes(&s, &Internal::default(), Balance::RoundRobin, &mut HashMap::new());
         assert_eq!(addrs(&cluster.pool), [15, 26]);
     }
 
@@ -578,7 +617,7 @@ mod tests {
         s.node_port = Some(30080);
         s.external_local = true;
         let internal = Internal { cluster_cidr: parse_cidr("10.244.0.0/16"), node_ips: vec![] };
-        let (cluster, external) = routes(&s, &internal, Balance::RoundRobin, &mut HashMap::new());
+        let (cluster, external, _) = routes(&s, &internal, Balance::RoundRobin, &mut HashMap::new());
         let Some(external) = external else { panic!("node port: external front") };
         assert_eq!(addrs(external.pool_for(Ipv4Addr::new(172, 18, 0, 50))), [15]);
         assert_eq!(addrs(external.pool_for(Ipv4Addr::new(10, 244, 2, 9))), [15, 26]);
@@ -587,26 +626,42 @@ mod tests {
 
         // No local endpoint: outsiders have none, pods still do.
         s.endpoints = vec![ep(6, false, true)];
-        let (_, external) = routes(&s, &internal, Balance::RoundRobin, &mut HashMap::new());
+        let (_, external, _) = routes(&s, &internal, Balance::RoundRobin, &mut HashMap::new());
         let Some(external) = external else { panic!("node port: external front") };
         assert!(external.pool_for(Ipv4Addr::new(172, 18, 0, 50)).is_empty());
         assert!(external.has_endpoints());
     }
 
     #[test]
+    fn source_ranges_give_the_lb_ips_a_front_of_their_own_that_checks_peers() {
+        let mut s = spec(vec![ep(5, true, true)]);
+        s.node_port = Some(30080);
+        s.load_balancer_source_ranges = vec!["10.244.0.0/16".parse().unwrap_or_else(|e| panic!("{e}"))];
+        let (_, external, lb) = routes(&s, &Internal::default(), Balance::RoundRobin, &mut HashMap::new());
+        assert!(lb.is_none(), "no LB IP, nothing to filter");
+        s.load_balancer_ips = vec![Ipv4Addr::new(198, 51, 100, 7)];
+        let (_, external2, lb) = routes(&s, &Internal::default(), Balance::RoundRobin, &mut HashMap::new());
+        let (Some(external), Some(external2), Some(lb)) = (external, external2, lb) else { panic!("fronts") };
+        assert!(external.admits(Ipv4Addr::new(172, 18, 0, 50)) && external2.admits(Ipv4Addr::new(172, 18, 0, 50)));
+        assert!(!lb.admits(Ipv4Addr::new(172, 18, 0, 50)));
+        assert!(lb.admits(Ipv4Addr::new(10, 244, 2, 9)));
+        assert_eq!(addrs(&lb.pool), [15]);
+    }
+
+    #[test]
     fn endpoints_keep_their_connection_counts_across_updates() {
         let s = spec(vec![ep(5, true, true), ep(6, true, true)]);
         let mut reg = HashMap::new();
-        let (cluster, _) = routes(&s, &Internal::default(), Balance::LeastConnections, &mut reg);
+        let (cluster, _, _) = routes(&s, &Internal::default(), Balance::LeastConnections, &mut reg);
         let held = cluster.pool.backends()[0].reserve();
-        let (cluster2, _) = routes(&s, &Internal::default(), Balance::LeastConnections, &mut reg);
+        let (cluster2, _, _) = routes(&s, &Internal::default(), Balance::LeastConnections, &mut reg);
         assert_eq!(cluster2.pool.backends()[0].active(), 1);
         let servers = real_servers(&cluster2.pool, &[]);
         assert_eq!((servers[0].address.as_str(), servers[0].weight, servers[0].active), ("10.244.1.5:8080", 1, 1));
         // The endpoint leaves: it is listed as draining while it has connections.
         let gone = cluster2.pool.backends()[0].clone();
         let s2 = spec(vec![ep(6, true, true)]);
-        let (cluster3, _) = routes(&s2, &Internal::default(), Balance::LeastConnections, &mut reg);
+        let (cluster3, _, _) = routes(&s2, &Internal::default(), Balance::LeastConnections, &mut reg);
         let servers = real_servers(&cluster3.pool, std::slice::from_ref(&gone));
         assert_eq!(servers.len(), 2);
         assert_eq!((servers[1].weight, servers[1].active), (0, 1));

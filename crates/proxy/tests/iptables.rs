@@ -261,6 +261,7 @@ fn service(name: &str, cluster_ip: Ipv4Addr, port: u16, endpoints: Vec<Endpoint>
         node_port: None,
         external_ips: vec![],
         load_balancer_ips: vec![],
+        load_balancer_source_ranges: Vec::new(),
         affinity: Affinity::None,
         external_local: false,
         internal_local: false,
@@ -304,6 +305,8 @@ async fn rendered_rules_read_back_identically_from_iptables_save() {
     web.node_port = Some(30080);
     web.external_ips = vec![Ipv4Addr::new(192, 0, 2, 7)];
     web.affinity = Affinity::ClientIp { timeout_seconds: 30 };
+    web.load_balancer_ips = vec![Ipv4Addr::new(198, 51, 100, 7)];
+    web.load_balancer_source_ranges = vec!["203.0.113.0/25".parse().expect("a CIDR")];
     let mut local = service("local", vip(21), 80, lab.endpoints(&[0], TCP_PORT));
     local.node_port = Some(30081);
     local.external_local = true;
@@ -529,6 +532,43 @@ async fn external_traffic_policy_local_preserves_the_client_ip() {
     assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
     // ...but pods still reach the service's endpoints elsewhere.
     assert_eq!(hello(&lab.client.sockets, addr(NODE_IP, 30081)).await.expect("pod").0, "p1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_balancer_source_ranges_admit_only_their_sources_to_the_lb_ip() {
+    if !tools_present() {
+        return;
+    }
+    let lab = Lab::new(2).await;
+    let lb_ip = Ipv4Addr::new(198, 51, 100, 7);
+    // The outside host sends the LB IP to the node; the node, as a real
+    // one with a default route, would send what it does not DNAT onwards
+    // (here back to that host), so the filter table is what stops it.
+    for (netns, via) in [(format!("{}-o", lab.node.trim_end_matches("-n")), NODE_IP), (lab.node.clone(), OUTSIDE_IP)] {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &netns, "route", "add", &lb_ip.to_string(), "via", &via.to_string()])
+            .output()
+            .expect("ip route");
+        assert!(out.status.success(), "route in {netns}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut proxy = lab.proxy();
+    let mut web = service("web", vip(20), 80, lab.endpoints(&[0, 1], TCP_PORT));
+    web.node_port = Some(30080);
+    web.load_balancer_ips = vec![lb_ip];
+    web.load_balancer_source_ranges = vec![format!("{CLIENT_IP}/32").parse().expect("a CIDR")];
+    proxy.sync(&snapshot(vec![web])).await.expect("sync");
+
+    let to_lb = addr(lb_ip, 80);
+    assert!(hello(&lab.client.sockets, to_lb).await.expect("an allowed pod").0.starts_with('p'));
+    for (who, from) in
+        [("a pod outside the ranges", &lab.backends[1].sockets), ("a host outside the ranges", &lab.outside)]
+    {
+        let err = hello(from, to_lb).await.expect_err(who);
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{who}: {err}");
+    }
+    // Node ports and the cluster IP are not filtered.
+    assert!(hello(&lab.outside, addr(NODE_IP, 30080)).await.expect("node port").0.starts_with('p'));
+    assert!(hello(&lab.backends[1].sockets, addr(vip(20), 80)).await.expect("cluster IP").0.starts_with('p'));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -315,6 +315,7 @@ fn service(name: &str, vip: Ipv4Addr, protocol: Protocol, endpoints: Vec<Endpoin
         node_port: None,
         external_ips: vec![],
         load_balancer_ips: vec![],
+        load_balancer_source_ranges: Vec::new(),
         affinity: Affinity::None,
         external_local: false,
         internal_local: false,
@@ -516,6 +517,29 @@ async fn external_traffic_policy_local_keeps_the_client_address_and_short_circui
         }
     }
     assert_eq!(seen, names(&c.backends));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_balancer_source_ranges_admit_only_their_sources_to_the_lb_ip() {
+    let Some(c) = cluster(2).await else { return };
+    let mut lb = web(&c.backends);
+    lb.node_port = Some(NODE_PORT);
+    lb.load_balancer_ips = vec![LB_IP];
+    lb.load_balancer_source_ranges = vec![format!("{CLIENT_IP}/32").parse().expect("a CIDR")];
+    let _proxy = synced(&c, &snapshot(vec![lb])).await;
+    let to_lb = SocketAddrV4::new(LB_IP, PORT);
+    let (name, peer) = ask(&c.client, to_lb).await;
+    assert!(names(&c.backends).contains(&name));
+    assert_eq!(peer, GATEWAY, "an allowed pod reaches the LB IP (masqueraded, Cluster policy)");
+    for (who, from) in [("a pod outside the ranges", &c.backends[1]), ("a host outside the ranges", &c.outside)] {
+        let err = connect_within(from, to_lb, Duration::from_millis(1500)).await.err();
+        assert_eq!(err.map(|e| e.kind()), Some(io::ErrorKind::TimedOut), "{who}: dropped at the LB IP");
+    }
+    // Node ports and the cluster IP are not filtered.
+    let (name, _) = ask(&c.outside, SocketAddrV4::new(NODE_IP, NODE_PORT)).await;
+    assert!(names(&c.backends).contains(&name));
+    let (name, _) = ask(&c.backends[1], vip()).await;
+    assert!(names(&c.backends).contains(&name));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

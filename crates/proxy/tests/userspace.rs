@@ -285,6 +285,7 @@ fn service(name: &str, vip: Ipv4Addr, protocol: Protocol, endpoints: Vec<Endpoin
         node_port: None,
         external_ips: vec![],
         load_balancer_ips: vec![],
+        load_balancer_source_ranges: Vec::new(),
         affinity: Affinity::None,
         external_local: false,
         internal_local: false,
@@ -578,6 +579,43 @@ async fn node_ports_answer_on_the_node_ip_with_the_external_traffic_policy() {
     }
     names.sort();
     assert_eq!(names, ["ep1", "ep1", "ep2", "ep2"]);
+    proxy.cleanup().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_balancer_source_ranges_admit_only_their_sources_to_the_lb_ip() {
+    let Some(c) = cluster(2).await else { return };
+    let lb_ip = Ipv4Addr::new(198, 51, 100, 7);
+    let out = std::process::Command::new("ip")
+        .args(["-n", &c.outside.netns, "route", "add", &lb_ip.to_string(), "via", &NODE_IP.to_string()])
+        .output()
+        .expect("ip route");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut proxy = UserspaceProxy::new(c.env.clone(), Balance::RoundRobin);
+    let mut services = Vec::new();
+    for protocol in [Protocol::Tcp, Protocol::Udp] {
+        let mut svc = service("web", VIP, protocol, c.backends.iter().map(|p| endpoint(p, true)).collect());
+        svc.node_port = Some(NODE_PORT);
+        svc.load_balancer_ips = vec![lb_ip];
+        svc.load_balancer_source_ranges = vec![format!("{}/32", c.client.ip).parse().expect("a CIDR")];
+        services.push(svc);
+    }
+    proxy.sync(&snapshot(services)).await.unwrap();
+    let to_lb = SocketAddrV4::new(lb_ip, PORT);
+    assert!(ask(&c.client, to_lb).await.starts_with("ep"), "an allowed pod reaches the LB IP");
+    assert!(ask_udp(&c.client, to_lb).await.expect("an allowed pod, UDP").starts_with("ep"));
+    for from in [&c.backends[1], &c.outside] {
+        // Accepted by the listener, then reset before any endpoint is used.
+        let refused = match connect(from, to_lb).await {
+            Ok(mut s) => hello(&mut s).await.is_err(),
+            Err(_) => true,
+        };
+        assert!(refused, "{} is outside the ranges", from.name);
+    }
+    assert!(ask_udp(&c.backends[1], to_lb).await.is_err(), "UDP from outside the ranges is dropped");
+    // Node ports and the cluster IP are not filtered.
+    assert!(ask(&c.outside, SocketAddrV4::new(NODE_IP, NODE_PORT)).await.starts_with("ep"));
+    assert!(ask(&c.backends[1], SocketAddrV4::new(VIP, PORT)).await.starts_with("ep"));
     proxy.cleanup().await.unwrap();
 }
 

@@ -84,6 +84,7 @@ pub fn service(namespace: &str, name: &str, vip: Ipv4Addr, port: u16, mut endpoi
         node_port: None,
         external_ips: vec![],
         load_balancer_ips: vec![],
+        load_balancer_source_ranges: Vec::new(),
         affinity: Affinity::None,
         external_local: false,
         internal_local: false,

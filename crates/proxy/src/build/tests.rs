@@ -156,3 +156,25 @@ fn an_endpoint_in_two_slices_counts_once_with_its_best_state() {
     assert_eq!(s.endpoints.len(), 1);
     assert!(s.endpoints[0].ready);
 }
+
+#[test]
+fn load_balancer_source_ranges_are_parsed_sorted_and_ipv4_only() {
+    let lb = |kind: &str| {
+        svc(json!({
+            "metadata": {"name": "lb", "namespace": "dev"},
+            "spec": {"type": kind, "clusterIP": "10.96.0.31",
+                "loadBalancerSourceRanges": ["203.0.113.0/25", " 10.0.0.7/8 ", "2001:db8::/64", "10.0.0.0/8", "nonsense", "1.2.3.4"],
+                "ports": [{"port": 443, "nodePort": 30443}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.9"}]}}
+        }))
+    };
+    let snap = snapshot(&[lb("LoadBalancer")], &[], &node());
+    let ranges: Vec<String> = snap.services[0].load_balancer_source_ranges.iter().map(|c| c.to_string()).collect();
+    assert_eq!(ranges, ["10.0.0.0/8", "203.0.113.0/25"]);
+    assert!(snap.services[0].has_source_ranges());
+    assert!(snap.services[0].source_allowed("10.9.9.9".parse().unwrap()));
+    assert!(!snap.services[0].source_allowed("172.18.0.3".parse().unwrap()));
+    // Only a LoadBalancer Service's ranges count (validation forbids others).
+    let snap = snapshot(&[lb("NodePort")], &[], &node());
+    assert!(snap.services[0].load_balancer_source_ranges.is_empty());
+}

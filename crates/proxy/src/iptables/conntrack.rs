@@ -192,6 +192,7 @@ mod tests {
             node_port: None,
             external_ips: vec![],
             load_balancer_ips: vec![],
+            load_balancer_source_ranges: Vec::new(),
             affinity: Affinity::None,
             external_local: false,
             internal_local: false,

@@ -16,6 +16,12 @@
 //! filter INPUT, FORWARD (new) ─► KUBE-EXTERNAL-SERVICES: the same for external
 //!             IPs, load balancer IPs and node ports
 //! filter FORWARD ─► KUBE-FORWARD: drop INVALID, accept marked and established
+//!
+//! loadBalancerSourceRanges (kube-proxy's KUBE-FW / KUBE-PROXY-FIREWALL):
+//! nat KUBE-SERVICES ─ LB IP:port ─► KUBE-FW-h ─ allowed source ─► KUBE-EXT-h;
+//!             other sources fall through un-DNATed, and filter KUBE-SERVICES
+//!             and KUBE-EXTERNAL-SERVICES drop what is still addressed to the
+//!             LB IP:port
 //! ```
 //!
 //! A service without endpoints is refused with a TCP reset (TCP) or an
@@ -57,6 +63,9 @@ pub struct ServiceChains {
     pub svl: String,
     /// Node ports, external IPs and load balancer IPs.
     pub ext: String,
+    /// Load balancer IPs with loadBalancerSourceRanges: allowed sources
+    /// on to `ext`.
+    pub fw: String,
 }
 
 impl ServiceChains {
@@ -66,6 +75,7 @@ impl ServiceChains {
             svc: format!("KUBE-SVC-{hash}"),
             svl: format!("KUBE-SVL-{hash}"),
             ext: format!("KUBE-EXT-{hash}"),
+            fw: format!("KUBE-FW-{hash}"),
         }
     }
 }
@@ -287,16 +297,35 @@ fn service(sp: &ServicePort, cluster_cidr: &str, nat: &mut Table, filter: &mut T
         filter.add(KUBE_SERVICES, format_args!("{d} -j {verdict}"));
     }
 
+    // loadBalancerSourceRanges, as kube-proxy: only while there are
+    // endpoints (without, the LB IPs are refused as usual).
+    let firewall = need_ext && sp.has_source_ranges();
+    if firewall {
+        for cidr in &sp.load_balancer_source_ranges {
+            nat.add(
+                &chains.fw,
+                format_args!("-s {cidr} -m comment --comment \"{id} loadbalancer IP\" -j {}", chains.ext),
+            );
+        }
+        nat.add(
+            &chains.fw,
+            format_args!("-m comment --comment \"other traffic to {id} will be dropped by the filter table\""),
+        );
+        for ip in &sp.load_balancer_ips {
+            let d = dest(*ip, p, sp.port, &format!("{id} traffic not accepted by {}", chains.fw));
+            filter.add(KUBE_SERVICES, format_args!("{d} -j DROP"));
+            filter.add(KUBE_EXTERNAL_SERVICES, format_args!("{d} -j DROP"));
+        }
+    }
+
     // External IPs and load balancer IPs.
-    let outside = sp
-        .external_ips
-        .iter()
-        .map(|ip| (ip, "external IP"))
-        .chain(sp.load_balancer_ips.iter().map(|ip| (ip, "loadbalancer IP")));
-    for (ip, kind) in outside {
+    let outside = sp.external_ips.iter().map(|ip| (ip, "external IP", &chains.ext)).chain(
+        sp.load_balancer_ips.iter().map(|ip| (ip, "loadbalancer IP", if firewall { &chains.fw } else { &chains.ext })),
+    );
+    for (ip, kind, target) in outside {
         if need_ext {
             let d = dest(*ip, p, sp.port, &format!("{id} {kind}"));
-            nat.add(KUBE_SERVICES, format_args!("{d} -j {}", chains.ext));
+            nat.add(KUBE_SERVICES, format_args!("{d} -j {target}"));
         }
         if targets.external().is_empty() {
             let (why, verdict) = refusal(&targets, sp.external_local, sp.protocol);

@@ -49,6 +49,7 @@ fn svc(name: &str, port_name: &str, cluster_ip: &str, port: u16, endpoints: Vec<
         node_port: None,
         external_ips: vec![],
         load_balancer_ips: vec![],
+        load_balancer_source_ranges: Vec::new(),
         affinity: Affinity::None,
         external_local: false,
         internal_local: false,
@@ -134,6 +135,20 @@ fn golden_load_balancer_ip() {
     s.node_port = Some(30080);
     s.load_balancer_ips = vec![ip("192.0.2.10")];
     golden("load_balancer", &snap(vec![s]));
+}
+
+#[test]
+fn golden_load_balancer_source_ranges() {
+    let mut s = svc("web", "http", "10.96.0.20", 80, three());
+    s.node_port = Some(30080);
+    s.load_balancer_ips = vec![ip("192.0.2.10")];
+    s.load_balancer_source_ranges =
+        ["10.244.1.0/24", "203.0.113.0/25"].iter().map(|c| c.parse().unwrap_or_else(|e| panic!("{e}"))).collect();
+    golden("source_ranges", &snap(vec![s.clone()]));
+    // Without endpoints there is nothing to protect: the LB IP is refused.
+    s.endpoints.clear();
+    let text = render(&snap(vec![s]));
+    assert!(!text.contains("KUBE-FW-"), "{text}");
 }
 
 #[test]

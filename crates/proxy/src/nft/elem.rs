@@ -29,7 +29,7 @@ enum Field {
 fn layout(map: Map) -> &'static [Field] {
     use Field::*;
     match map {
-        Map::ServiceIps | Map::NoEndpointServices => &[Ip, Proto, Port],
+        Map::ServiceIps | Map::NoEndpointServices | Map::FirewallIps => &[Ip, Proto, Port],
         Map::ServiceNodeports | Map::NoEndpointNodeports => &[Proto, Port],
         Map::ClusterIps => &[Ip],
         Map::Hairpin => &[Ip, Ip],
@@ -168,7 +168,10 @@ impl Value {
 /// Whether `map`'s elements carry a comment (their owner's id): the
 /// verdict maps do, so that `nft list` names the Service.
 pub fn commented(map: Map) -> bool {
-    matches!(map, Map::ServiceIps | Map::ServiceNodeports | Map::NoEndpointServices | Map::NoEndpointNodeports)
+    matches!(
+        map,
+        Map::ServiceIps | Map::ServiceNodeports | Map::NoEndpointServices | Map::NoEndpointNodeports | Map::FirewallIps
+    )
 }
 
 /// Writes one element as nft text: `key [comment "…"] [: value]`.

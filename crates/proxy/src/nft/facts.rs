@@ -2,50 +2,10 @@
 //! the pod and service CIDRs, parsed so that nothing unchecked reaches the
 //! nft text.
 
-use std::fmt;
-use std::net::Ipv4Addr;
-use std::str::FromStr;
-
 use crate::NodeEnv;
 use crate::model::Snapshot;
 
-/// An IPv4 network, `10.244.0.0/16` (host bits cleared).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    net: Ipv4Addr,
-    len: u8,
-}
-
-impl Cidr {
-    pub fn new(addr: Ipv4Addr, len: u8) -> Option<Cidr> {
-        if len > 32 {
-            return None;
-        }
-        let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
-        Some(Cidr { net: Ipv4Addr::from(u32::from(addr) & mask), len })
-    }
-
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        Cidr::new(ip, self.len).is_some_and(|c| c.net == self.net)
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Cidr, String> {
-        let (addr, len) = s.trim().split_once('/').unwrap_or((s.trim(), "32"));
-        let addr: Ipv4Addr = addr.parse().map_err(|_| format!("{s:?} is not an IPv4 CIDR"))?;
-        let len: u8 = len.parse().map_err(|_| format!("{s:?} is not an IPv4 CIDR"))?;
-        Cidr::new(addr, len).ok_or_else(|| format!("{s:?} is not an IPv4 CIDR"))
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.net, self.len)
-    }
-}
+pub use crate::model::Cidr;
 
 /// The cluster facts the table is rendered for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,7 +1,8 @@
 //! What one service port contributes to the table: map elements (binary,
 //! `nft/elem.rs`), and the few chains and sets that cannot be shared
-//! (ClientIP affinity, externalTrafficPolicy Local). Pure, but for the
-//! shared balancing chains, made once per ruleset ([`Shared`]).
+//! (ClientIP affinity, externalTrafficPolicy Local, loadBalancerSourceRanges).
+//! Pure, but for the shared balancing chains, made once per ruleset
+//! ([`Shared`]).
 //!
 //! Plain service ports own no chain: their addresses point into shared
 //! `lb-<proto>-N` chains that pick slot `numgen random mod N` of the
@@ -255,12 +256,37 @@ pub fn fragment(svc: &ServicePort, facts: &Facts, shared: &mut Shared) -> Fragme
         }
     }
 
+    if svc.has_source_ranges() {
+        firewall(&mut f, svc, &id);
+    }
+
     let ctx = Ctx { svc, facts, id: &id, cluster_ip, externals: &externals, cluster: &cluster, external: &external };
     match svc.affinity {
         Affinity::None => plain(&mut f, shared, &ctx),
         Affinity::ClientIp { timeout_seconds } => affinity(&mut f, &ctx, timeout_seconds.max(1)),
     }
     f
+}
+
+/// loadBalancerSourceRanges: the LB IPs go to a chain of the Service's
+/// own (only Services with ranges have one), checked before any DNAT,
+/// returning for allowed sources and dropping the others. One rule per
+/// range rather than kube-proxy's `ip saddr != { … } drop`: no anonymous
+/// set to bind (`nft.rs`), and a handful of ranges is the usual case.
+fn firewall(f: &mut Fragment, svc: &ServicePort, id: &str) {
+    let mut rules: Vec<String> =
+        svc.load_balancer_source_ranges.iter().map(|c| format!("ip saddr {c} return")).collect();
+    rules.push("drop".into());
+    let name: Arc<str> = format!("firewall-{}", chain_id(svc)).into();
+    f.chain(Arc::new(Chain { name: name.clone(), comment: Some(format!("{id} loadBalancerSourceRanges")), rules }));
+    let mut seen: Vec<Ipv4Addr> = Vec::new();
+    for ip in &svc.load_balancer_ips {
+        if *ip == svc.cluster_ip || ip.is_unspecified() || seen.contains(ip) {
+            continue;
+        }
+        seen.push(*ip);
+        f.elem(Map::FirewallIps, Key::address(*ip, svc.protocol, svc.port), Value::Goto(name.clone()));
+    }
 }
 
 /// What the balancing part of a fragment is made from.

@@ -25,7 +25,7 @@ use super::elem::{self, Key, Value};
 use super::netlink;
 use super::service::{self, Fragment, Lb, comment_text, mark_rule};
 use super::{Facts, MASQ_MARK, TABLE};
-use crate::model::{Affinity, Endpoint, Protocol, ServicePort, Snapshot};
+use crate::model::{Affinity, Cidr, Endpoint, Protocol, ServicePort, Snapshot};
 
 /// The table's maps and sets that hold elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,6 +36,9 @@ pub enum Map {
     NoEndpointNodeports,
     ClusterIps,
     Hairpin,
+    /// LB IPs of Services with loadBalancerSourceRanges, to their
+    /// `firewall-<svc>` chain.
+    FirewallIps,
     /// `endpoints-tcp`, `nodeport-endpoints-udp`, ...: declared while a
     /// balancing chain uses them.
     Slots(Lb, Protocol),
@@ -43,13 +46,14 @@ pub enum Map {
 
 impl Map {
     /// The maps every table declares.
-    pub const FIXED: [Map; 6] = [
+    pub const FIXED: [Map; 7] = [
         Map::ServiceIps,
         Map::ServiceNodeports,
         Map::NoEndpointServices,
         Map::NoEndpointNodeports,
         Map::ClusterIps,
         Map::Hairpin,
+        Map::FirewallIps,
     ];
 
     pub fn name(self) -> String {
@@ -60,6 +64,7 @@ impl Map {
             Map::NoEndpointNodeports => "no-endpoint-nodeports".into(),
             Map::ClusterIps => "cluster-ips".into(),
             Map::Hairpin => "hairpin".into(),
+            Map::FirewallIps => "firewall-ips".into(),
             Map::Slots(lb, p) => format!("{}-{}", lb.map_prefix(), p.as_str()),
         }
     }
@@ -83,6 +88,9 @@ impl Map {
             }
             Map::ClusterIps => "type ipv4_addr; comment \"every cluster IP\";",
             Map::Hairpin => "type ipv4_addr . ipv4_addr; comment \"local endpoints reaching themselves\";",
+            Map::FirewallIps => {
+                "type ipv4_addr . inet_proto . inet_service : verdict; comment \"LB IPs with loadBalancerSourceRanges\";"
+            }
             Map::Slots(..) => "",
         }
     }
@@ -143,10 +151,15 @@ fn skeleton(facts: &Facts) -> Vec<(&'static str, Option<&'static str>, Vec<Strin
     let checks =
         || vec!["ct state new jump endpoints-check".to_string(), "ct state new jump cluster-ips-check".to_string()];
     vec![
+        // Before any DNAT: an LB IP of a Service with
+        // loadBalancerSourceRanges goes to its `firewall-<svc>` chain,
+        // which returns for allowed sources and drops the rest.
+        ("firewall-check", None, vec!["ip daddr . meta l4proto . th dport vmap @firewall-ips".into()]),
         (
             "services",
             None,
             vec![
+                "jump firewall-check".into(),
                 cluster_ip_masq,
                 "ip daddr . meta l4proto . th dport vmap @service-ips".into(),
                 "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports".into(),
@@ -340,6 +353,7 @@ struct Applied {
     internal_local: bool,
     external_ips: Box<[Ipv4Addr]>,
     load_balancer_ips: Box<[Ipv4Addr]>,
+    load_balancer_source_ranges: Box<[Cidr]>,
     endpoints: Box<[Ep]>,
 }
 
@@ -359,6 +373,7 @@ impl Applied {
             internal_local: svc.internal_local,
             external_ips: svc.external_ips.as_slice().into(),
             load_balancer_ips: svc.load_balancer_ips.as_slice().into(),
+            load_balancer_source_ranges: svc.load_balancer_source_ranges.as_slice().into(),
             endpoints: svc.endpoints.iter().map(Ep::of).collect(),
         }
     }
@@ -378,6 +393,7 @@ impl Applied {
             node_port,
             external_ips,
             load_balancer_ips,
+            load_balancer_source_ranges,
             affinity,
             external_local,
             internal_local,
@@ -390,6 +406,7 @@ impl Applied {
             && self.node_port == *node_port
             && *self.external_ips == **external_ips
             && *self.load_balancer_ips == **load_balancer_ips
+            && *self.load_balancer_source_ranges == **load_balancer_source_ranges
             && self.affinity == *affinity
             && self.external_local == *external_local
             && self.internal_local == *internal_local
@@ -412,6 +429,7 @@ impl Applied {
             node_port: self.node_port,
             external_ips: self.external_ips.to_vec(),
             load_balancer_ips: self.load_balancer_ips.to_vec(),
+            load_balancer_source_ranges: self.load_balancer_source_ranges.to_vec(),
             affinity: self.affinity,
             external_local: self.external_local,
             internal_local: self.internal_local,

@@ -47,6 +47,7 @@ pub(super) fn svc(name: &str, cluster_ip: &str, port: u16, endpoints: Vec<Endpoi
         node_port: None,
         external_ips: Vec::new(),
         load_balancer_ips: Vec::new(),
+        load_balancer_source_ranges: Vec::new(),
         affinity: Affinity::None,
         external_local: false,
         internal_local: false,
@@ -142,6 +143,60 @@ fn load_balancer_ips_are_service_addresses_masqueraded() {
     s.node_port = Some(30443);
     s.load_balancer_ips = vec![ip("198.51.100.7")];
     check("load_balancer", vec![s]);
+}
+
+#[test]
+fn load_balancer_source_ranges_filter_the_lb_ips_only_through_a_firewall_chain() {
+    let mut s = svc("fw", "10.96.0.16", 443, three());
+    s.node_port = Some(30444);
+    s.external_ips = vec![ip("192.0.2.20")];
+    s.load_balancer_ips = vec![ip("198.51.100.8"), ip("198.51.100.9")];
+    s.load_balancer_source_ranges =
+        ["10.244.1.0/24", "203.0.113.0/25"].iter().map(|c| c.parse().unwrap_or_else(|e| panic!("{e}"))).collect();
+    let text = check("source_ranges", vec![s]);
+    for lb in ["198.51.100.8", "198.51.100.9"] {
+        assert!(
+            text.contains(&format!("{lb} . tcp . 443 comment \"default/fw\" : goto firewall-default/fw/tcp")),
+            "{text}"
+        );
+    }
+    assert!(!text.contains("192.0.2.20 . tcp . 443 comment \"default/fw\" : goto firewall"), "{text}");
+    assert!(
+        text.contains("\t\tip saddr 10.244.1.0/24 return\n\t\tip saddr 203.0.113.0/25 return\n\t\tdrop\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn source_ranges_come_and_go_with_their_chain_and_elements() {
+    let plain = {
+        let mut s = svc("fw", "10.96.0.16", 443, three());
+        s.load_balancer_ips = vec![ip("198.51.100.8")];
+        s
+    };
+    let mut ranged = plain.clone();
+    ranged.load_balancer_source_ranges = vec!["203.0.113.0/25".parse().unwrap_or_else(|e| panic!("{e}"))];
+    let mut r = Ruleset::new(facts());
+    r.update(&snap(vec![plain.clone()]));
+    let u = r.update(&snap(vec![ranged.clone()]));
+    assert!(u.transaction.contains("add chain ip svcnet firewall-default/fw/tcp"), "{}", u.transaction);
+    assert!(
+        u.transaction.contains(
+            "add element ip svcnet firewall-ips { 198.51.100.8 . tcp . 443 comment \"default/fw\" : goto firewall-default/fw/tcp }"
+        ),
+        "{}",
+        u.transaction
+    );
+    assert!(!u.transaction.contains("service-ips"), "the service's own elements stay: {}", u.transaction);
+    let u = r.update(&snap(vec![plain.clone()]));
+    assert!(
+        u.transaction.contains("delete element ip svcnet firewall-ips { 198.51.100.8 . tcp . 443 }"),
+        "{}",
+        u.transaction
+    );
+    assert!(u.transaction.contains("delete chain ip svcnet firewall-default/fw/tcp"), "{}", u.transaction);
+    converges(&[snap(vec![plain.clone()]), snap(vec![ranged.clone()])]);
+    converges(&[snap(vec![ranged]), snap(vec![plain])]);
 }
 
 #[test]

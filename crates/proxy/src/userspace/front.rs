@@ -2,7 +2,10 @@
 //! addresses are redirected to. A service port has a cluster front (its
 //! cluster IP) and, when exposed, an external front (node port, external
 //! IPs, load balancer IPs), so the proxy knows which traffic policy applies
-//! from the listener a connection arrives on.
+//! from the listener a connection arrives on. A Service with
+//! loadBalancerSourceRanges has a third, for its load balancer IPs only,
+//! which turns away peers outside the ranges (TCP: reset at accept; UDP:
+//! datagrams dropped).
 //!
 //! What a front does (its endpoints, balancing and affinity) is a
 //! [`Route`], swapped whole on each sync that changes it; connections in
@@ -20,7 +23,7 @@ use tokio::time::Instant;
 
 use super::balancer::{AffinityTable, ConnGuard, Picker, Pool};
 use super::{Balance, Config, sys, tcp, udp};
-use crate::model::Protocol;
+use crate::model::{Cidr, Protocol};
 
 /// Which addresses of a service port a front serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -29,6 +32,9 @@ pub(crate) enum FrontKind {
     Cluster,
     /// Node port, external IPs, load balancer IPs (externalTrafficPolicy).
     External,
+    /// The load balancer IPs of a Service with loadBalancerSourceRanges
+    /// (externalTrafficPolicy, and only peers inside the ranges).
+    LoadBalancer,
 }
 
 /// Clients that count as inside the cluster: pods (the cluster CIDR) and
@@ -68,6 +74,8 @@ pub(crate) struct Route {
     /// every cluster endpoint, as kube-proxy short-circuits them, so a pod
     /// can reach a node port on a node without local endpoints.
     pub internal: Option<(Pool, Internal)>,
+    /// loadBalancerSourceRanges: the peers admitted (empty: any).
+    pub sources: Vec<Cidr>,
 }
 
 impl Route {
@@ -81,6 +89,11 @@ impl Route {
 
     /// True when some client can be served; else the front's addresses are
     /// rejected by nftables instead of redirected.
+    /// True when `client` may use this front.
+    pub fn admits(&self, client: Ipv4Addr) -> bool {
+        self.sources.is_empty() || self.sources.iter().any(|c| c.contains(client))
+    }
+
     pub fn has_endpoints(&self) -> bool {
         !self.pool.is_empty() || self.internal.as_ref().is_some_and(|(p, _)| !p.is_empty())
     }
@@ -275,11 +288,33 @@ mod tests {
                 pool(&[5, 6, 7]),
                 Internal { cluster_cidr: parse_cidr("10.244.0.0/16"), node_ips: vec![] },
             )),
+            sources: Vec::new(),
         };
         assert_eq!(route.pool_for(Ipv4Addr::new(172, 18, 0, 9)).backends().len(), 1);
         assert_eq!(route.pool_for(Ipv4Addr::new(10, 244, 1, 9)).backends().len(), 3);
         assert!(route.has_endpoints());
-        let none = Route { balance: Balance::RoundRobin, affinity: None, pool: Pool::default(), internal: None };
+        let none = Route {
+            balance: Balance::RoundRobin,
+            affinity: None,
+            pool: Pool::default(),
+            internal: None,
+            sources: Vec::new(),
+        };
         assert!(!none.has_endpoints());
+        assert!(none.admits(Ipv4Addr::new(192, 0, 2, 1)), "no ranges: anyone");
+    }
+
+    #[test]
+    fn source_ranges_admit_only_their_peers() {
+        let route = Route {
+            balance: Balance::RoundRobin,
+            affinity: None,
+            pool: pool(&[5]),
+            internal: None,
+            sources: vec!["10.244.1.0/24".parse().unwrap_or_else(|e| panic!("{e}"))],
+        };
+        assert!(route.admits(Ipv4Addr::new(10, 244, 1, 200)));
+        assert!(!route.admits(Ipv4Addr::new(10, 244, 2, 1)));
+        assert!(!route.admits(Ipv4Addr::new(172, 18, 0, 9)));
     }
 }

@@ -44,6 +44,11 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<FrontShared>, mut c
 
 async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<FrontShared>, closing: Closing) {
     let SocketAddr::V4(peer) = peer else { return };
+    if !shared.route().admits(*peer.ip()) {
+        tracing::debug!(service = %shared.id, client = %peer, "userspace proxy: outside loadBalancerSourceRanges, resetting");
+        let _ = client.set_zero_linger();
+        return;
+    }
     let _ = client.set_nodelay(true);
     let original = sys::original_dst(&client).ok();
     let Some((upstream, guard)) = connect(&shared, peer).await else {

@@ -88,6 +88,9 @@ pub(crate) async fn serve(listener: Arc<UdpSocket>, shared: Arc<FrontShared>, mu
         let session = match existing {
             Some(s) => s,
             None if draining => continue,
+            // loadBalancerSourceRanges: checked once per session, as
+            // conntrack would let an admitted flow go on.
+            None if !shared.route().admits(*client.ip()) => continue,
             None => match open(&shared, &listener, &sessions, client, local, &closing).await {
                 Some(s) => s,
                 None => continue,
