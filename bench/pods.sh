@@ -15,7 +15,8 @@
 # time of the agent's child with that HOSTNAME), its IP and Ready=True.
 # Needs root (network namespaces). Every namespace the run creates is
 # removed at exit, as are the processes it started.
-# Usage: bench/pods.sh [PODS_A] [PODS_B]   (defaults 100 and 500)
+# Usage: bench/pods.sh [PODS_A] [PODS_B]   (defaults 100 and 500; PODS_B=0
+# runs part A alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pods_a=${1:-100}
@@ -131,6 +132,7 @@ stop "$a_pid"
 pids=()
 
 # --- Part B -----------------------------------------------------------------
+if [ "$pods_b" -gt 0 ]; then
 echo
 echo "## B. $pods_b sleep pods on 2 standalone agents"
 $bin/svcnet up --data-dir "$work/b" --api-port 0 --nodes 0 >"$work/b.out" 2>"$work/b.err" &
@@ -191,10 +193,10 @@ warnings "$work/b.err"
 leftover=$(comm -13 <(echo "$netns_before") <(netns_list) | grep -c '^svcnet-bench[12]-' || true)
 for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop "${pids[i]}"; done
 pids=()
+fi
 
 # --- Summary ----------------------------------------------------------------
 field() { grep -F "$1" "$2" | head -1 | awk -F'|' -v f="$3" '{gsub(/^ +| +$/, "", $f); print $f}'; }
-a1=${agents[0]}; a2=${agents[1]}
 per_node=$((pods_b / 2))
 echo
 echo "## Summary"
@@ -209,12 +211,14 @@ echo "| A: create → bound to a node, p50 / p99 | $(field "bound to" "$work/a.t
 echo "| A: create → container process started, p50 / p99 | $(field "process started (" "$work/a.table" 4) / $(field "process started (" "$work/a.table" 6) ms | |"
 echo "| A: container started → Ready seen, p50 / p99 | $(field "started →" "$work/a.table" 4) / $(field "started →" "$work/a.table" 6) ms | |"
 echo "| A: all $pods_a pods Ready | $(field "pods Ready" "$work/a.table" 3) | |"
+if [ "$pods_b" -gt 0 ]; then
+a1=${agents[0]}; a2=${agents[1]}
 echo "| B: create → Ready, $pods_b sleep pods at once, p50 / p99 | $(field Ready=True "$work/b.table" 4) / $(field Ready=True "$work/b.table" 6) ms | |"
 echo "| B: create → container process started, p50 / p99 | $(field "process started (" "$work/b.table" 4) / $(field "process started (" "$work/b.table" 6) ms | |"
 echo "| B: container started → Ready seen, p50 / p99 | $(field "started →" "$work/b.table" 4) / $(field "started →" "$work/b.table" 6) ms | |"
 echo "| B: all $pods_b pods Ready | $(field "pods Ready" "$work/b.table" 3) | |"
 echo "| B: agent CPU to start $per_node pods, bench1 / bench2 (own) | $(secs $((cpu1[$a1] - cpu0[$a1]))) / $(secs $((cpu1[$a2] - cpu0[$a2]))) s | |"
-echo "| B: CPU of the agents' reaped children (\`ip\` commands) in that time, bench1 / bench2 | $(secs $((kid1[$a1] - kid0[$a1]))) / $(secs $((kid1[$a2] - kid0[$a2]))) s | |"
+echo "| B: CPU of the agents' reaped children (container processes, counted when they end) in that time, bench1 / bench2 | $(secs $((kid1[$a1] - kid0[$a1]))) / $(secs $((kid1[$a2] - kid0[$a2]))) s | |"
 echo "| B: control plane (svcnet up --nodes 0) CPU in that time | $(secs $((cp1 - cp0))) s | |"
 echo "| B: agent idle CPU with $per_node pods each, over ${idle_secs} s, bench1 / bench2 | ${idle[$a1]} / ${idle[$a2]} % | |"
 echo "| B: control plane idle CPU in that time | ${idle_cp} % | |"
@@ -227,6 +231,12 @@ echo "| B: pod processes under each agent while running | $running | |"
 echo "| B: deletion of $pods_b pods, until gone | $(field "deleted and gone" "$work/b.delete" 3) | |"
 echo "| B: agent CPU for the deletion, own + children, bench1 / bench2 | $(secs $((cpu3[$a1] - cpu4[$a1]))) + $(secs $((kid3[$a1] - kid4[$a1]))) / $(secs $((cpu3[$a2] - cpu4[$a2]))) + $(secs $((kid3[$a2] - kid4[$a2]))) s | |"
 echo "| B: pod network namespaces left after the deletion | $leftover | 0 |"
+fi
 echo
-echo "Machine: $(nproc) CPUs, shared. 1/5/15-min load average when the bursts began: A $load_a, B $load_b, B's second round $load_b2."
-echo "CPU during the bursts: A: $share_a. B: $share_b. B's second round: $share_b2."
+if [ "$pods_b" -gt 0 ]; then
+  echo "Machine: $(nproc) CPUs, shared. 1/5/15-min load average when the bursts began: A $load_a, B $load_b, B's second round $load_b2."
+  echo "CPU during the bursts: A: $share_a. B: $share_b. B's second round: $share_b2."
+else
+  echo "Machine: $(nproc) CPUs, shared. 1/5/15-min load average when the burst began: A $load_a."
+  echo "CPU during the burst: A: $share_a."
+fi

@@ -1,22 +1,26 @@
-//! The few system calls the pod runtime makes around `fork`/`exec`, and
-//! sockets opened inside another network namespace.
+//! The few system calls the pod runtime makes around starting processes,
+//! and sockets opened inside another network namespace.
 //!
-//! Everything between `fork` and `exec` runs in `pre_exec`, where only
-//! async-signal-safe work is allowed: every path and name is turned into a
-//! `CString` and every namespace file opened *before* the fork, so the child
-//! only makes system calls.
+//! Between the new process's start and its `exec` only async-signal-safe
+//! work is allowed (in `pre_exec`, and in [`spawn_in_pod`]'s child, which
+//! shares the agent's memory): every path and name is turned into a
+//! `CString` and every namespace file opened *before*, so the child only
+//! makes system calls.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicI32, Ordering};
 
-use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
+use nix::sys::wait::WaitPidFlag;
 
 /// How a container process is placed.
 #[derive(Debug, Clone)]
@@ -43,47 +47,248 @@ fn errno(e: nix::Error) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
 
-/// Makes `cmd` start in the pod: its network namespace, a private mount
-/// namespace with the pod's files bound over `/etc`, a private UTS
-/// namespace with the pod's hostname, a session (and process group) of its
-/// own, and death when the agent dies.
-pub fn place(cmd: &mut tokio::process::Command, placement: &Placement) -> io::Result<()> {
+/// What a container process runs: the resolved program, its argv (argv[0]
+/// as the pod gave it), its whole environment and working directory.
+pub struct Exec<'a> {
+    pub program: &'a Path,
+    pub argv: &'a [String],
+    pub env: &'a [(String, String)],
+    pub dir: &'a Path,
+}
+
+/// A container process started by [`spawn_in_pod`], with the read ends of
+/// its stdout and stderr pipes (its stdin is `/dev/null`).
+pub struct PodChild {
+    pub pid: u32,
+    /// Becomes readable when the process ends; reaped through [`reap`].
+    pub pidfd: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// Everything the new process needs, made before `clone`: it runs on a
+/// borrowed stack in the agent's memory, so it only makes system calls on
+/// these values (no allocation, no locks), as `posix_spawn`'s child does.
+struct ChildPlan {
+    netns: RawFd,
+    binds: Vec<PreparedBind>,
+    hostname: CString,
+    program: CString,
+    /// NULL-terminated pointers into `_strings`.
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    _strings: Vec<CString>,
+    dir: CString,
+    stdio: [RawFd; 3],
+    /// The errno of the step that failed, written by the child before it
+    /// exits; still 0 when it reached `execve`.
+    error: AtomicI32,
+}
+
+/// The stack the new process runs on until `execve`. It makes a dozen
+/// system calls from small frames; 64 KiB is ample.
+const CHILD_STACK: usize = 64 * 1024;
+
+fn last_errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn check(r: libc::c_int) -> Result<(), i32> {
+    if r == -1 { Err(last_errno()) } else { Ok(()) }
+}
+
+/// The new process, from `clone` to `execve`: stdio, working directory,
+/// then the pod's namespaces (without `/run/netns`'s mounts), then
+/// default signal dispositions and an empty signal mask, as the standard
+/// library's `Command` leaves them.
+fn child_steps(p: &ChildPlan) -> Result<(), i32> {
+    // SAFETY (whole function): only system calls on the plan's values,
+    // which outlive the child (the parent is suspended until it execs or
+    // exits: CLONE_VFORK).
+    unsafe {
+        for (fd, target) in p.stdio.iter().zip(0..) {
+            if *fd == target {
+                check(libc::fcntl(target, libc::F_SETFD, 0))?;
+            } else {
+                check(libc::dup2(*fd, target))?;
+            }
+        }
+        check(libc::chdir(p.dir.as_ptr()))?;
+        check(libc::setns(p.netns, libc::CLONE_NEWNET))?;
+        check(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        ))?;
+        // Every pod's namespace is a mount under /run/netns, a shared
+        // mount: left in place, each later pod's mount would propagate into
+        // this container's mount namespace (cost growing with the square of
+        // the pods) and keep deleted pods' namespaces alive. The container
+        // sees the directory under it instead. EINVAL: not a mount point.
+        if libc::umount2(c"/run/netns".as_ptr(), libc::MNT_DETACH) == -1 {
+            let e = last_errno();
+            if e != libc::EINVAL && e != libc::ENOENT {
+                return Err(e);
+            }
+        }
+        for b in &p.binds {
+            check(libc::mount(
+                b.source.as_ptr(),
+                b.target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ))?;
+        }
+        check(libc::sethostname(p.hostname.as_ptr(), p.hostname.as_bytes().len()))?;
+        check(libc::setsid())?;
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong))?;
+        // Handlers the agent installed must not run in this process (it
+        // shares the agent's memory until execve); ignored signals stay
+        // ignored through exec, except SIGPIPE, which Rust's runtime ignores
+        // and `Command` restores.
+        for sig in 1..=libc::SIGRTMAX() {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+                continue; // one the C library reserves
+            }
+            if old.sa_sigaction != libc::SIG_DFL && (old.sa_sigaction != libc::SIG_IGN || sig == libc::SIGPIPE) {
+                let mut dfl: libc::sigaction = std::mem::zeroed();
+                dfl.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        check(libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()))?;
+        check(libc::execve(p.program.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr()))?;
+    }
+    Ok(())
+}
+
+extern "C" fn child_main(plan: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `plan` is the `ChildPlan` that `spawn_in_pod` passed to
+    // `clone` and keeps alive until the child has exec'd or exited.
+    let plan = unsafe { &*(plan as *const ChildPlan) };
+    let e = child_steps(plan).err().unwrap_or(libc::EIO);
+    plan.error.store(e, Ordering::Relaxed);
+    // SAFETY: ends the child without running anything of the agent's.
+    unsafe { libc::_exit(127) }
+}
+
+/// Starts a container process in the pod: its network namespace, a private
+/// mount namespace with the pod's files bound over `/etc` (and without
+/// `/run/netns`), a private UTS namespace with the pod's hostname, a
+/// session (and process group) of its own, and death when the agent dies.
+///
+/// The child shares the agent's memory (`CLONE_VM|CLONE_VFORK`, as
+/// `posix_spawn` does) until it execs: `fork`, which `Command` uses as soon
+/// as a `pre_exec` hook is set, would copy the page tables of the whole
+/// agent process (tens of megabytes in `svcnet up`) for each container.
+pub fn spawn_in_pod(exec: &Exec<'_>, placement: &Placement) -> io::Result<PodChild> {
+    let invalid = |what| io::Error::new(io::ErrorKind::InvalidInput, format!("{what} holds NUL"));
     let netns: OwnedFd = File::open(&placement.netns)?.into();
     let binds = placement
         .binds
         .iter()
         .map(|(s, t)| Ok(PreparedBind { source: cstring(s)?, target: cstring(t)? }))
         .collect::<io::Result<Vec<_>>>()?;
-    let hostname = CString::new(placement.hostname.as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "hostname holds NUL"))?;
-    let root = c"/";
-    // SAFETY: the closure only makes system calls on values prepared above
-    // (no allocation, no locks), as required between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::sched::setns(netns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(errno)?;
-            nix::sched::unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS).map_err(errno)?;
-            nix::mount::mount(None::<&Path>, root, None::<&Path>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&Path>)
-                .map_err(errno)?;
-            for b in &binds {
-                nix::mount::mount(
-                    Some(b.source.as_c_str()),
-                    b.target.as_c_str(),
-                    None::<&Path>,
-                    MsFlags::MS_BIND,
-                    None::<&Path>,
-                )
-                .map_err(errno)?;
-            }
-            if libc::sethostname(hostname.as_ptr(), hostname.as_bytes().len()) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            nix::unistd::setsid().map_err(errno)?;
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(errno)?;
-            Ok(())
-        });
+    let mut strings = Vec::with_capacity(exec.argv.len() + exec.env.len());
+    for a in exec.argv {
+        strings.push(CString::new(a.as_bytes()).map_err(|_| invalid("an argument"))?);
     }
-    Ok(())
+    for (k, v) in exec.env {
+        strings.push(CString::new(format!("{k}={v}")).map_err(|_| invalid("an environment variable"))?);
+    }
+    let ptrs = |s: &[CString]| s.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect::<Vec<_>>();
+    let (argv, envp) = (ptrs(&strings[..exec.argv.len()]), ptrs(&strings[exec.argv.len()..]));
+    // Read-write, as `Stdio::null` opens it.
+    let stdin: OwnedFd = File::options().read(true).write(true).open("/dev/null")?.into();
+    let (out_r, out_w) = io::pipe()?;
+    let (err_r, err_w) = io::pipe()?;
+    let plan = ChildPlan {
+        netns: netns.as_raw_fd(),
+        binds,
+        hostname: CString::new(placement.hostname.as_bytes()).map_err(|_| invalid("the hostname"))?,
+        program: cstring(exec.program)?,
+        argv,
+        envp,
+        _strings: strings,
+        dir: cstring(exec.dir)?,
+        stdio: [stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+        error: AtomicI32::new(0),
+    };
+    let mut stack = vec![0u8; CHILD_STACK];
+    // The stack grows down; the top must be 16-byte aligned.
+    let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
+    let mut pidfd: libc::c_int = -1;
+    // SAFETY: all signals are blocked around `clone` so that none runs an
+    // agent handler on the child's stack before it resets them; the child
+    // only reads `plan` and writes its `error`, and the parent resumes only
+    // once the child has exec'd or exited (CLONE_VFORK), so `plan` and
+    // `stack` outlive its use of them. CLONE_PIDFD stores the pidfd in
+    // `pidfd` (the parent_tid argument).
+    let (pid, clone_error) = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let pid = libc::clone(
+            child_main,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+            &plan as *const ChildPlan as *mut libc::c_void,
+            &mut pidfd as *mut libc::c_int,
+        );
+        let clone_error = io::Error::last_os_error();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        (pid, clone_error)
+    };
+    drop(stack);
+    if pid == -1 {
+        return Err(clone_error);
+    }
+    // SAFETY: clone succeeded, so `pidfd` is a descriptor it opened for us.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let error = plan.error.load(Ordering::Relaxed);
+    if error != 0 {
+        let _ = nix::sys::wait::waitid(nix::sys::wait::Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED);
+        return Err(io::Error::from_raw_os_error(error));
+    }
+    drop((out_w, err_w, stdin, netns));
+    Ok(PodChild { pid: pid as u32, pidfd, stdout: out_r.into(), stderr: err_r.into() })
+}
+
+/// Registers a [`PodChild`]'s pidfd with the runtime's reactor, which sees
+/// it readable once the process ends.
+pub fn watch_exit(pidfd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: an `OwnedFd` is an open descriptor that stays open, and
+    // always returns the same number, until the `AsyncFd` drops it.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
+        .map_err(io::Error::from)
+}
+
+/// The exit status of a [`PodChild`] that has ended (and is now reaped),
+/// or `None` while it runs.
+pub fn reap(pidfd: &OwnedFd) -> io::Result<Option<ExitStatus>> {
+    use nix::sys::wait::{Id, WaitStatus, waitid};
+    loop {
+        return match waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => Err(errno(e)),
+            Ok(WaitStatus::Exited(_, code)) => Ok(Some(ExitStatus::from_raw((code & 0xff) << 8))),
+            Ok(WaitStatus::Signaled(_, sig, core)) => {
+                Ok(Some(ExitStatus::from_raw(sig as i32 | if core { 0x80 } else { 0 })))
+            }
+            Ok(_) => Ok(None),
+        };
+    }
 }
 
 /// Makes `cmd` join the namespaces of a running process (`pid`): network,

@@ -4,14 +4,17 @@
 //! doubling to 5 min, reset after 10 min of running), and stop it with
 //! SIGTERM, the grace period, then SIGKILL.
 
+use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Probe};
 use nix::sys::signal::Signal;
+use tokio::io::unix::AsyncFd;
+use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, watch};
 
 use super::probe::{self, Outcome};
@@ -130,7 +133,7 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
                 continue;
             }
         };
-        let pid = child.id().unwrap_or(0);
+        let pid = child.pid;
         let image = c.image.clone().unwrap_or_default();
         if attempt_no == 0 {
             run.event(
@@ -289,13 +292,57 @@ fn grace_of(run: &PodRun) -> Duration {
     Duration::from_secs(secs as u64)
 }
 
+/// A running container process: its pidfd (readable once it ends) and
+/// its output pipes.
+struct Process {
+    pid: u32,
+    pidfd: AsyncFd<OwnedFd>,
+    status: Option<ExitStatus>,
+    stdout: Option<pipe::Receiver>,
+    stderr: Option<pipe::Receiver>,
+}
+
+impl Process {
+    /// Waits for the process to end and reaps it. Cancel-safe.
+    async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        loop {
+            if let Some(status) = self.status {
+                return Ok(status);
+            }
+            let mut ready = self.pidfd.readable().await?;
+            match sys::reap(self.pidfd.get_ref())? {
+                Some(status) => self.status = Some(status),
+                None => ready.clear_ready(),
+            }
+        }
+    }
+
+    /// SIGKILL to the process itself (not yet reaped, so its pid is still
+    /// its own).
+    fn start_kill(&self) {
+        if self.status.is_none() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // Reap it if it has ended; one still running stays a child of the
+        // agent and dies with it (PDEATHSIG).
+        if self.status.is_none() {
+            let _ = sys::reap(self.pidfd.get_ref());
+        }
+    }
+}
+
 fn spawn(
     argv: &[String],
     env: &[(String, String)],
     working_dir: Option<&std::path::Path>,
     placement: &Placement,
-) -> Result<tokio::process::Child, String> {
-    let (program, args) = argv.split_first().ok_or("no command")?;
+) -> Result<Process, String> {
+    let program = argv.first().ok_or("no command")?;
     // Look the program up in the container's PATH, as the runtime does.
     let path = env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str()).unwrap_or("/usr/bin:/bin");
     let resolved = if program.contains('/') {
@@ -310,25 +357,20 @@ fn spawn(
             format!("exec: {program:?}: executable file not found in $PATH")
         });
     };
-    let mut cmd = tokio::process::Command::new(&resolved);
-    cmd.arg0(program)
-        .args(args)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .current_dir(working_dir.unwrap_or(std::path::Path::new("/")))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    sys::place(&mut cmd, placement).map_err(|e| format!("preparing the container: {e}"))?;
-    cmd.spawn().map_err(|e| format!("starting {program:?}: {e}"))
+    // A later variable of the same name wins, and the environment is in
+    // name order, as `Command::envs` makes it.
+    let vars: Vec<(String, String)> =
+        env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>().into_iter().collect();
+    let exec =
+        sys::Exec { program: &resolved, argv, env: &vars, dir: working_dir.unwrap_or(std::path::Path::new("/")) };
+    let child = sys::spawn_in_pod(&exec, placement).map_err(|e| format!("starting {program:?}: {e}"))?;
+    let receiver = |fd: OwnedFd| pipe::Receiver::from_owned_fd(fd).ok();
+    let pidfd = sys::watch_exit(child.pidfd).map_err(|e| format!("watching {program:?}: {e}"))?;
+    Ok(Process { pid: child.pid, pidfd, status: None, stdout: receiver(child.stdout), stderr: receiver(child.stderr) })
 }
 
 /// SIGTERM to the container's process group, SIGKILL after `grace`.
-async fn terminate(
-    child: &mut tokio::process::Child,
-    pid: u32,
-    grace: Duration,
-) -> std::io::Result<std::process::ExitStatus> {
+async fn terminate(child: &mut Process, pid: u32, grace: Duration) -> std::io::Result<ExitStatus> {
     if pid != 0 {
         sys::kill_group(pid, Signal::SIGTERM);
     }
@@ -338,7 +380,7 @@ async fn terminate(
             if pid != 0 {
                 sys::kill_group(pid, Signal::SIGKILL);
             }
-            let _ = child.start_kill();
+            child.start_kill();
             child.wait().await
         }
     }
