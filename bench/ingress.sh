@@ -12,7 +12,12 @@
 # threads), wrk -t1 -c50 runs ROUNDS interleaved rounds of DURATION seconds
 # against each proxy: plain HTTP and TLS, with keep-alive and with a new
 # connection per request (Connection: close). Both proxies serve an ECDSA
-# P-256 certificate (svcnet its generated default: wrk sends the IP as SNI).
+# P-256 certificate (svcnet its generated default: wrk sends the IP as SNI)
+# and prefer their own cipher order, AES-128-GCM first (what svcnet does;
+# wrk's OpenSSL would pick AES-256-GCM-SHA384). Both serve bench.test on
+# plain HTTP too, without redirecting it to HTTPS (svcnet: `ssl-redirect:
+# "false"` on the bench Ingress; before, svcnet answered plain requests
+# with its 308 and never reached the backend).
 # Then reconfiguration churn: wrk with keep-alive while svcnet swaps in a
 # rebuilt table every 10 ms and nginx reloads every 500 ms (nginx -s
 # reload, what ingress-nginx does on a change); errors are wrk's socket
@@ -74,6 +79,9 @@ http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:$ngx_http; listen 127.0.0.1:$ngx_https ssl;
     ssl_certificate $work/tls.crt; ssl_certificate_key $work/tls.key;
     ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_prefer_server_ciphers on;
+    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
     server_name bench.test;
     location / {
       proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\";

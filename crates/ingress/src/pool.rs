@@ -158,8 +158,14 @@ impl Pools {
         match pool.protocol {
             BackendProtocol::Http1 => {
                 if !fresh {
-                    if let Some(sender) = pool.take_idle() {
-                        return Ok(Conn::H1 { sender, reused: true });
+                    while let Some(mut sender) = pool.take_idle() {
+                        // Given back as its response body ended, a
+                        // connection may not have noticed yet that it can
+                        // take the next request: a moment's wait. One that
+                        // closes instead is forgotten.
+                        if sender.is_ready() || sender.ready().await.is_ok() {
+                            return Ok(Conn::H1 { sender, reused: true });
+                        }
                     }
                 }
                 let sender = self.connect_h1(pool.addr, timeout).await?;
@@ -235,28 +241,32 @@ impl EndpointPool {
 
     fn take_idle(&self) -> Option<http1::SendRequest<Body>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        // Newest first: the likeliest to still be open.
-        while let Some((since, sender)) = idle.pop() {
-            if since.elapsed() < MAX_IDLE && sender.is_ready() && !sender.is_closed() {
-                return Some(sender);
-            }
-        }
-        None
+        // Too old (the oldest are first) or closed: forgotten.
+        let now = Instant::now();
+        let stale = idle.iter().take_while(|(since, _)| now.duration_since(*since) >= MAX_IDLE).count();
+        idle.drain(..stale);
+        idle.retain(|(_, sender)| !sender.is_closed());
+        // The newest that is ready (the likeliest to still be open), else
+        // the newest: one given back a moment ago may not have noticed
+        // yet that its response is over, and waiting for it would be a
+        // wake-up more, maybe from another worker thread.
+        let i = idle.iter().rposition(|(_, sender)| sender.is_ready()).or_else(|| idle.len().checked_sub(1))?;
+        Some(idle.remove(i).1)
     }
 
-    /// Puts an HTTP/1.1 connection back once it can take another request
-    /// (its response body read to the end); a connection that closes
-    /// instead is forgotten.
-    pub(crate) fn give_back(self: &Arc<Self>, mut sender: http1::SendRequest<Body>) {
-        let pool = self.clone();
-        tokio::spawn(async move {
-            if sender.ready().await.is_ok() {
-                let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-                if idle.len() < MAX_IDLE_PER_ENDPOINT {
-                    idle.push((Instant::now(), sender));
-                }
-            }
-        });
+    /// Puts an HTTP/1.1 connection back, once its response body has been
+    /// read to the end (the response body does this as it ends; see
+    /// `proxy::TimedBody`). No task and no wait: `checkout` waits, if it
+    /// must, for the connection to be ready for the next request, and
+    /// forgets it if it closes instead.
+    pub(crate) fn give_back(&self, sender: http1::SendRequest<Body>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_PER_ENDPOINT {
+            idle.push((Instant::now(), sender));
+        }
     }
 }
 

@@ -29,7 +29,8 @@ use tokio::sync::Notify;
 use crate::annotations::BackendProtocol;
 use crate::balance;
 use crate::paths::request_host;
-use crate::pool::{Body, BoxError, Conn, ConnectError, InFlight};
+use crate::pool::{Body, BoxError, Conn, ConnectError, EndpointPool, InFlight};
+use hyper::client::conn::http1;
 use crate::server::Shared;
 use crate::table::Route;
 
@@ -46,10 +47,18 @@ pub(crate) struct ConnInfo {
 }
 
 impl ConnInfo {
+    #[cfg(test)]
     pub(crate) fn new(peer: SocketAddr, local: SocketAddr, tls: bool) -> ConnInfo {
+        ConnInfo::on_port(peer, HeaderValue::from(local.port()), tls)
+    }
+
+    /// `port`: our listener's port as a header value, made once per
+    /// listener (the accepted socket's own address is not asked for: its
+    /// port is the listener's).
+    pub(crate) fn on_port(peer: SocketAddr, port: HeaderValue, tls: bool) -> ConnInfo {
         let ip = HeaderValue::from_str(&peer.ip().to_canonical().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        ConnInfo { peer, tls, ip, port: HeaderValue::from(local.port()) }
+        ConnInfo { peer, tls, ip, port }
     }
 }
 
@@ -410,13 +419,15 @@ async fn forward(
         let inflight = InFlight::new(pool.clone());
         let reused = conn_up.reused();
         let (send_timeout, read_timeout) = (settings.send_timeout, settings.read_timeout);
+        let mut lease = None;
         let sent = match conn_up {
             Conn::H1 { mut sender, .. } => {
                 let result = exchange(sender.try_send_request(req), progress.as_deref(), send_timeout, read_timeout).await;
                 // Pooled again once the response body has been read to the
-                // end (`give_back` waits for that); never an upgraded one.
+                // end (the response body gives it back as it ends); never
+                // an upgraded one.
                 if matches!(result, Ok(Ok(_))) && client_upgrade.is_none() {
-                    pool.give_back(sender);
+                    lease = Some(sender);
                 }
                 result
             }
@@ -444,7 +455,7 @@ async fn forward(
                 }
                 strip_hop_by_hop(resp.headers_mut());
                 let (parts, body) = resp.into_parts();
-                let body = TimedBody::new(body, read_timeout, Some(inflight));
+                let body = TimedBody::new(body, read_timeout, Some(inflight), lease.map(|s| (pool, s)));
                 return Response::from_parts(parts, boxed(body));
             }
             Ok(Err(mut e)) => {
@@ -690,20 +701,43 @@ fn switch_protocols(
 /// A response body that fails when the backend sends nothing for
 /// `timeout` while we wait for it (nginx's `proxy_read_timeout` is between
 /// two reads, not a total; time the client takes to read does not count),
-/// and that holds the endpoint's in-flight count until it ends.
-struct TimedBody<B> {
-    inner: B,
+/// and that holds the endpoint's in-flight count until it ends. It holds
+/// the HTTP/1.1 connection it came on too, and puts it back in its pool
+/// when it is dropped having been read to the end (an abandoned body
+/// takes its connection with it).
+struct TimedBody {
+    inner: Incoming,
     timeout: Duration,
     /// Made on the first wait only: many responses never wait.
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The timer runs for the current wait.
     armed: bool,
+    /// The body has ended.
+    done: bool,
+    lease: Option<(Arc<EndpointPool>, http1::SendRequest<Body>)>,
     _inflight: Option<InFlight>,
 }
 
-impl<B> TimedBody<B> {
-    fn new(inner: B, timeout: Duration, inflight: Option<InFlight>) -> TimedBody<B> {
-        TimedBody { inner, timeout, sleep: None, armed: false, _inflight: inflight }
+impl TimedBody {
+    fn new(
+        inner: Incoming,
+        timeout: Duration,
+        inflight: Option<InFlight>,
+        lease: Option<(Arc<EndpointPool>, http1::SendRequest<Body>)>,
+    ) -> TimedBody {
+        TimedBody { inner, timeout, sleep: None, armed: false, done: false, lease, _inflight: inflight }
+    }
+}
+
+impl Drop for TimedBody {
+    fn drop(&mut self) {
+        // `is_end_stream`: a body hyper never polls because it knows it is
+        // empty (HEAD, 204, 304, `content-length: 0`).
+        if let Some((pool, sender)) = self.lease.take() {
+            if self.done || hyper::body::Body::is_end_stream(&self.inner) {
+                pool.give_back(sender);
+            }
+        }
     }
 }
 
@@ -711,11 +745,7 @@ impl<B> TimedBody<B> {
 #[error("no data for {0:?}")]
 struct IdleTimeout(Duration);
 
-impl<B> hyper::body::Body for TimedBody<B>
-where
-    B: hyper::body::Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
+impl hyper::body::Body for TimedBody {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -724,6 +754,11 @@ where
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.armed = false;
+                match &frame {
+                    None => this.done = true,
+                    Some(Ok(_)) => this.done = hyper::body::Body::is_end_stream(&this.inner),
+                    Some(Err(_)) => this.lease = None,
+                }
                 Poll::Ready(frame.map(|r| r.map_err(Into::into)))
             }
             Poll::Pending => {

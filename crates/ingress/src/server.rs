@@ -9,7 +9,9 @@ use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +21,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -49,6 +52,7 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) synced: AtomicBool,
     tls: TlsAcceptor,
+    builder: auto::Builder<TokioExecutor>,
     /// true: stop accepting, finish connections gracefully.
     shutdown: watch::Sender<bool>,
     /// true: the grace period is over; drop whatever is left.
@@ -132,6 +136,7 @@ impl IngressServer {
             metrics: Metrics::default(),
             synced: AtomicBool::new(false),
             tls: TlsAcceptor::from(tls),
+            builder: connection_builder(),
             shutdown: watch::channel(false).0,
             force: watch::channel(false).0,
             active: AtomicUsize::new(0),
@@ -226,6 +231,9 @@ impl Drop for IngressServer {
 
 async fn accept_loop(listener: TcpListener, tls: bool, shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.subscribe();
+    // `X-Forwarded-Port`: the listener's port, whatever address a
+    // connection came to.
+    let port = http::HeaderValue::from(listener.local_addr().map_or(0, |a| a.port()));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -233,8 +241,7 @@ async fn accept_loop(listener: TcpListener, tls: bool, shared: Arc<Shared>) {
         };
         match accepted {
             Ok((stream, peer)) => {
-                let local = stream.local_addr().unwrap_or(peer);
-                let info = ConnInfo::new(peer, local, tls);
+                let info = ConnInfo::on_port(peer, port.clone(), tls);
                 tokio::spawn(connection(stream, info, shared.clone()));
             }
             Err(e) => {
@@ -246,12 +253,23 @@ async fn accept_loop(listener: TcpListener, tls: bool, shared: Arc<Shared>) {
     }
 }
 
+/// How long a client may take to send its request headers (hyper's
+/// `header_read_timeout`; also the first bytes on a plain connection).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The connection builder every client connection starts from (cloned;
+/// the TLS and plain paths pick HTTP/1.1 or HTTP/2 themselves).
+fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    builder
+}
+
 async fn connection(stream: TcpStream, info: ConnInfo, shared: Arc<Shared>) {
     let _active = shared.track();
     let _ = stream.set_nodelay(true);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(60));
-    builder.http2().timer(TokioTimer::new());
+    let builder = shared.builder.clone();
     if info.tls {
         let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, shared.tls.accept(stream)).await {
             Ok(Ok(s)) => s,
@@ -265,7 +283,92 @@ async fn connection(stream: TcpStream, info: ConnInfo, shared: Arc<Shared>) {
         let builder = if h2 { builder.http2_only() } else { builder.http1_only() };
         drive(&builder, TokioIo::new(tls), info, shared.clone()).await;
     } else {
-        drive(&builder, TokioIo::new(stream), info, shared.clone()).await;
+        // h2c with prior knowledge or HTTP/1.1, told apart by the first
+        // bytes. Read here (as much as is there) and handed to hyper,
+        // rather than hyper-util's 24-byte peek, which costs every new
+        // connection a second read.
+        // A connection that has sent nothing yet is idle: shutdown closes it.
+        let mut shutdown = shared.shutdown.subscribe();
+        let head = tokio::select! {
+            r = tokio::time::timeout(HEADER_READ_TIMEOUT, read_head(&stream)) => match r {
+                Ok(Ok(head)) if !head.is_empty() => head,
+                _ => return,
+            },
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let builder = if head.starts_with(H2_PREFACE) { builder.http2_only() } else { builder.http1_only() };
+        drive(&builder, TokioIo::new(Prefixed { head, pos: 0, io: stream }), info, shared.clone()).await;
+    }
+}
+
+/// What an HTTP/2 client with prior knowledge sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The first bytes of a plain connection: what one read returns, or more
+/// while they could still be the start of the HTTP/2 preface. Empty: the
+/// client closed.
+async fn read_head(stream: &TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        stream.readable().await?;
+        match stream.try_read_buf(&mut buf) {
+            Ok(0) => return Ok(buf),
+            Ok(_) if buf.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(&buf) => {}
+            Ok(_) => return Ok(buf),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A stream whose first bytes were already read: they are read again
+/// first.
+struct Prefixed<T> {
+    head: Vec<u8>,
+    pos: usize,
+    io: T,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.pos < this.head.len() {
+            let n = (this.head.len() - this.pos).min(buf.remaining());
+            buf.put_slice(&this.head[this.pos..this.pos + n]);
+            this.pos += n;
+            if this.pos == this.head.len() {
+                this.head = Vec::new();
+                this.pos = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -329,4 +432,64 @@ fn metrics_response(shared: &Shared, path: &str) -> Response<Body> {
     let mut resp = Response::new(boxed(Full::new(Bytes::from(body))));
     *resp.status_mut() = status;
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use http_body_util::{BodyExt as _, Empty};
+
+    use super::*;
+    use crate::config::IngressConfig;
+    use crate::pool::DirectConnector;
+    use crate::testkit::{IngressBuilder, service, slice};
+
+    /// A backend answering `ok` to everything, counting its connections.
+    async fn counting_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let conns = Arc::new(AtomicUsize::new(0));
+        let counted = conns.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Relaxed);
+                let service = service_fn(|_req: Request<Incoming>| async {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                });
+                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+            }
+        });
+        (addr, conns)
+    }
+
+    #[tokio::test]
+    async fn a_backend_connection_goes_back_to_the_pool_after_bodies_empty_or_not() {
+        let (backend, conns) = counting_backend().await;
+        let services = vec![service("default", "a", &[("http", 80, i32::from(backend.port()))])];
+        let slices = vec![slice("default", "a", "a-1", &[("127.0.0.1", true)], &[("http", backend.port())])];
+        let ingresses = vec![IngressBuilder::new("default", "web").path(None, "/", "Prefix", "a", "80").build()];
+        let (table, _) =
+            crate::table::build_table(&ingresses, &[], &services, &slices, &[], &IngressConfig::default());
+        let listeners =
+            Listeners { http: vec![TcpListener::bind("127.0.0.1:0").await.expect("bind")], https: Vec::new() };
+        let server = serve_static(table, listeners, Arc::new(DirectConnector), None).await.expect("serve");
+        let addr = server.http_addrs()[0];
+        // HEAD answers have no body for hyper to poll: the connection goes
+        // back as the (empty) response body is dropped. GETs: as their
+        // body ends. One client connection per request, closed after it.
+        for method in [http::Method::HEAD, http::Method::GET, http::Method::HEAD, http::Method::GET] {
+            let stream = TcpStream::connect(addr).await.expect("connect");
+            let (mut client, conn) =
+                hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await.expect("handshake");
+            tokio::spawn(conn);
+            let req = Request::builder().method(method.clone()).uri("/").header("host", "x").body(Empty::new());
+            let resp = client.send_request(req.expect("request")).await.expect("response");
+            assert_eq!(resp.status(), StatusCode::OK);
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            assert_eq!(&body[..], if method == http::Method::HEAD { &b""[..] } else { &b"ok"[..] });
+        }
+        assert_eq!(conns.load(Relaxed), 1, "four requests, one backend connection");
+        server.shutdown(Duration::from_secs(1)).await;
+    }
 }
