@@ -66,6 +66,14 @@ spec:
   externalTrafficPolicy: Local
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080, nodePort: 30081}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-udp-np}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 53, protocol: UDP, targetPort: echo-udp, nodePort: 30082}]
 "#;
 
 fn client(node: &str) -> String {
@@ -89,10 +97,15 @@ fn hit(c: &Cluster, url: &str) -> String {
 }
 
 /// Node ports are also bound on the host's 127.0.0.1, so clusters running
-/// side by side each get their own (`base`, `base + 1`).
+/// side by side each get their own (`base` to `base + 2`).
 fn setup(mode: &str, base: u16) -> Cluster {
     let c = Cluster::with_proxy(2, mode);
-    c.apply(&BACKENDS.replace("30080", &base.to_string()).replace("30081", &(base + 1).to_string()));
+    c.apply(
+        &BACKENDS
+            .replace("30080", &base.to_string())
+            .replace("30081", &(base + 1).to_string())
+            .replace("30082", &(base + 2).to_string()),
+    );
     c.apply(&client("node2"));
     assert_eventually!(
         90,
@@ -227,6 +240,21 @@ fn node_ports_and_traffic_policies(mode: &str, base: u16) {
                 .is_some_and(|l| web_pods(&c).contains(l.split(' ').next().unwrap_or("")))
         },
         "{mode}: node port {np} from the host"
+    );
+    // A UDP node port from the host too: the echoserver answers a
+    // datagram with its pod name.
+    let np_udp = base + 52;
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let pods = web_pods(&c);
+    assert_eventually!(
+        20,
+        {
+            let mut buf = [0u8; 512];
+            udp.send_to(b"ping", ("127.0.0.1", np_udp)).is_ok()
+                && udp.recv(&mut buf).is_ok_and(|n| pods.contains(String::from_utf8_lossy(&buf[..n]).trim()))
+        },
+        "{mode}: UDP node port {np_udp} from the host"
     );
     // externalTrafficPolicy Local: the backend sees the client's own
     // address; Cluster: masqueraded to a node address.
