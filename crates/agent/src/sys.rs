@@ -80,6 +80,8 @@ struct ChildPlan {
     _strings: Vec<CString>,
     dir: CString,
     stdio: [RawFd; 3],
+    /// The agent's pid: the child's parent, until the agent dies.
+    parent: libc::pid_t,
     /// The errno of the step that failed, written by the child before it
     /// exits; still 0 when it reached `execve`.
     error: AtomicI32,
@@ -88,6 +90,11 @@ struct ChildPlan {
 /// The stack the new process runs on until `execve`. It makes a dozen
 /// system calls from small frames; 64 KiB is ample.
 const CHILD_STACK: usize = 64 * 1024;
+
+/// The kernel's signal set size (`_NSIG / 8`) that `rt_sigprocmask`
+/// takes; the C library's `sigset_t` is larger. Where it differs the
+/// system call fails and `pthread_sigmask` is used instead.
+const KERNEL_SIGSET: libc::c_long = 8;
 
 fn last_errno() -> i32 {
     io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
@@ -146,6 +153,12 @@ fn child_steps(p: &ChildPlan) -> Result<(), i32> {
         check(libc::sethostname(p.hostname.as_ptr(), p.hostname.as_bytes().len()))?;
         check(libc::setsid())?;
         check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong))?;
+        // The agent may have died before PDEATHSIG was armed (the vfork wait
+        // is killable): the child has been reparented and nothing would
+        // ever kill it.
+        if libc::getppid() != p.parent {
+            return Err(libc::ESRCH);
+        }
         // Handlers the agent installed must not run in this process (it
         // shares the agent's memory until execve); ignored signals stay
         // ignored through exec, except SIGPIPE, which Rust's runtime ignores
@@ -222,23 +235,37 @@ pub fn spawn_in_pod(exec: &Exec<'_>, placement: &Placement) -> io::Result<PodChi
         _strings: strings,
         dir: cstring(exec.dir)?,
         stdio: [stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+        parent: std::process::id() as libc::pid_t,
         error: AtomicI32::new(0),
     };
     let mut stack = vec![0u8; CHILD_STACK];
     // The stack grows down; the top must be 16-byte aligned.
     let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
     let mut pidfd: libc::c_int = -1;
-    // SAFETY: all signals are blocked around `clone` so that none runs an
-    // agent handler on the child's stack before it resets them; the child
-    // only reads `plan` and writes its `error`, and the parent resumes only
-    // once the child has exec'd or exited (CLONE_VFORK), so `plan` and
-    // `stack` outlive its use of them. CLONE_PIDFD stores the pidfd in
-    // `pidfd` (the parent_tid argument).
+    // SAFETY: all signals (the C library's internal ones too, which
+    // `pthread_sigmask` and `sigfillset` leave out) are blocked around
+    // `clone` so that none runs an agent handler on the child's stack before
+    // it resets them; the child only reads `plan` and writes its `error`
+    // (and, through the C library's wrappers, the `errno` of this thread,
+    // whose TLS it shares and which is suspended meanwhile), and the parent
+    // resumes only once the child has exec'd or exited (CLONE_VFORK), so
+    // `plan` and `stack` outlive its use of them. CLONE_PIDFD stores the
+    // pidfd in `pidfd` (the parent_tid argument).
     let (pid, clone_error) = unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        std::ptr::write_bytes(&mut all as *mut libc::sigset_t as *mut u8, 0xff, size_of::<libc::sigset_t>());
+        let raw = libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &all as *const libc::sigset_t,
+            &mut old as *mut libc::sigset_t,
+            KERNEL_SIGSET,
+        ) == 0;
+        if !raw {
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        }
         let pid = libc::clone(
             child_main,
             top as *mut libc::c_void,
@@ -247,7 +274,17 @@ pub fn spawn_in_pod(exec: &Exec<'_>, placement: &Placement) -> io::Result<PodChi
             &mut pidfd as *mut libc::c_int,
         );
         let clone_error = io::Error::last_os_error();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        if raw {
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &old as *const libc::sigset_t,
+                std::ptr::null_mut::<libc::sigset_t>(),
+                KERNEL_SIGSET,
+            );
+        } else {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        }
         (pid, clone_error)
     };
     drop(stack);
@@ -258,7 +295,10 @@ pub fn spawn_in_pod(exec: &Exec<'_>, placement: &Placement) -> io::Result<PodChi
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     let error = plan.error.load(Ordering::Relaxed);
     if error != 0 {
-        let _ = nix::sys::wait::waitid(nix::sys::wait::Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED);
+        // It has exited (CLONE_VFORK returned): reap it, or it stays a zombie.
+        while let Err(nix::Error::EINTR) =
+            nix::sys::wait::waitid(nix::sys::wait::Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED)
+        {}
         return Err(io::Error::from_raw_os_error(error));
     }
     drop((out_w, err_w, stdin, netns));
@@ -333,3 +373,54 @@ pub fn can_manage_namespaces() -> bool {
 }
 
 pub use svcnet_netns::NetnsSockets;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn placement() -> Placement {
+        Placement { netns: "/proc/self/ns/net".into(), binds: Vec::new(), hostname: "spawn-test".into() }
+    }
+
+    fn wait(pidfd: &OwnedFd) -> ExitStatus {
+        loop {
+            if let Some(status) = reap(pidfd).expect("waitid") {
+                return status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_child_runs_with_its_argv_env_hostname_and_pipes_and_is_reaped() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let argv = ["sh".to_string(), "-c".into(), "echo \"$A $(hostname) $(pwd)\"; echo err >&2; exit 3".into()];
+        let env = [("A".to_string(), "x".to_string()), ("PATH".into(), "/usr/bin:/bin".into())];
+        let exec = Exec { program: Path::new("/bin/sh"), argv: &argv, env: &env, dir: Path::new("/tmp") };
+        let child = spawn_in_pod(&exec, &placement()).expect("spawns");
+        let (mut out, mut err) = (String::new(), String::new());
+        File::from(child.stdout).read_to_string(&mut out).expect("stdout");
+        File::from(child.stderr).read_to_string(&mut err).expect("stderr");
+        assert_eq!(out, "x spawn-test /tmp\n");
+        assert_eq!(err, "err\n");
+        assert_eq!(wait(&child.pidfd).code(), Some(3));
+        assert_eq!(reap(&child.pidfd).map_err(|e| e.raw_os_error()), Err(Some(libc::ECHILD)), "reaped once");
+    }
+
+    #[test]
+    fn an_exec_failure_is_its_errno_and_leaves_no_child() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let argv = ["missing".to_string()];
+        let exec = Exec { program: Path::new("/nonexistent/missing"), argv: &argv, env: &[], dir: Path::new("/") };
+        let e = spawn_in_pod(&exec, &placement()).err().expect("fails");
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+        let exec = Exec { program: Path::new("/bin/true"), argv: &argv, env: &[], dir: Path::new("/nonexistent") };
+        let e = spawn_in_pod(&exec, &placement()).err().expect("fails");
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+}

@@ -274,13 +274,24 @@ impl Rtnl {
     }
 
     fn exchange(&mut self, buf: &[u8], seq: u32) -> io::Result<Option<Vec<u8>>> {
-        let sent = send(self.fd.as_raw_fd(), buf, MsgFlags::empty()).map_err(errno)?;
+        // EINTR: with SO_RCVTIMEO set, socket calls are not restarted after a
+        // signal handler ran on this thread (signal(7)), SA_RESTART or not,
+        // and the agent's SIGCHLD handler may run on any of its threads.
+        let sent = loop {
+            match send(self.fd.as_raw_fd(), buf, MsgFlags::empty()) {
+                Err(nix::Error::EINTR) => continue,
+                r => break r.map_err(errno)?,
+            }
+        };
         if sent != buf.len() {
             return Err(io::Error::other(format!("sent {sent} of {} bytes", buf.len())));
         }
         let mut answer = None;
         loop {
-            let n = recv(self.fd.as_raw_fd(), &mut self.rx, MsgFlags::empty()).map_err(errno)?;
+            let n = match recv(self.fd.as_raw_fd(), &mut self.rx, MsgFlags::empty()) {
+                Err(nix::Error::EINTR) => continue,
+                r => r.map_err(errno)?,
+            };
             match parse(&self.rx[..n], seq, &mut answer)? {
                 Some(()) => return Ok(answer),
                 None => continue,
@@ -364,7 +375,11 @@ fn parse(datagram: &[u8], seq: u32, answer: &mut Option<Vec<u8>>) -> io::Result<
                     return Err(io::Error::new(io::ErrorKind::InvalidData, "truncated netlink error"));
                 }
                 let code = i32::from_ne_bytes([m[16], m[17], m[18], m[19]]);
-                return if code == 0 { Ok(Some(())) } else { Err(io::Error::from_raw_os_error(-code)) };
+                return if code == 0 {
+                    Ok(Some(()))
+                } else {
+                    Err(io::Error::from_raw_os_error(code.checked_neg().unwrap_or(libc::EIO)))
+                };
             }
             *answer = Some(m[..len].to_vec());
         }
