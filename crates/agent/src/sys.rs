@@ -317,9 +317,22 @@ pub fn watch_exit(pidfd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd
 /// The exit status of a [`PodChild`] that has ended (and is now reaped),
 /// or `None` while it runs.
 pub fn reap(pidfd: &OwnedFd) -> io::Result<Option<ExitStatus>> {
+    waitid_exited(pidfd, WaitPidFlag::WNOHANG)
+}
+
+/// Blocks until a [`PodChild`] ends, and reaps it.
+pub fn reap_blocking(pidfd: &OwnedFd) -> io::Result<ExitStatus> {
+    loop {
+        if let Some(status) = waitid_exited(pidfd, WaitPidFlag::empty())? {
+            return Ok(status);
+        }
+    }
+}
+
+fn waitid_exited(pidfd: &OwnedFd, flags: WaitPidFlag) -> io::Result<Option<ExitStatus>> {
     use nix::sys::wait::{Id, WaitStatus, waitid};
     loop {
-        return match waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG) {
+        return match waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED | flags) {
             Err(nix::Error::EINTR) => continue,
             Err(e) => Err(errno(e)),
             Ok(WaitStatus::Exited(_, code)) => Ok(Some(ExitStatus::from_raw((code & 0xff) << 8))),

@@ -296,7 +296,8 @@ fn grace_of(run: &PodRun) -> Duration {
 /// its output pipes.
 struct Process {
     pid: u32,
-    pidfd: AsyncFd<OwnedFd>,
+    /// Taken only by `drop`.
+    pidfd: Option<AsyncFd<OwnedFd>>,
     status: Option<ExitStatus>,
     stdout: Option<pipe::Receiver>,
     stderr: Option<pipe::Receiver>,
@@ -309,8 +310,9 @@ impl Process {
             if let Some(status) = self.status {
                 return Ok(status);
             }
-            let mut ready = self.pidfd.readable().await?;
-            match sys::reap(self.pidfd.get_ref())? {
+            let Some(pidfd) = &self.pidfd else { unreachable!("the pidfd is only taken by drop") };
+            let mut ready = pidfd.readable().await?;
+            match sys::reap(pidfd.get_ref())? {
                 Some(status) => self.status = Some(status),
                 None => ready.clear_ready(),
             }
@@ -328,12 +330,44 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        // Reap it if it has ended; one still running stays a child of the
-        // agent and dies with it (PDEATHSIG).
-        if self.status.is_none() {
-            let _ = sys::reap(self.pidfd.get_ref());
+        // Dropped unreaped (its supervisor aborted): reap it now if it has
+        // ended, or once it does, since nothing else in the agent waits
+        // for its children.
+        if let Some(pidfd) = self.pidfd.take()
+            && self.status.is_none()
+            && matches!(sys::reap(pidfd.get_ref()), Ok(None))
+        {
+            reap_detached(pidfd);
         }
     }
+}
+
+/// Reaps a still-running process once it ends, from a task of the current
+/// runtime, or from a thread of its own when there is none or the task is
+/// dropped unfinished (the runtime shutting down).
+fn reap_detached(pidfd: AsyncFd<OwnedFd>) {
+    struct Orphan(Option<AsyncFd<OwnedFd>>);
+    impl Drop for Orphan {
+        fn drop(&mut self) {
+            if let Some(pidfd) = self.0.take() {
+                let pidfd = pidfd.into_inner();
+                let _ = std::thread::Builder::new().name("reaper".into()).spawn(move || sys::reap_blocking(&pidfd));
+            }
+        }
+    }
+    let mut orphan = Orphan(Some(pidfd));
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    runtime.spawn(async move {
+        while let Some(pidfd) = &orphan.0 {
+            let Ok(mut ready) = pidfd.readable().await else { return };
+            if let Ok(None) = sys::reap(pidfd.get_ref()) {
+                ready.clear_ready();
+            } else {
+                drop(ready);
+                orphan.0 = None;
+            }
+        }
+    });
 }
 
 fn spawn(
@@ -366,7 +400,13 @@ fn spawn(
     let child = sys::spawn_in_pod(&exec, placement).map_err(|e| format!("starting {program:?}: {e}"))?;
     let receiver = |fd: OwnedFd| pipe::Receiver::from_owned_fd(fd).ok();
     let pidfd = sys::watch_exit(child.pidfd).map_err(|e| format!("watching {program:?}: {e}"))?;
-    Ok(Process { pid: child.pid, pidfd, status: None, stdout: receiver(child.stdout), stderr: receiver(child.stderr) })
+    Ok(Process {
+        pid: child.pid,
+        pidfd: Some(pidfd),
+        status: None,
+        stdout: receiver(child.stdout),
+        stderr: receiver(child.stderr),
+    })
 }
 
 /// SIGTERM to the container's process group, SIGKILL after `grace`.
@@ -509,5 +549,62 @@ fn set_ready(run: &PodRun, i: usize, ready: bool) {
     };
     if changed {
         run.touch();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Starts `sleep 0.3` as a container is started, or `None` (with a
+    /// message) when not root.
+    fn short_lived() -> Option<Process> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: starting a process in a pod needs root");
+            return None;
+        }
+        let placement =
+            Placement { netns: "/proc/self/ns/net".into(), binds: Vec::new(), hostname: "reap-test".into() };
+        let argv = ["sleep".to_string(), "0.3".into()];
+        let env = [("PATH".to_string(), "/usr/bin:/bin".to_string())];
+        Some(spawn(&argv, &env, None, &placement).expect("spawns"))
+    }
+
+    /// The process's state letter, or `None` once it is gone (reaped).
+    fn state(pid: u32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next())
+    }
+
+    #[tokio::test]
+    async fn a_process_dropped_while_running_is_reaped_by_a_task() {
+        let Some(process) = short_lived() else { return };
+        let pid = process.pid;
+        assert!(matches!(state(pid), Some(s) if s != 'Z'), "still running when dropped");
+        drop(process);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while state(pid).is_some() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(state(pid), None, "pid {pid} is left unreaped");
+    }
+
+    #[test]
+    fn a_process_dropped_outside_a_runtime_is_reaped_by_a_thread() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let Some(process) = ({
+            let _entered = runtime.enter();
+            short_lived()
+        }) else {
+            return;
+        };
+        let pid = process.pid;
+        assert!(matches!(state(pid), Some(s) if s != 'Z'), "still running when dropped");
+        drop(process);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while state(pid).is_some() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(state(pid), None, "pid {pid} is left unreaped");
     }
 }
