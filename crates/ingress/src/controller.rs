@@ -1,10 +1,11 @@
 //! The controller: reflectors over Ingresses, IngressClasses, Services,
 //! EndpointSlices and Secrets feed one loop that rebuilds the route table
 //! from the stores ([`crate::build_table`]'s core, on a blocking thread),
-//! publishes it, writes `status.loadBalancer.ingress` of the Ingresses we
-//! serve, and records Events: a Warning when a problem appears (missing
-//! Service or Secret, conflicting rule, bad annotation) and a Normal
-//! `Sync` once per Ingress generation.
+//! publishes it, hands the set of Ingresses it serves to the status writer
+//! (`status.rs`: our addresses on those, cleared from those no longer
+//! ours, failed writes retried with backoff), and records Events: a
+//! Warning when a problem appears (missing Service or Secret, conflicting
+//! rule, bad annotation) and a Normal `Sync` once per Ingress generation.
 //!
 //! Changes are debounced: a rebuild starts once no change has come for
 //! 30 ms (at most 250 ms after the first), and changes that arrive while a
@@ -31,6 +32,7 @@ use crate::config::IngressConfig;
 use crate::error::Error;
 use crate::pool::Connector;
 use crate::server::{IngressServer, Listeners, Shared};
+use crate::status::{self, Key, LookupFn, WriteFn};
 use crate::table::{CertCache, IngressRef, Problem, RouteTable, TLS_SECRET_TYPE, compile};
 
 /// A running Ingress controller: the watches and the proxy.
@@ -155,6 +157,16 @@ async fn run(client: Client, config: IngressConfig, stores: Stores, shared: Arc<
     let mut reported: HashSet<Problem> = HashSet::new();
     let mut synced_generation: HashMap<String, i64> = HashMap::new();
     let mut certs = CertCache::default();
+    // Status is written by a task of its own (status.rs), so a slow or
+    // failing API server never holds up serving a new table. It ends when
+    // this loop does (the sender is dropped).
+    let (served_tx, served_rx) = tokio::sync::watch::channel(Arc::new(HashSet::new()));
+    let _writer = (!config.status_addresses.is_empty()).then(|| {
+        let want: Vec<String> = config.status_addresses.iter().map(|a| a.to_string()).collect();
+        let store = stores.ingresses.clone();
+        let lookup: LookupFn = Arc::new(move |(ns, name): &Key| store.get(&ObjectKey::namespaced(ns, name)));
+        AbortOnDrop(tokio::spawn(status::run(want, served_rx, lookup, status_writer(client.clone()))))
+    });
     loop {
         let (s, c, mut cache) = (stores.clone(), config.clone(), std::mem::take(&mut certs));
         let built = tokio::task::spawn_blocking(move || {
@@ -178,10 +190,11 @@ async fn run(client: Client, config: IngressConfig, stores: Stores, shared: Arc<
                         continue;
                     };
                     announce_sync(&recorder, &ing, &mut synced_generation);
-                    if !config.status_addresses.is_empty() {
-                        write_status(&client, &config, &ing).await;
-                    }
                 }
+                // Sent after every build, changed or not: the Ingresses'
+                // own status may have changed.
+                served_tx
+                    .send_replace(Arc::new(served.iter().map(|id| (id.namespace.clone(), id.name.clone())).collect()));
             }
             Err(e) => tracing::error!(error = %e, "building the route table failed; keeping the previous one"),
         }
@@ -220,28 +233,30 @@ fn announce_sync(recorder: &Recorder, ing: &Ingress, seen: &mut HashMap<String, 
     recorder.record(object, EventType::Normal, "Sync", "Scheduled for sync".to_string());
 }
 
-/// Sets `status.loadBalancer.ingress` to our addresses unless it already
-/// says so (the store follows our own writes, so this converges).
-async fn write_status(client: &Client, config: &IngressConfig, ing: &Ingress) {
-    let want: Vec<String> = config.status_addresses.iter().map(|a| a.to_string()).collect();
-    let have: Vec<String> = ing
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .map(|list| list.iter().filter_map(|i| i.ip.clone()).collect())
-        .unwrap_or_default();
-    if have == want {
-        return;
+/// Aborts the task when dropped (the rebuild loop is aborted on shutdown,
+/// and the status writer with it).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    let (Some(ns), Some(name)) = (ing.metadata.namespace.as_deref(), ing.metadata.name.as_deref()) else { return };
-    let list: Vec<serde_json::Value> = want.iter().map(|ip| json!({ "ip": ip })).collect();
-    let patch = json!({ "status": { "loadBalancer": { "ingress": list } } });
-    let api: Api<Ingress> = Api::namespaced(client.clone(), ns);
-    match api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(_) => tracing::debug!(ingress = %format!("{ns}/{name}"), "status written"),
-        Err(e) => tracing::warn!(ingress = %format!("{ns}/{name}"), error = %e, "writing Ingress status failed"),
-    }
+}
+
+/// Writes `status.loadBalancer.ingress` with a merge patch on the status
+/// subresource; an empty list clears it.
+fn status_writer(client: Client) -> WriteFn {
+    Arc::new(move |(ns, name): Key, ips: Vec<String>| {
+        let client = client.clone();
+        Box::pin(async move {
+            let list: Vec<serde_json::Value> = ips.iter().map(|ip| json!({ "ip": ip })).collect();
+            let patch = json!({ "status": { "loadBalancer": { "ingress": list } } });
+            let api: Api<Ingress> = Api::namespaced(client, &ns);
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(|e| e.to_string())?;
+            tracing::debug!(ingress = %format!("{ns}/{name}"), ?ips, "status written");
+            Ok(())
+        })
+    })
 }
 
 #[cfg(test)]

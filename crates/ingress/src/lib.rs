@@ -21,6 +21,7 @@ mod paths;
 mod pool;
 mod proxy;
 mod server;
+mod status;
 mod table;
 #[cfg(test)]
 mod table_tests;

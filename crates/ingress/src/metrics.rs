@@ -8,11 +8,20 @@
 //! | `svcnet_ingress_requests_total` | `namespace`, `ingress`, `service`, `status` (`2xx`, ...) |
 //! | `svcnet_ingress_request_duration_seconds` (histogram) | `namespace`, `ingress`, `service` |
 //! | `svcnet_ingress_upstream_connect_errors_total` | `namespace`, `service` |
+//! | `svcnet_ingress_upstream_errors_total` | `namespace`, `service`, `reason` (`connect`, `timeout`, `reset`) |
 //! | `svcnet_ingress_config_reloads_total` | |
 //! | `svcnet_ingress_config_last_reload_successful_timestamp_seconds` | |
 //! | `svcnet_ingress_connections_active` | |
 //!
 //! Requests no rule matched are counted with empty `ingress`/`service`.
+//!
+//! `upstream_errors_total` counts each failure with an endpoint: `connect`
+//! a connect that failed or timed out (as `upstream_connect_errors_total`),
+//! `timeout` a connected backend too slow to take the request body or to
+//! answer (a 504), `reset` a connected backend that broke the exchange
+//! before its response headers (closed, reset, malformed: a 502 unless a
+//! retry saved it). A pooled connection found closed and retried once on
+//! a new one is not counted.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -50,6 +59,8 @@ impl RouteMetrics {
 #[derive(Debug, Default)]
 pub struct ServiceMetrics {
     pub(crate) connect_errors: AtomicU64,
+    pub(crate) timeouts: AtomicU64,
+    pub(crate) resets: AtomicU64,
 }
 
 type RouteKey = (String, String, String);
@@ -136,7 +147,11 @@ impl Metrics {
         }
         out.push_str("# HELP svcnet_ingress_upstream_connect_errors_total Failed connects to endpoints, by Service.\n");
         out.push_str("# TYPE svcnet_ingress_upstream_connect_errors_total counter\n");
-        for ((ns, svc), m) in self.services.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let services: Vec<((String, String), Arc<ServiceMetrics>)> = {
+            let map = self.services.lock().unwrap_or_else(|p| p.into_inner());
+            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        for ((ns, svc), m) in &services {
             let _ = writeln!(
                 out,
                 "svcnet_ingress_upstream_connect_errors_total{{namespace=\"{}\",service=\"{}\"}} {}",
@@ -144,6 +159,21 @@ impl Metrics {
                 esc(svc),
                 m.connect_errors.load(Relaxed)
             );
+        }
+        out.push_str(
+            "# HELP svcnet_ingress_upstream_errors_total Failures with endpoints, by Service and reason (connect, timeout, reset).\n",
+        );
+        out.push_str("# TYPE svcnet_ingress_upstream_errors_total counter\n");
+        for ((ns, svc), m) in &services {
+            for (reason, c) in [("connect", &m.connect_errors), ("timeout", &m.timeouts), ("reset", &m.resets)] {
+                let _ = writeln!(
+                    out,
+                    "svcnet_ingress_upstream_errors_total{{namespace=\"{}\",service=\"{}\",reason=\"{reason}\"}} {}",
+                    esc(ns),
+                    esc(svc),
+                    c.load(Relaxed)
+                );
+            }
         }
         out.push_str("# HELP svcnet_ingress_config_reloads_total Route tables published.\n");
         out.push_str("# TYPE svcnet_ingress_config_reloads_total counter\n");
@@ -183,5 +213,23 @@ mod tests {
         assert!(text.contains("le=\"0.005\"} 1\n"), "{text}");
         assert!(text.contains("le=\"0.025\"} 2\n"), "{text}");
         assert!(text.contains("svcnet_ingress_config_reloads_total 1\n"), "{text}");
+    }
+
+    #[test]
+    fn upstream_errors_are_rendered_per_service_and_reason() {
+        let m = Metrics::default();
+        let s = m.services.lock().unwrap().entry(("default".into(), "web".into())).or_default().clone();
+        s.connect_errors.fetch_add(3, Relaxed);
+        s.timeouts.fetch_add(2, Relaxed);
+        s.resets.fetch_add(1, Relaxed);
+        let text = m.render();
+        for line in [
+            "svcnet_ingress_upstream_connect_errors_total{namespace=\"default\",service=\"web\"} 3\n",
+            "svcnet_ingress_upstream_errors_total{namespace=\"default\",service=\"web\",reason=\"connect\"} 3\n",
+            "svcnet_ingress_upstream_errors_total{namespace=\"default\",service=\"web\",reason=\"timeout\"} 2\n",
+            "svcnet_ingress_upstream_errors_total{namespace=\"default\",service=\"web\",reason=\"reset\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line} not in {text}");
+        }
     }
 }

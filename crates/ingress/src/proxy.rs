@@ -460,6 +460,8 @@ async fn forward(
             }
             Ok(Err(mut e)) => {
                 last_error = e.error().to_string();
+                // Connected, then the exchange broke before the response.
+                let service = shared.metrics.service(upstream);
                 // Where the connection was one from the pool, a failure
                 // before the response is most likely the backend having
                 // closed it meanwhile: worth one more go on a new
@@ -472,7 +474,10 @@ async fn forward(
                     // bodiless, so nothing the backend acted on is lost.
                     None => match &replay {
                         Some(r) => Some(r.request()),
-                        None => break,
+                        None => {
+                            service.resets.fetch_add(1, Relaxed);
+                            break;
+                        }
                     },
                 };
                 if stale && stale_retry {
@@ -481,10 +486,15 @@ async fn forward(
                     attempts += 1;
                     ntried -= 1;
                     sticky = Some(i);
+                } else {
+                    // A pooled connection the backend had closed, retried
+                    // on a new one, is the pool's business, not a failure.
+                    service.resets.fetch_add(1, Relaxed);
                 }
                 continue;
             }
             Err(Stall::Read) => {
+                shared.metrics.service(upstream).timeouts.fetch_add(1, Relaxed);
                 return text(
                     StatusCode::GATEWAY_TIMEOUT,
                     format!(
@@ -500,6 +510,7 @@ async fn forward(
                 );
             }
             Err(Stall::Send { client: false }) => {
+                shared.metrics.service(upstream).timeouts.fetch_add(1, Relaxed);
                 return text(
                     StatusCode::GATEWAY_TIMEOUT,
                     format!(

@@ -180,5 +180,26 @@ async fn the_controller_serves_writes_status_reports_problems_and_follows_secret
     );
     assert!(https_get(first.ca_der.clone(), "/").await.is_none(), "the old certificate is gone");
 
+    // Another controller's Ingress whose status that controller wrote is
+    // left alone; ours that becomes another controller's is cleared.
+    let mut theirs = ingresses.get("theirs").await.expect("get");
+    theirs.status = Some(
+        serde_json::from_value(serde_json::json!({
+            "loadBalancer": { "ingress": [{ "ip": "198.51.100.7" }] }
+        }))
+        .expect("status"),
+    );
+    ingresses.replace_status("theirs", &post, &theirs).await.expect("their status");
+    let mut web = ingresses.get("web").await.expect("get");
+    web.spec.as_mut().expect("spec").ingress_class_name = Some("nginx".to_string());
+    ingresses.replace("web", &post, &web).await.expect("replace Ingress");
+    eventually!(
+        10,
+        status_ips(&ingresses.get("web").await.expect("get")).is_empty(),
+        "the status of an Ingress no longer ours was never cleared"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status_ips(&ingresses.get("theirs").await.expect("get")), ["198.51.100.7"]);
+
     controller.shutdown(Duration::from_secs(1)).await;
 }

@@ -431,10 +431,27 @@ async fn a_stale_pooled_connection_is_retried_once_for_an_idempotent_request_onl
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "ok"), "{r:?}");
     assert_eq!(conns.load(Ordering::SeqCst), 3);
     assert_eq!(requests.load(Ordering::SeqCst), 4);
+    let resets = || async {
+        scrape(&p, "/metrics")
+            .await
+            .body
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    "svcnet_ingress_upstream_errors_total{namespace=\"default\",service=\"flaky\",reason=\"reset\"} ",
+                )
+                .map(str::to_string)
+            })
+            .expect("a reset counter")
+    };
+    // The stale connection retried is not an upstream failure ...
+    assert_eq!(resets().await, "0");
     // A POST the backend may have acted on is not sent twice.
     let r = crate::harness::post(p.http, "x", "/", "payload").await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{r:?}");
     assert_eq!(requests.load(Ordering::SeqCst), 5, "the POST was sent once");
+    // ... the exchange broken after a connect, answered 502, is.
+    assert_eq!(resets().await, "1");
     task.abort();
 }
 

@@ -166,6 +166,10 @@ async fn a_failed_connect_is_retried_on_the_next_endpoint() {
         .and_then(|v| v.parse().ok())
         .expect("a connect error counter");
     assert!(errors >= 5, "{errors} connect errors counted");
+    let line = format!(
+        "svcnet_ingress_upstream_errors_total{{namespace=\"default\",service=\"web\",reason=\"connect\"}} {errors}\n"
+    );
+    assert!(m.body.contains(&line), "{line} not in {}", m.body);
 }
 
 #[tokio::test]
@@ -269,4 +273,11 @@ async fn a_backend_slower_than_proxy_read_timeout_is_a_504() {
     assert_eq!(r.status, 504, "{r:?}");
     assert!(started.elapsed() < std::time::Duration::from_millis(2500));
     assert_eq!(get(p.http, "x", "/sleep/10", &[]).await.status, 200);
+    let m = scrape(&p, "/metrics").await.body;
+    for (reason, n) in [("connect", 0), ("timeout", 1), ("reset", 0)] {
+        let line = format!(
+            "svcnet_ingress_upstream_errors_total{{namespace=\"default\",service=\"a\",reason=\"{reason}\"}} {n}\n"
+        );
+        assert!(m.contains(&line), "{line} not in {m}");
+    }
 }

@@ -146,12 +146,15 @@ fn seed_ingress_http_and_https() {
     c.apply(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: client}\nspec:\n  nodeName: node2\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, \"3600\"]\n",
     );
-    c.ok(&["wait", "--for=condition=Ready", "pod/client", "--timeout=60s"]);
+    c.ok(&["wait", "--for=condition=Ready", "pod/client", "--timeout=120s"]);
     for node in ["172.18.0.2", "172.18.0.3"] {
-        let body = c.ok(&[
-            "exec", "client", "--", "curl", "-s", "-m", "5", "-H", "Host: tomcat.itheima.com", &format!("http://{node}/"),
-        ]);
-        assert!(tomcat.contains(&pod_of(&body)), "via {node}: {body}");
+        let url = format!("http://{node}/");
+        let via_node = || {
+            let args = ["exec", "client", "--", "curl", "-s", "-m", "5", "-H", "Host: tomcat.itheima.com", &url];
+            let out = c.kubectl_with(crate::harness::KUBECTL, &args, None);
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert_eventually!(30, tomcat.contains(&pod_of(&via_node())), "via {node}: {}", via_node());
     }
 
     // TLS from a Secret, chosen by SNI, checked against its certificate.
