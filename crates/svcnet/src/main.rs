@@ -366,20 +366,34 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> Result<(), BoxError>
     } else {
         None
     };
-    let ingress = if with_controllers {
+    // From here on the sandbox exists: whatever fails, it is taken down
+    // below before the error is returned.
+    let ingress = async {
+        if !with_controllers {
+            return Ok(None);
+        }
         let client = client_for(Some(&server.kubeconfig), "svcnet-ingress")?;
         let ports = ingress::HostPorts { http: args.http_port, https: args.https_port };
         let planned = agents.as_ref().map(|a| a.3.as_slice()).unwrap_or_default();
-        Some(ingress::start_in_sandbox(client, ports, planned).await?)
-    } else {
-        None
-    };
-    println!("svcnet API server ready at https://{} — export KUBECONFIG={}", server.addr, server.kubeconfig.display());
-    wait_for_signal().await?;
-    tracing::info!("shutting down");
-    if let Some(ingress) = ingress {
-        ingress.shutdown(std::time::Duration::from_secs(2)).await;
+        Ok::<_, BoxError>(Some(ingress::start_in_sandbox(client, ports, planned).await?))
     }
+    .await;
+    let outcome = match ingress {
+        Ok(ingress) => {
+            println!(
+                "svcnet API server ready at https://{} — export KUBECONFIG={}",
+                server.addr,
+                server.kubeconfig.display()
+            );
+            let waited = wait_for_signal().await;
+            tracing::info!("shutting down");
+            if let Some(ingress) = ingress {
+                ingress.shutdown(std::time::Duration::from_secs(2)).await;
+            }
+            waited
+        }
+        Err(e) => Err(e),
+    };
     if let Some((prefix, agents, relays, _)) = agents {
         for r in relays {
             r.abort();
@@ -398,7 +412,7 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> Result<(), BoxError>
     }
     server.shutdown().await;
     store.close().await?;
-    Ok(())
+    outcome
 }
 
 fn random_token() -> String {
