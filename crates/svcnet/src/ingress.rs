@@ -120,7 +120,7 @@ async fn host_listener(explicit: Option<u16>, default: u16, flag: &str) -> Resul
 pub async fn start_in_sandbox(
     client: svcnet_client::Client,
     ports: HostPorts,
-    nodes: &[svcnet_agent::sandbox::SandboxNode],
+    nodes: &[(svcnet_netns::NetnsSockets, svcnet_agent::sandbox::SandboxNode)],
 ) -> Result<IngressController, BoxError> {
     ensure_default_class(&client).await?;
     let http = host_listener(ports.http, 80, "--http-port").await?;
@@ -129,13 +129,12 @@ pub async fn start_in_sandbox(
     let mut listeners = Listeners { http: vec![http], https: vec![https] };
     let mut connector: Arc<dyn Connector> = Arc::new(DirectConnector);
     let mut status_addresses: Vec<IpAddr> = Vec::new();
-    for (i, n) in nodes.iter().enumerate() {
-        let sockets = svcnet_netns::NetnsSockets::enter(&svcnet_netns::ip::netns_path(&n.netns))?;
+    for (i, (sockets, n)) in nodes.iter().enumerate() {
         listeners.http.push(sockets.tcp_listen(SocketAddr::from((n.ip, 80))).await?);
         listeners.https.push(sockets.tcp_listen(SocketAddr::from((n.ip, 443))).await?);
         status_addresses.push(IpAddr::V4(n.ip));
         if i == 0 {
-            connector = Arc::new(NodeConnector(sockets));
+            connector = Arc::new(NodeConnector(sockets.clone()));
         }
     }
     if nodes.is_empty() {

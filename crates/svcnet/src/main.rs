@@ -358,6 +358,12 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> Result<(), BoxError>
     let agents = if nodes > 0 {
         let client = client_for(Some(&server.kubeconfig), "svcnet-agent")?;
         let (prefix, agents, planned) = start_sandbox(&args, nodes, client.clone(), agent_token).await?;
+        // One socket thread per node namespace, shared by everything this
+        // process serves inside the sandbox (DNS, API relays, Ingress).
+        let planned = planned
+            .into_iter()
+            .map(|n| Ok((svcnet_netns::NetnsSockets::enter(&svcnet_netns::ip::netns_path(&n.netns))?, n)))
+            .collect::<Result<Vec<_>, BoxError>>()?;
         let relays = match dns.as_mut() {
             Some(dns) => cluster_services(&client, &planned, server.addr, dns, &dns_config).await?,
             None => Vec::new(),
@@ -486,14 +492,13 @@ async fn start_sandbox(
 /// Service's endpoints.
 async fn cluster_services(
     client: &svcnet_client::Client,
-    nodes: &[svcnet_agent::sandbox::SandboxNode],
+    nodes: &[(svcnet_netns::NetnsSockets, svcnet_agent::sandbox::SandboxNode)],
     api: std::net::SocketAddr,
     dns: &mut svcnet_dns::DnsServer,
     dns_config: &svcnet_dns::DnsConfig,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, BoxError> {
     let mut relays = Vec::new();
-    for n in nodes {
-        let sockets = svcnet_netns::NetnsSockets::enter(&svcnet_netns::ip::netns_path(&n.netns))?;
+    for (sockets, n) in nodes {
         let at = std::net::SocketAddr::from((n.ip, 53));
         let udp = sockets.udp_bind(at).await?.into_std()?;
         let tcp = sockets.tcp_listen(at).await?;
@@ -502,7 +507,7 @@ async fn cluster_services(
         relays.push(svcnet_proxy::relay_to_host(listener, api));
     }
     let addresses: Vec<serde_json::Value> =
-        nodes.iter().map(|n| serde_json::json!({ "ip": n.ip.to_string(), "nodeName": n.name })).collect();
+        nodes.iter().map(|(_, n)| serde_json::json!({ "ip": n.ip.to_string(), "nodeName": n.name })).collect();
     let services: svcnet_client::Api<k8s_openapi::api::core::v1::Service> =
         svcnet_client::Api::namespaced(client.clone(), "kube-system");
     let kube_dns = serde_json::json!({
