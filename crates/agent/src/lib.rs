@@ -9,11 +9,14 @@
 //! - `access`: what the agent's HTTP server (exec, logs) needs from the pod
 //!   runtime; `streaming`: that server.
 //! - `echoserver`: the built-in `svcnet/echoserver` image.
+//! - `kube_proxy`: the node's service proxy, published as a kube-proxy pod
+//!   and restarted in the ConfigMap's mode when that pod is deleted.
 
 pub mod access;
 pub mod echoserver;
 pub mod hostport;
 pub mod ipam;
+pub mod kube_proxy;
 pub use svcnet_netns::ip as net;
 pub mod node;
 pub mod pod;
@@ -83,7 +86,7 @@ pub struct ProxySettings {
 
 pub struct Agent {
     runtime: Runtime,
-    proxy: Option<svcnet_proxy::Proxy>,
+    proxy: Option<kube_proxy::KubeProxy>,
     endpoint: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
     name: String,
@@ -131,7 +134,8 @@ impl Agent {
                     host_node_ports: p.host_node_ports,
                     metrics: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
                 };
-                Some(svcnet_proxy::Proxy::start(client.clone(), config).await.map_err(AgentError::Proxy)?)
+                let settings = kube_proxy::Settings { node: cfg.node_name.clone(), node_ip: cfg.node_ip, config };
+                Some(kube_proxy::KubeProxy::start(client.clone(), settings).await.map_err(AgentError::Proxy)?)
             }
             None => None,
         };
@@ -167,7 +171,7 @@ impl Agent {
                     Notification::Resync => {
                         let pods = sub.store().state();
                         let live: HashSet<String> = pods.iter().map(|p| pod::spec::uid(p).to_string()).collect();
-                        for p in pods {
+                        for p in pods.into_iter().filter(|p| !kube_proxy::is_mirror_pod(p)) {
                             rt.sync(p);
                         }
                         for uid in rt.running() {
@@ -177,6 +181,8 @@ impl Agent {
                         }
                     }
                     Notification::Changed(c) => match c.kind {
+                        // Mirror pods stand for what the agent runs itself.
+                        ChangeKind::Applied if kube_proxy::is_mirror_pod(&c.object) => {}
                         ChangeKind::Applied => rt.sync(c.object),
                         ChangeKind::Deleted => rt.forget(pod::spec::uid(&c.object)),
                     },

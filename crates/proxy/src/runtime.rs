@@ -129,15 +129,19 @@ impl Proxy {
         self.metrics_addr
     }
 
-    /// Stops watching and removes what the data plane programmed.
+    /// Stops watching and removes what the data plane programmed; the
+    /// metrics address is released when this returns.
     pub async fn shutdown(self) {
         let done = self.done.notified();
         self.stop.notify_one();
         if !self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
             let _ = tokio::time::timeout(Duration::from_secs(5), done).await;
         }
-        for t in &self.tasks {
+        // Wait for the aborted tasks to be dropped, so the metrics port is
+        // free again when this returns (a restarted proxy binds it anew).
+        for t in self.tasks {
             t.abort();
+            let _ = t.await;
         }
     }
 }

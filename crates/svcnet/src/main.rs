@@ -445,6 +445,9 @@ async fn start_sandbox(
         cluster_cidr: args.cluster_cidr,
         node_cidr: args.node_cidr,
     };
+    // kubeadm's kube-proxy ConfigMap: deleting a node's kube-proxy pod
+    // restarts its proxy in the mode named there.
+    svcnet_agent::kube_proxy::publish_config(&client, args.proxy_mode, &args.cluster_cidr.to_string()).await?;
     let planned = svcnet_agent::sandbox::create(&cfg).await?;
     let nodes_out = planned.clone();
     let exe = std::env::current_exe()?;

@@ -324,3 +324,89 @@ proxy_suite! {
     iptables => "iptables", 31200;
     userspace => "userspace", 31300;
 }
+
+/// The kubeadm way to change kube-proxy's mode, as the seed does it:
+/// `kubectl edit cm kube-proxy -n kube-system`, then `kubectl delete pod -l
+/// k8s-app=kube-proxy -n kube-system`. Each node's proxy restarts in the
+/// new mode behind a new pod; `ipvs` runs iptables, with a Warning event.
+#[test]
+fn kube_proxy_configmap_mode_applies_when_its_pods_are_deleted() {
+    let c = setup("nftables", 31400);
+    let prefix = c.netns_prefix.clone().expect("sandbox namespaces");
+    let node1 = format!("{prefix}-node1");
+    let in_node = |args: &[&str]| {
+        let out = Command::new("ip").args(["netns", "exec", &node1]).args(args).output().expect("ip netns exec");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let proxy_pods = |c: &Cluster| -> Vec<(String, String, String)> {
+        let list = json(&c.ok(&["get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-proxy", "-o", "json"]));
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let s = |ptr: &str| p.pointer(ptr).and_then(|v| v.as_str()).unwrap_or("").to_string();
+                (s("/metadata/name"), s("/spec/nodeName"), s("/status/phase"))
+            })
+            .collect()
+    };
+    // One Running kube-proxy pod per node, and the ConfigMap naming the mode.
+    assert_eventually!(30, proxy_pods(&c).len() == 2, "kube-proxy pods: {:?}", proxy_pods(&c));
+    let before = proxy_pods(&c);
+    let mut nodes: Vec<&str> = before.iter().map(|(_, n, _)| n.as_str()).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["node1", "node2"]);
+    assert!(before.iter().all(|(_, _, phase)| phase == "Running"), "{before:?}");
+    let conf = c.ok(&["get", "cm", "kube-proxy", "-n", "kube-system", "-o", "jsonpath={.data.config\\.conf}"]);
+    assert!(conf.contains("kind: KubeProxyConfiguration") && conf.contains("mode: \"nftables\""), "{conf}");
+    assert!(in_node(&["nft", "list", "tables"]).contains("svcnet"));
+    let vip = svc_ip(&c, "web");
+
+    // kubectl edit, with an editor that changes the mode to ipvs.
+    let editor = c.dir.path().join("editor.sh");
+    std::fs::write(&editor, "#!/bin/sh\nsed -i 's/mode: \"nftables\"/mode: \"ipvs\"/' \"$1\"\n").unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let edit = Command::new(crate::harness::KUBECTL)
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .args(["edit", "cm", "kube-proxy", "-n", "kube-system"])
+        .env("KUBE_EDITOR", &editor)
+        .output()
+        .unwrap();
+    assert!(edit.status.success(), "kubectl edit: {}", String::from_utf8_lossy(&edit.stderr));
+    assert!(String::from_utf8_lossy(&edit.stdout).contains("configmap/kube-proxy edited"));
+
+    // Nothing changes until the pods are deleted.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(in_node(&["nft", "list", "tables"]).contains("svcnet"));
+    c.ok(&["delete", "pod", "-l", "k8s-app=kube-proxy", "-n", "kube-system"]);
+    let old: HashSet<String> = before.into_iter().map(|(n, _, _)| n).collect();
+    assert_eventually!(
+        30,
+        {
+            let now = proxy_pods(&c);
+            now.len() == 2 && now.iter().all(|(n, _, phase)| !old.contains(n) && phase == "Running")
+        },
+        "kube-proxy pods after the delete: {:?}",
+        proxy_pods(&c)
+    );
+    // node1 is now programmed by iptables, and its nftables table is gone.
+    assert_eventually!(
+        30,
+        in_node(&["iptables-save", "-t", "nat"]).contains("default/web:http") && !in_node(&["nft", "list", "tables"]).contains("svcnet"),
+        "node1 after the switch: {}\n{}",
+        in_node(&["nft", "list", "tables"]),
+        in_node(&["iptables-save", "-t", "nat"])
+    );
+    let events = c.ok(&["get", "events", "-n", "kube-system", "--field-selector", "reason=ProxyModeFallback", "-o", "name"]);
+    assert_eq!(events.lines().count(), 2, "one ipvs fallback event per node: {events}");
+    let pods = web_pods(&c);
+    let mut seen = HashSet::new();
+    for _ in 0..30 {
+        seen.insert(hit(&c, &format!("http://{vip}")));
+        if seen == pods {
+            break;
+        }
+    }
+    assert_eq!(seen, pods, "the Service reaches every endpoint through iptables");
+}
