@@ -6,14 +6,19 @@
 //! - `GET|POST /exec/{namespace}/{pod}/{container}?command=..`: a WebSocket
 //!   speaking `v5.channel.k8s.io` / `v4.channel.k8s.io` ([`exec`]), with the
 //!   process started in the container's namespaces ([`process`]).
+//! - `GET|POST /portForward/{namespace}/{pod}`: SPDY/3.1 streams, upgraded
+//!   to directly or tunnelled in a WebSocket ([`portforward`], [`spdy`]),
+//!   each pair one connection to `localhost:<port>` in the pod.
 //!
 //! Start at [`serve`]. Every failure before a stream starts is a
 //! `metav1.Status` with the [`AccessError`]'s code.
 
 mod exec;
 mod logs;
+mod portforward;
 mod process;
 mod query;
+mod spdy;
 mod sys;
 
 use std::convert::Infallible;
@@ -79,10 +84,15 @@ struct Server {
 enum Route {
     Logs { namespace: String, pod: String, container: String },
     Exec { namespace: String, pod: String, container: String },
+    PortForward { namespace: String, pod: String },
 }
 
 fn route(path: &str) -> Option<Route> {
     let parts: Vec<String> = path.trim_end_matches('/').split('/').skip(1).map(query::decode).collect();
+    if let [kind, namespace, pod] = parts.as_slice() {
+        return (kind == "portForward" && !namespace.is_empty() && !pod.is_empty())
+            .then(|| Route::PortForward { namespace: namespace.clone(), pod: pod.clone() });
+    }
     let [kind, namespace, pod, container] = parts.as_slice() else {
         return None;
     };
@@ -109,6 +119,9 @@ impl Server {
             }
             (Some(Route::Exec { namespace, pod, container }), &Method::GET | &Method::POST) => {
                 self.exec(req, &namespace, &pod, &container, &query).unwrap_or_else(|e| error_response(&e))
+            }
+            (Some(Route::PortForward { namespace, pod }), &Method::GET | &Method::POST) => {
+                self.port_forward(req, &namespace, &pod).unwrap_or_else(|e| error_response(&e))
             }
             (Some(_), _) => status_response(
                 405,
@@ -166,6 +179,27 @@ impl Server {
             match on_upgrade.await {
                 Ok(upgraded) => exec::run(TokioIo::new(upgraded), handshake.protocol, target, options).await,
                 Err(e) => tracing::debug!(error = %e, "exec: the WebSocket upgrade failed"),
+            }
+        });
+        Ok(resp)
+    }
+}
+
+impl Server {
+    fn port_forward(&self, mut req: Request<Incoming>, namespace: &str, pod: &str) -> Result<Response<Body>, AccessError> {
+        // Any running container of the pod: they share its network namespace.
+        let container = self.access.container(namespace, pod, None)?;
+        let handshake = portforward::Handshake::from_request(&req)?;
+        let target = portforward::Target {
+            pod: format!("{namespace}/{pod}"),
+            netns: std::path::PathBuf::from(format!("/proc/{}/ns/net", container.pid)),
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let resp = handshake.response();
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => portforward::run(TokioIo::new(upgraded), handshake, target).await,
+                Err(e) => tracing::debug!(error = %e, "port-forward: the upgrade failed"),
             }
         });
         Ok(resp)
@@ -249,6 +283,11 @@ mod tests {
             route("/exec/kube-system/dns/c%2Dd"),
             Some(Route::Exec { namespace: "kube-system".into(), pod: "dns".into(), container: "c-d".into() })
         );
+        assert_eq!(
+            route("/portForward/default/web"),
+            Some(Route::PortForward { namespace: "default".into(), pod: "web".into() })
+        );
+        assert_eq!(route("/portForward/default/"), None);
         assert_eq!(route("/exec/default/web"), None);
         assert_eq!(route("/exec/default//main"), None);
         assert_eq!(route("/attach/default/web/main"), None);

@@ -1,6 +1,7 @@
 //! Pod subresources served by the node's agent, as kube-apiserver proxies
-//! them to the kubelet: `log` (a streamed body) and `exec` (a WebSocket,
-//! spliced byte for byte once the agent has accepted it).
+//! them to the kubelet: `log` (a streamed body), `exec` (a WebSocket) and
+//! `portforward` (an upgrade to SPDY/3.1, or a WebSocket tunnelling it),
+//! the upgrades spliced byte for byte once the agent has accepted them.
 //!
 //! The agent of a node is found at its annotation
 //! [`AGENT_ENDPOINT_ANNOTATION`] (`host:port`, plain HTTP/1.1) and trusts
@@ -39,11 +40,11 @@ const MAX_ERROR_BODY: usize = 1024 * 1024;
 pub fn handles(r: &ResourceRequest) -> bool {
     r.resource.group.is_empty()
         && r.resource.plural == "pods"
-        && matches!(r.subresource.as_deref(), Some("log" | "exec" | "attach"))
+        && matches!(r.subresource.as_deref(), Some("log" | "exec" | "attach" | "portforward"))
 }
 
-/// Serves `pods/{name}/log`, `pods/{name}/exec` and (refusing it)
-/// `pods/{name}/attach`.
+/// Serves `pods/{name}/log`, `pods/{name}/exec`, `pods/{name}/portforward`
+/// and (refusing it) `pods/{name}/attach`.
 pub async fn serve(api: &Api, req: Request<Incoming>, r: ResourceRequest) -> Result<Response<Body>> {
     let (Some(ns), Some(name)) = (r.namespace.as_deref(), r.name.as_deref()) else {
         return Err(ApiError::NoRoute);
@@ -56,7 +57,13 @@ pub async fn serve(api: &Api, req: Request<Incoming>, r: ResourceRequest) -> Res
         }
         (Some("exec"), &Method::GET | &Method::POST) => {
             let target = target(api, ns, name, query.get("container")).await?;
-            exec(api, req, ns, name, &target).await
+            let path = agent_path("exec", ns, name, &target, req.uri().query());
+            upgrade(api, req, &target, &path).await
+        }
+        (Some("portforward"), &Method::GET | &Method::POST) => {
+            let target = node_target(api, ns, name).await?;
+            let path = format!("/portForward/{ns}/{name}");
+            upgrade(api, req, &target, &path).await
         }
         (Some("attach"), &Method::GET | &Method::POST) => Err(ApiError::BadRequest("attach is not supported".into())),
         _ => Err(ApiError::MethodNotAllowed),
@@ -73,14 +80,30 @@ struct Target {
 }
 
 async fn target(api: &Api, ns: &str, name: &str, container: Option<&str>) -> Result<Target> {
+    let (pod, node) = pod_and_node(api, ns, name).await?;
+    let container = choose_container(&pod, name, container)?;
+    agent_of(api, node, container).await
+}
+
+/// The agent of the pod's node, for a request about the whole pod.
+async fn node_target(api: &Api, ns: &str, name: &str) -> Result<Target> {
+    let (_, node) = pod_and_node(api, ns, name).await?;
+    agent_of(api, node, String::new()).await
+}
+
+async fn pod_and_node(api: &Api, ns: &str, name: &str) -> Result<(Value, String)> {
     let pods = svcnet_api::resources::by_plural("", "pods").ok_or(ApiError::NoRoute)?;
-    let nodes = svcnet_api::resources::by_plural("", "nodes").ok_or(ApiError::NoRoute)?;
     let pod = api.registry.get(pods, Some(ns), name).await?.value();
-    let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty());
+    let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()).map(str::to_string);
     let Some(node) = node else {
         return Err(ApiError::BadRequest(format!("pod {name} does not have a host assigned")));
     };
-    let container = choose_container(&pod, name, container)?;
+    Ok((pod, node))
+}
+
+async fn agent_of(api: &Api, node: String, container: String) -> Result<Target> {
+    let nodes = svcnet_api::resources::by_plural("", "nodes").ok_or(ApiError::NoRoute)?;
+    let node = node.as_str();
     let node_object = api.registry.get(nodes, None, node).await?.value();
     let endpoint = node_object
         .pointer("/metadata/annotations")
@@ -174,12 +197,15 @@ async fn logs(api: &Api, req: &Request<Incoming>, ns: &str, name: &str, target: 
     Ok(resp)
 }
 
-async fn exec(api: &Api, mut req: Request<Incoming>, ns: &str, name: &str, target: &Target) -> Result<Response<Body>> {
-    let path = agent_path("exec", ns, name, target, req.uri().query());
-    // What the agent needs to judge and accept the upgrade; a SPDY
-    // upgrade goes too, and the agent explains that it wants a WebSocket.
+/// Passes an upgrade (exec, port-forward) to the agent at `path` and, once
+/// the agent has switched protocols, splices the two connections.
+async fn upgrade(api: &Api, mut req: Request<Incoming>, target: &Target, path: &str) -> Result<Response<Body>> {
+    // What the agent needs to judge and accept the upgrade: a WebSocket's
+    // or SPDY's (exec refuses SPDY and says why).
     let mut headers = Vec::new();
-    for name in [UPGRADE.as_str(), "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol"] {
+    for name in
+        [UPGRADE.as_str(), "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "x-stream-protocol-version"]
+    {
         let values: Vec<&str> = req.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
         if !values.is_empty() {
             headers.push((name, values.join(", ")));
@@ -191,7 +217,7 @@ async fn exec(api: &Api, mut req: Request<Incoming>, ns: &str, name: &str, targe
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let mut agent = Agent::connect(target).await?;
-    agent.send_head("GET", &path, api.agent_token.as_deref(), &headers).await?;
+    agent.send_head("GET", path, api.agent_token.as_deref(), &headers).await?;
     let head = agent.read_head().await?;
     if head.code != 101 || !upgrading {
         let mut body = agent.into_body(&head);
@@ -199,7 +225,7 @@ async fn exec(api: &Api, mut req: Request<Incoming>, ns: &str, name: &str, targe
     }
     let mut resp = Response::new(body::full(Bytes::new()));
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    for name in ["upgrade", "connection", "sec-websocket-accept", "sec-websocket-protocol"] {
+    for name in ["upgrade", "connection", "sec-websocket-accept", "sec-websocket-protocol", "x-stream-protocol-version"] {
         if let Some(v) = head.header(name).and_then(|v| HeaderValue::from_str(v).ok()) {
             resp.headers_mut().insert(name, v);
         }
@@ -209,7 +235,7 @@ async fn exec(api: &Api, mut req: Request<Incoming>, ns: &str, name: &str, targe
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
-                tracing::debug!(error = %e, "exec: the client's upgrade failed");
+                tracing::debug!(error = %e, "the client's upgrade failed");
                 return;
             }
         };
@@ -219,7 +245,7 @@ async fn exec(api: &Api, mut req: Request<Incoming>, ns: &str, name: &str, targe
             return;
         }
         if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut socket).await {
-            tracing::debug!(error = %e, "exec stream ended with an error");
+            tracing::debug!(error = %e, "upgraded stream ended with an error");
         }
     });
     Ok(resp)
@@ -614,7 +640,7 @@ mod tests {
     }
 
     #[test]
-    fn only_pod_log_exec_and_attach_are_proxied() {
+    fn only_pod_log_exec_attach_and_portforward_are_proxied() {
         let route = |p: &str| match crate::request::route(p) {
             Ok(crate::request::Route::Resource(r)) => handles(&r),
             _ => false,
@@ -622,6 +648,7 @@ mod tests {
         assert!(route("/api/v1/namespaces/default/pods/web/log"));
         assert!(route("/api/v1/namespaces/default/pods/web/exec"));
         assert!(route("/api/v1/namespaces/default/pods/web/attach"));
+        assert!(route("/api/v1/namespaces/default/pods/web/portforward"));
         assert!(!route("/api/v1/namespaces/default/pods/web/status"));
         assert!(!route("/api/v1/namespaces/default/services/web/exec"));
     }

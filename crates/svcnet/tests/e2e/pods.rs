@@ -457,3 +457,141 @@ fn a_container_that_ignores_sigterm_is_killed_after_the_grace_period() {
     assert!(took >= std::time::Duration::from_millis(1800), "deleted before the grace period ended: {took:?}");
     assert!(took < std::time::Duration::from_secs(10), "SIGKILL did not follow the grace period: {took:?}");
 }
+
+/// A `kubectl port-forward` running in the background; stopped (by its
+/// pid, through the child handle) when dropped.
+struct PortForward {
+    child: std::process::Child,
+    /// Local port for each remote port, in the order asked for.
+    local: Vec<u16>,
+    output: std::sync::mpsc::Receiver<String>,
+}
+
+impl PortForward {
+    fn start(c: &Cluster, kubectl: &str, target: &str, remote: &[u16]) -> PortForward {
+        use std::io::BufRead as _;
+        let mut cmd = Command::new(kubectl);
+        cmd.arg("--kubeconfig").arg(c.kubeconfig()).args(["port-forward", target]);
+        cmd.args(remote.iter().map(|p| format!(":{p}")));
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn kubectl port-forward");
+        let (tx, output) = std::sync::mpsc::channel();
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        // "Forwarding from 127.0.0.1:40123 -> 80", once per port.
+        let mut local = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while local.len() < remote.len() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = output.recv_timeout(left).unwrap_or_else(|_| panic!("kubectl port-forward {target} never started"));
+            if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
+                local.push(rest.split(' ').next().and_then(|p| p.parse().ok()).expect("local port"));
+            }
+        }
+        PortForward { child, local, output }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.output.try_iter().collect()
+    }
+}
+
+impl Drop for PortForward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `kubectl port-forward` to a pod and to a Service, over the WebSocket
+/// tunnel kubectl 1.32 uses and over SPDY as kubectl 1.27 does: bytes go
+/// both ways intact, every connection is handled, and a port nothing
+/// listens on is reported as the kubelet reports it.
+#[test]
+fn port_forward_reaches_pods_over_websocket_and_spdy() {
+    let c = Cluster::with_nodes(2);
+    c.apply(ECHO_DEPLOYMENT);
+    c.apply(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 8080, targetPort: 80}]\n",
+    );
+    // A pod that counts what it is sent and answers with the count, and
+    // serves a file, both as host processes in its namespace.
+    let dir = tempfile::tempdir().unwrap();
+    let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(dir.path().join("blob"), &payload).unwrap();
+    let counter = "import socket\nl=socket.socket()\nl.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\nl.bind(('0.0.0.0',9000))\nl.listen()\nwhile True:\n  c,_=l.accept();n=0\n  while True:\n    d=c.recv(65536)\n    if not d: break\n    n+=len(d)\n  c.sendall(str(n).encode());c.close()\n";
+    std::fs::write(dir.path().join("count.py"), counter).unwrap();
+    let d = dir.path().display();
+    c.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: files}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: http\n    image: python\n    command: [python3, -m, http.server, \"8000\", --bind, 127.0.0.1, --directory, \"{d}\"]\n  - name: count\n    image: python\n    command: [python3, \"{d}/count.py\"]\n    readinessProbe: {{tcpSocket: {{port: 9000}}, periodSeconds: 1}}\n"
+    ));
+    assert_eventually!(
+        60,
+        pods(&c, "app=web").iter().filter(|p| ready(p)).count() == 3,
+        "web pods never became ready: {}",
+        c.ok(&["get", "pods", "-o", "wide"])
+    );
+    wait_ready(&c, "files");
+    let web: std::collections::HashSet<String> =
+        pods(&c, "app=web").iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_string()).collect();
+
+    for kubectl in [crate::harness::KUBECTL, crate::harness::KUBECTL_127] {
+        // A Service: kubectl picks one of its pods and maps 8080 to 80.
+        let pf = PortForward::start(&c, kubectl, "svc/web", &[8080]);
+        for _ in 0..3 {
+            let out = Command::new("curl").args(["-s", "-m", "5"]).arg(format!("http://127.0.0.1:{}/", pf.local[0])).output().unwrap();
+            let body = String::from_utf8_lossy(&out.stdout);
+            let pod = body.split(' ').next().unwrap_or("");
+            assert!(web.contains(pod), "{kubectl}: {body:?} names no web pod");
+        }
+        drop(pf);
+
+        // A pod with several ports: a 3 MB download (the server binds
+        // 127.0.0.1 only, as port-forward connects inside the pod), a
+        // 3 MB upload, and a port nothing listens on.
+        let pf = PortForward::start(&c, kubectl, "pod/files", &[8000, 9000, 9999]);
+        let out = Command::new("curl")
+            .args(["-s", "-m", "20"])
+            .arg(format!("http://127.0.0.1:{}/blob", pf.local[0]))
+            .output()
+            .unwrap();
+        assert_eq!(fingerprint(&out.stdout), fingerprint(&payload), "{kubectl}: download of {} bytes", out.stdout.len());
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", pf.local[1])).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        std::io::Write::write_all(&mut s, &payload).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+        assert_eq!(answer, payload.len().to_string(), "{kubectl}: upload counted by the pod");
+        let refused = Command::new("curl").args(["-s", "-m", "5"]).arg(format!("http://127.0.0.1:{}/", pf.local[2])).output().unwrap();
+        assert!(!refused.status.success());
+        assert_eventually!(
+            10,
+            pf.lines().iter().any(|l| l.contains("error forwarding port 9999 to pod default/files")
+                && l.contains("Connection refused")),
+            "{kubectl}: no error reported for port 9999"
+        );
+    }
+}
+
+/// Length and FNV-1a hash, to compare payloads in assertion messages
+/// without printing megabytes.
+fn fingerprint(data: &[u8]) -> (usize, u64) {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (data.len(), h)
+}
