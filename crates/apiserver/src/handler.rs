@@ -33,6 +33,9 @@ pub struct Api {
     pub address: String,
     /// Sent as `Authorization: Bearer` to node agents (pod log and exec).
     pub agent_token: Option<String>,
+    /// How Service and Pod proxy requests reach cluster addresses; unset,
+    /// they are dialled from this process.
+    pub cluster_dial: std::sync::OnceLock<crate::service_proxy::Dial>,
 }
 
 /// How the client wants the response rendered.
@@ -142,6 +145,9 @@ impl Api {
     async fn resource(&self, req: Request<hyper::body::Incoming>, r: ResourceRequest) -> Result<Response<Body>> {
         if crate::proxy::handles(&r) {
             return crate::proxy::serve(self, req, r).await;
+        }
+        if crate::service_proxy::handles(&r) {
+            return crate::service_proxy::serve(self, req, r).await;
         }
         let render = negotiate(&req);
         let query = Query::parse(req.uri().query());

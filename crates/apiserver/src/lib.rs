@@ -30,6 +30,7 @@ pub mod request;
 mod scale;
 mod selectors;
 pub mod server;
+pub mod service_proxy;
 pub mod strategy;
 mod watch;
 
@@ -110,6 +111,7 @@ impl ApiServer {
             openapi: openapi::OpenApi::default(),
             address: addr.to_string(),
             agent_token: config.agent_token.clone(),
+            cluster_dial: std::sync::OnceLock::new(),
         });
         let kubeconfig = config.data_dir.join("kubeconfig");
         pki::write_private(&kubeconfig, pki.admin_kubeconfig(&format!("https://{addr}")).as_bytes())?;

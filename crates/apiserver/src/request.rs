@@ -112,6 +112,8 @@ fn finish(group: &str, version: &str, namespace: Option<String>, rest: &[&str], 
         [] => (None, None),
         [name] => (Some(decode(name)), None),
         [name, sub] => (Some(decode(name)), Some(sub.to_string())),
+        // `services/{name}/proxy/{path...}`: the rest is the proxied path.
+        [name, "proxy", ..] => (Some(decode(name)), Some("proxy".to_string())),
         _ => return Ok(Route::NotFound),
     };
     Ok(Route::Resource(ResourceRequest { resource, namespace, name, subresource, watch_path }))
@@ -222,6 +224,17 @@ mod tests {
         assert_eq!(r.resource.kind, "Deployment");
         assert!(matches!(route("/apis/apps/v2/deployments"), Ok(Route::NotFound)));
         assert!(matches!(route("/api/v1/namespaces/x/nodes"), Ok(Route::NotFound)));
+    }
+
+    #[test]
+    fn proxy_subresources_carry_a_path_of_their_own() {
+        let Ok(Route::Resource(r)) = route("/api/v1/namespaces/dev/services/https:web:8443/proxy/a/b/") else {
+            panic!()
+        };
+        assert_eq!((r.resource.plural, r.name.as_deref(), r.subresource.as_deref()), ("services", Some("https:web:8443"), Some("proxy")));
+        let Ok(Route::Resource(r)) = route("/api/v1/namespaces/dev/pods/web-1/proxy") else { panic!() };
+        assert_eq!(r.subresource.as_deref(), Some("proxy"));
+        assert!(matches!(route("/api/v1/namespaces/dev/pods/web-1/status/extra"), Ok(Route::NotFound)));
     }
 
     #[test]

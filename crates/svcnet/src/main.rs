@@ -368,6 +368,16 @@ async fn serve(args: ServerArgs, with_controllers: bool) -> Result<(), BoxError>
             Some(dns) => cluster_services(&client, &planned, server.addr, dns, &dns_config).await?,
             None => Vec::new(),
         };
+        // Service and Pod proxy requests (`kubectl proxy`) reach pods
+        // from inside the first node, as a control-plane node would.
+        if let Some((sockets, _)) = planned.first() {
+            let sockets = sockets.clone();
+            let dial: svcnet_apiserver::service_proxy::Dial = Arc::new(move |addr| {
+                let sockets = sockets.clone();
+                Box::pin(async move { sockets.tcp_socket(addr.is_ipv6()).await?.connect(addr).await })
+            });
+            let _ = server.api.cluster_dial.set(dial);
+        }
         Some((prefix, agents, relays, planned))
     } else {
         None

@@ -518,9 +518,10 @@ impl Drop for PortForward {
 /// `kubectl port-forward` to a pod and to a Service, over the WebSocket
 /// tunnel kubectl 1.32 uses and over SPDY as kubectl 1.27 does: bytes go
 /// both ways intact, every connection is handled, and a port nothing
-/// listens on is reported as the kubelet reports it.
+/// listens on is reported as the kubelet reports it. Then the API
+/// server's `proxy` subresources, which `kubectl proxy` serves.
 #[test]
-fn port_forward_reaches_pods_over_websocket_and_spdy() {
+fn port_forward_and_the_proxy_subresources_reach_pods() {
     let c = Cluster::with_nodes(2);
     c.apply(ECHO_DEPLOYMENT);
     c.apply(
@@ -584,6 +585,23 @@ fn port_forward_reaches_pods_over_websocket_and_spdy() {
             "{kubectl}: no error reported for port 9999"
         );
     }
+
+    // services/NAME:PORT/proxy/PATH: a ready endpoint, the path and query
+    // passed on; a port given by number is the Service's port.
+    let answer = |path: &str| json(&c.ok(&["get", "--raw", path]));
+    let got = answer("/api/v1/namespaces/default/services/web:8080/proxy/some/path?x=1");
+    assert!(web.contains(got["pod"].as_str().unwrap_or("")), "{got}");
+    assert_eq!(got["path"], "/some/path?x=1");
+    assert!(got["headers"].get("authorization").is_none(), "the client's credentials stay behind: {got}");
+    let got = answer("/api/v1/namespaces/default/services/web/proxy/");
+    assert!(web.contains(got["pod"].as_str().unwrap_or("")), "the only port by default: {got}");
+    let pod = web.iter().next().unwrap();
+    let got = answer(&format!("/api/v1/namespaces/default/pods/{pod}:80/proxy/hello"));
+    assert_eq!((got["pod"].as_str(), got["path"].as_str()), (Some(pod.as_str()), Some("/hello")));
+    let err = c.fails(&["get", "--raw", "/api/v1/namespaces/default/services/web:9/proxy/"], None);
+    assert!(err.contains("no service port 9 found for service \"web\""), "{err}");
+    let err = c.fails(&["get", "--raw", &format!("/api/v1/namespaces/default/pods/{pod}:81/proxy/")], None);
+    assert!(err.contains("error trying to reach service") && err.contains("81"), "{err}");
 }
 
 /// Length and FNV-1a hash, to compare payloads in assertion messages
