@@ -108,8 +108,8 @@ fn endpoint_key(endpoint: &Endpoint) -> EndpointKey {
 }
 
 /// Whether two endpoints with the same key also agree on everything the
-/// controllers set (`EndpointsEqualBeyondHash`): node, zone, conditions and
-/// target, the target's resourceVersion aside.
+/// controllers set (`EndpointsEqualBeyondHash`): node, zone, hints,
+/// conditions and target, the target's resourceVersion aside.
 fn endpoints_equal_beyond_key(a: &Endpoint, b: &Endpoint) -> bool {
     let conditions = |e: &Endpoint| {
         let c = e.conditions.clone().unwrap_or_default();
@@ -121,7 +121,11 @@ fn endpoints_equal_beyond_key(a: &Endpoint, b: &Endpoint) -> bool {
             t
         })
     };
-    a.node_name == b.node_name && a.zone == b.zone && conditions(a) == conditions(b) && target(a) == target(b)
+    a.node_name == b.node_name
+        && a.zone == b.zone
+        && a.hints == b.hints
+        && conditions(a) == conditions(b)
+        && target(a) == target(b)
 }
 
 /// A slice's set of ports as a comparable value (`NewPortMapKey`): sorted

@@ -448,3 +448,40 @@ fn a_small_max_per_slice_is_respected() {
     let sizes: Vec<usize> = changes.create.iter().map(|s| s.endpoints.len()).collect();
     assert_eq!(sizes, [3, 3, 1]);
 }
+
+#[test]
+fn prefer_close_hints_each_endpoint_for_its_own_zone_and_turning_it_off_clears_them() {
+    let hints = |slices: &[EndpointSlice]| -> Vec<Option<String>> {
+        slices[0]
+            .endpoints
+            .iter()
+            .map(|e| {
+                e.hints.as_ref().and_then(|h| h.for_zones.as_ref()).map(|z| {
+                    z.iter().map(|z| z.name.as_str()).collect::<Vec<_>>().join(",")
+                })
+            })
+            .collect()
+    };
+    let mut svc = service_clusterip();
+    let slices = first_sync(&svc, &seed_pods());
+    assert_eq!(hints(&slices), [None, None, None], "no hints without trafficDistribution");
+
+    svc.spec.as_mut().unwrap().traffic_distribution = Some("PreferClose".into());
+    let changes = reconcile(&svc, &seed_pods(), &slices);
+    assert_eq!((changes.create.len(), changes.update.len(), changes.delete.len()), (0, 1, 0));
+    let slices = stored(&changes.update, 1);
+    // The seed's pods: two on node1 (zone-a), one on node2 (zone-b).
+    assert_eq!(hints(&slices), [Some("zone-a".into()), Some("zone-a".into()), Some("zone-b".into())]);
+    assert!(reconcile(&svc, &seed_pods(), &slices).update.is_empty(), "hints are stable");
+
+    // A pod on a node without a zone gets no hint.
+    let mut pods = seed_pods();
+    pods.push(pod("web-x").ip("10.244.3.9").node("node3").build());
+    let changes = reconcile(&svc, &pods, &slices);
+    let endpoint = changes.update[0].endpoints.iter().find(|e| e.addresses == ["10.244.3.9"]).unwrap();
+    assert_eq!(endpoint.hints, None);
+
+    svc.spec.as_mut().unwrap().traffic_distribution = None;
+    let changes = reconcile(&svc, &seed_pods(), &slices);
+    assert_eq!(hints(&stored(&changes.update, 2)), [None, None, None]);
+}

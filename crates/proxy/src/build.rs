@@ -20,6 +20,9 @@ pub const DEFAULT_AFFINITY_TIMEOUT: u32 = 10_800;
 #[derive(Debug, Clone, Default)]
 pub struct NodeFacts {
     pub node_name: String,
+    /// The node's `topology.kubernetes.io/zone` label, for topology-aware
+    /// routing (EndpointSlice zone hints).
+    pub zone: Option<String>,
     pub node_ips: Vec<Ipv4Addr>,
     pub cluster_cidr: String,
     pub service_cidr: String,
@@ -136,7 +139,7 @@ fn service_ports(svc: &Service, slices: &[&EndpointSlice], node: &NodeFacts, out
         out.push(ServicePort {
             namespace: svc.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
             name: svc.metadata.name.clone().unwrap_or_default(),
-            endpoints: endpoints(slices, &port_name, protocol, &node.node_name),
+            endpoints: endpoints(slices, &port_name, protocol, node),
             port_name,
             protocol,
             cluster_ip,
@@ -155,9 +158,11 @@ fn service_ports(svc: &Service, slices: &[&EndpointSlice], node: &NodeFacts, out
 
 /// The endpoints the slices give a service port, by port name and
 /// protocol, deduplicated across slices (an endpoint moving between slices
-/// may briefly appear in two) with the most available state winning.
-fn endpoints(slices: &[&EndpointSlice], port_name: &str, protocol: Protocol, node: &str) -> Vec<Endpoint> {
-    let mut found: BTreeMap<(Ipv4Addr, u16), Endpoint> = BTreeMap::new();
+/// may briefly appear in two) with the most available state winning, then
+/// narrowed to this node's zone when the zone hints allow it.
+fn endpoints(slices: &[&EndpointSlice], port_name: &str, protocol: Protocol, node: &NodeFacts) -> Vec<Endpoint> {
+    // Each endpoint with the zones it is hinted for (None: no hint).
+    let mut found: BTreeMap<(Ipv4Addr, u16), (Endpoint, Option<Vec<String>>)> = BTreeMap::new();
     for s in slices {
         let port = s.ports.iter().flatten().find(|p| {
             p.name.as_deref().unwrap_or("") == port_name
@@ -175,22 +180,39 @@ fn endpoints(slices: &[&EndpointSlice], port_name: &str, protocol: Protocol, nod
             let ep = Endpoint {
                 ip,
                 port,
-                local: e.node_name.as_deref() == Some(node),
+                local: e.node_name.as_deref() == Some(node.node_name.as_str()),
                 node: e.node_name.clone(),
                 ready,
                 serving,
                 terminating,
             };
+            let hints = e.hints.as_ref().and_then(|h| h.for_zones.as_ref()).filter(|z| !z.is_empty());
+            let hints = hints.map(|z| z.iter().map(|z| z.name.clone()).collect());
             let rank = |e: &Endpoint| (e.ready, e.serving, !e.terminating);
             match found.get(&(ip, port)) {
-                Some(prev) if rank(prev) >= rank(&ep) => {}
+                Some((prev, _)) if rank(prev) >= rank(&ep) => {}
                 _ => {
-                    found.insert((ip, port), ep);
+                    found.insert((ip, port), (ep, hints));
                 }
             }
         }
     }
-    found.into_values().collect()
+    let found: Vec<(Endpoint, Option<Vec<String>>)> = found.into_values().collect();
+    let in_zone = |hints: &Option<Vec<String>>, zone: &str| hints.as_ref().is_some_and(|z| z.iter().any(|z| z == zone));
+    // kube-proxy's canUseTopology: the node has a zone, every ready
+    // endpoint carries a zone hint, and one of them is hinted for this
+    // zone; then only endpoints hinted for it are used. (A local endpoint
+    // is always in the node's zone, so the Local policies lose nothing.)
+    let zone = node.zone.as_deref().filter(|z| !z.is_empty());
+    let use_topology = zone.is_some_and(|zone| {
+        let ready = || found.iter().filter(|(e, _)| e.ready);
+        ready().all(|(_, h)| h.is_some()) && ready().any(|(_, h)| in_zone(h, zone))
+    });
+    found
+        .into_iter()
+        .filter(|(_, hints)| !use_topology || zone.is_some_and(|zone| in_zone(hints, zone)))
+        .map(|(e, _)| e)
+        .collect()
 }
 
 #[cfg(test)]

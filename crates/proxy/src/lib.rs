@@ -26,6 +26,9 @@ use std::net::Ipv4Addr;
 
 use svcnet_netns::NetnsSockets;
 
+/// The Node label naming its zone; EndpointSlice zone hints refer to it.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
 /// The node a data plane programs.
 #[derive(Clone)]
 pub struct NodeEnv {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use svcnet_client::{Api, Client, Reflector, ReflectorConfig, Store};
 use tokio::sync::{Mutex, Notify};
@@ -92,9 +92,14 @@ impl Proxy {
         };
         let services = Reflector::new(Api::<Service>::all(client.clone()), ReflectorConfig::default());
         let slices = Reflector::new(Api::<EndpointSlice>::all(client.clone()), ReflectorConfig::default());
+        // The node's own object, for its zone label (topology hints).
+        let nodes = Reflector::new(
+            Api::<Node>::all(client.clone()),
+            ReflectorConfig::default().fields(&format!("metadata.name={}", cfg.env.node_name)),
+        );
         let changed = Arc::new(Notify::new());
-        let (svc_store, slice_store) = (services.store(), slices.store());
-        for mut sub in [Either::A(services.subscribe()), Either::B(slices.subscribe())] {
+        let (svc_store, slice_store, node_store) = (services.store(), slices.store(), nodes.store());
+        for mut sub in [Either::A(services.subscribe()), Either::B(slices.subscribe()), Either::C(nodes.subscribe())] {
             let changed = changed.clone();
             let shared = shared.clone();
             tasks.push(tokio::spawn(async move {
@@ -106,11 +111,18 @@ impl Proxy {
         }
         tasks.push(tokio::spawn(services.run()));
         tasks.push(tokio::spawn(slices.run()));
+        tasks.push(tokio::spawn(nodes.run()));
         let stop = Arc::new(Notify::new());
         let done = Arc::new(Notify::new());
         let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let run =
-            Runner { cfg: cfg.clone(), shared: shared.clone(), services: svc_store, slices: slice_store, changed };
+        let run = Runner {
+            cfg: cfg.clone(),
+            shared: shared.clone(),
+            services: svc_store,
+            slices: slice_store,
+            nodes: node_store,
+            changed,
+        };
         let (stop2, done2, stopped2) = (stop.clone(), done.clone(), stopped.clone());
         tasks.push(tokio::spawn(async move {
             match cfg.mode {
@@ -146,10 +158,11 @@ impl Proxy {
     }
 }
 
-/// The two subscriptions, with one way to wait on either.
+/// The subscriptions, with one way to wait on any.
 enum Either {
     A(svcnet_client::Subscription<Service>),
     B(svcnet_client::Subscription<EndpointSlice>),
+    C(svcnet_client::Subscription<Node>),
 }
 
 impl Either {
@@ -158,6 +171,7 @@ impl Either {
         match self {
             Either::A(s) => s.recv().await.is_some(),
             Either::B(s) => s.recv().await.is_some(),
+            Either::C(s) => s.recv().await.is_some(),
         }
     }
 }
@@ -167,6 +181,7 @@ struct Runner {
     shared: Arc<Shared>,
     services: Store<Service>,
     slices: Store<EndpointSlice>,
+    nodes: Store<Node>,
     changed: Arc<Notify>,
 }
 
@@ -184,8 +199,9 @@ impl Runner {
                 Box::pin(async move { p.lock().await.describe().await })
             }));
         }
-        let facts = NodeFacts {
+        let mut facts = NodeFacts {
             node_name: self.cfg.env.node_name.clone(),
+            zone: None,
             node_ips: self.cfg.env.node_ips.clone(),
             // Which sources count as this node's own pods: the node's pod
             // CIDR (kube-proxy's `--detect-local-mode=NodeCIDR`). With the
@@ -211,9 +227,12 @@ impl Runner {
                 _ = self.changed.notified() => {}
                 _ = stop.notified() => break,
             }
-            if !(is_synced(&self.services) && is_synced(&self.slices)) {
+            if !(is_synced(&self.services) && is_synced(&self.slices) && is_synced(&self.nodes)) {
                 continue;
             }
+            facts.zone = self.nodes.state().first().and_then(|n| {
+                n.metadata.labels.as_ref().and_then(|l| l.get(crate::ZONE_LABEL)).filter(|z| !z.is_empty()).cloned()
+            });
             let seen = jiff::Timestamp::now();
             let snap = crate::snapshot(&self.services.state(), &self.slices.state(), &facts);
             let started = Instant::now();

@@ -25,7 +25,7 @@ use crate::endpointslice::is_managed_slice;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointHints, EndpointPort, EndpointSlice, ForZone};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use super::{
@@ -309,6 +309,14 @@ fn pod_to_endpoint(
     let publish_not_ready = service.spec.as_ref().and_then(|s| s.publish_not_ready_addresses).unwrap_or(false);
     let ready = publish_not_ready || (serving && !terminating);
     let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty());
+    let zone = node_name.as_deref().and_then(nodes_zone).filter(|z| !z.is_empty());
+    // trafficDistribution PreferClose: each endpoint is hinted for its own
+    // zone (kube's preferCloseHeuristic); without a zone, no hint.
+    let prefer_close = service.spec.as_ref().and_then(|s| s.traffic_distribution.as_deref()) == Some("PreferClose");
+    let hints = zone.clone().filter(|_| prefer_close).map(|name| EndpointHints {
+        for_zones: Some(vec![ForZone { name }]),
+        ..Default::default()
+    });
     Endpoint {
         addresses: pod_ips(pod)
             .into_iter()
@@ -317,7 +325,8 @@ fn pod_to_endpoint(
             .map(|ip| ip.to_string())
             .collect(),
         conditions: conditions(Some(ready), Some(serving), Some(terminating)),
-        zone: node_name.as_deref().and_then(nodes_zone).filter(|z| !z.is_empty()),
+        zone,
+        hints,
         node_name,
         hostname: should_set_hostname(pod, service)
             .then(|| pod.spec.as_ref().and_then(|s| s.hostname.clone()))

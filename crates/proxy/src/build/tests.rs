@@ -13,6 +13,7 @@ fn slice(v: serde_json::Value) -> Arc<EndpointSlice> {
 fn node() -> NodeFacts {
     NodeFacts {
         node_name: "node1".into(),
+        zone: None,
         node_ips: vec!["172.18.0.2".parse().unwrap()],
         cluster_cidr: "10.244.0.0/16".into(),
         service_cidr: "10.96.0.0/12".into(),
@@ -177,4 +178,46 @@ fn load_balancer_source_ranges_are_parsed_sorted_and_ipv4_only() {
     // Only a LoadBalancer Service's ranges count (validation forbids others).
     let snap = snapshot(&[lb("NodePort")], &[], &node());
     assert!(snap.services[0].load_balancer_source_ranges.is_empty());
+}
+
+#[test]
+fn zone_hints_narrow_endpoints_to_the_nodes_zone_only_when_all_ready_ones_have_them() {
+    let services = [svc(json!({
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"clusterIP": "10.96.0.20", "ports": [{"port": 80}]}
+    }))];
+    let hinted = |ip: &str, node: &str, zone: Option<&str>| {
+        let mut e = ep(ip, node, true, true, false);
+        if let Some(z) = zone {
+            e["hints"] = json!({"forZones": [{"name": z}]});
+        }
+        e
+    };
+    let ips = |endpoints: [serde_json::Value; 3], zone: Option<&str>| -> Vec<String> {
+        let slices = [slice(json!({
+            "metadata": {"name": "web-1", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "", "port": 8080, "protocol": "TCP"}],
+            "endpoints": endpoints,
+        }))];
+        let node = NodeFacts { zone: zone.map(String::from), ..node() };
+        snapshot(&services, &slices, &node).services[0].endpoints.iter().map(|e| e.ip.to_string()).collect()
+    };
+    let all = ["10.244.1.2", "10.244.2.2", "10.244.3.2"];
+    let hinted_all =
+        || [hinted("10.244.1.2", "node1", Some("a")), hinted("10.244.2.2", "node2", Some("b")), hinted("10.244.3.2", "node3", Some("a"))];
+    // In zone a: the endpoints hinted for a.
+    assert_eq!(ips(hinted_all(), Some("a")), ["10.244.1.2", "10.244.3.2"]);
+    assert_eq!(ips(hinted_all(), Some("b")), ["10.244.2.2"]);
+    // No endpoint for the node's zone, a node without a zone, or one ready
+    // endpoint without a hint: everything, as kube-proxy falls back.
+    assert_eq!(ips(hinted_all(), Some("c")), all);
+    assert_eq!(ips(hinted_all(), None), all);
+    let one_unhinted =
+        [hinted("10.244.1.2", "node1", Some("a")), hinted("10.244.2.2", "node2", None), hinted("10.244.3.2", "node3", Some("a"))];
+    assert_eq!(ips(one_unhinted, Some("a")), all);
+    // An unready endpoint without a hint does not turn topology off.
+    let mut unready = hinted_all();
+    unready[1] = ep("10.244.2.2", "node2", false, false, false);
+    assert_eq!(ips(unready, Some("a")), ["10.244.1.2", "10.244.3.2"]);
 }

@@ -410,3 +410,69 @@ fn kube_proxy_configmap_mode_applies_when_its_pods_are_deleted() {
     }
     assert_eq!(seen, pods, "the Service reaches every endpoint through iptables");
 }
+
+/// Topology-aware routing: with `trafficDistribution: PreferClose` the
+/// EndpointSlice controller hints each endpoint for its node's zone, and a
+/// node's proxy sends its clients only to endpoints of its own zone; a node
+/// that loses its zone label goes back to every endpoint.
+#[test]
+fn prefer_close_keeps_traffic_in_the_clients_zone() {
+    let c = Cluster::with_proxy(2, "nftables");
+    for (node, zone) in [("node1", "zone-a"), ("node2", "zone-b")] {
+        c.ok(&["label", "node", node, &format!("topology.kubernetes.io/zone={zone}")]);
+    }
+    c.apply(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: echo, image: svcnet/echoserver, ports: [{containerPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: close}
+spec:
+  selector: {app: web}
+  trafficDistribution: PreferClose
+  ports: [{port: 80, targetPort: 8080}]
+"#,
+    );
+    c.apply(&client("node2"));
+    let hints = || c.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=close", "-o", "jsonpath={.items[*].endpoints[*].hints.forZones[*].name}"]);
+    assert_eventually!(
+        90,
+        hints().split_whitespace().count() == 4
+            && !c.kubectl_fails_quietly(&["wait", "--for=condition=Ready", "pod/client", "--timeout=1s"]),
+        "hints never set for 4 endpoints: {:?}; pods: {}",
+        hints(),
+        c.ok(&["get", "pods", "-o", "wide"])
+    );
+    let on_node = |node: &str| -> HashSet<String> {
+        let pods = json(&c.ok(&["get", "pods", "-l", "app=web", "-o", "json"]));
+        pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["spec"]["nodeName"] == node)
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (zone_b, all) = (on_node("node2"), web_pods(&c));
+    assert!(!zone_b.is_empty() && zone_b.len() < all.len(), "the pods should be on both nodes: {all:?} / {zone_b:?}");
+    let vip = svc_ip(&c, "close");
+    let seen = |c: &Cluster, tries: usize| -> HashSet<String> { (0..tries).map(|_| hit(c, &format!("http://{vip}"))).collect() };
+    let got = seen(&c, 24);
+    assert!(got.is_subset(&zone_b), "a client on node2 (zone-b) reached {got:?}, zone-b's pods are {zone_b:?}");
+
+    // node2 leaves its zone: its proxy uses every endpoint again.
+    c.ok(&["label", "node", "node2", "topology.kubernetes.io/zone-"]);
+    assert_eventually!(60, !seen(&c, 12).is_subset(&zone_b), "node2 still keeps to zone-b's pods after losing its zone");
+}
