@@ -7,11 +7,18 @@
 #            settings: HTTP/1.1 upstream keep-alive, X-Forwarded-* and
 #            X-Request-ID headers, no access log);
 #   svcnet   svcnet-bench-ingress: svcnet's Ingress proxy over the table the
-#            controller builds for one Ingress (host bench.test, path /).
+#            controller builds for one Ingress (host bench.test, path /),
+#            HTTP/1.1 on its own codec (crates/ingress/src/h1.rs);
+#   hyper    the same binary with SVCNET_INGRESS_H1=hyper: HTTP/1.1 through
+#            hyper's server and client, as before the fast path (for the
+#            before/after comparison in the same run).
 # For WORKERS in 1 and 2 (nginx worker_processes, svcnet tokio worker
 # threads), wrk -t1 -c50 runs ROUNDS interleaved rounds of DURATION seconds
 # against each proxy: plain HTTP and TLS, with keep-alive and with a new
-# connection per request (Connection: close). Both proxies serve an ECDSA
+# connection per request (Connection: close). Besides requests/s and p99,
+# each run records the proxy's own CPU time per request (user + system,
+# from /proc/<pid>/stat; nginx: its workers), which is far less noisy than
+# requests/s on a shared machine. Both proxies serve an ECDSA
 # P-256 certificate (svcnet its generated default: wrk sends the IP as SNI)
 # and prefer their own cipher order, AES-128-GCM first (what svcnet does;
 # wrk's OpenSSL would pick AES-256-GCM-SHA384). Both serve bench.test on
@@ -55,6 +62,7 @@ base=${BENCH_PORT_BASE:-18080}
 backend=$base                 # backend nginx
 ngx_http=$((base + 1)); ngx_https=$((base + 2))
 sv_http=$((base + 3)); sv_https=$((base + 4))
+hy_http=$((base + 5)); hy_https=$((base + 6))
 openssl req -x509 -nodes -days 2 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
   -keyout "$work/tls.key" -out "$work/tls.crt" -subj "/CN=bench.test" \
   -addext "subjectAltName=DNS:bench.test" 2>/dev/null
@@ -97,17 +105,26 @@ rss_of() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' "/pro
 nginx_tree() { echo "$1" $(pgrep -P "$1"); }
 mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
 
-# One wrk run: prints "<req/s> <p99 ms> <errors>".
+# CPU ticks (user + system) of some processes.
+ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+
+# One wrk run: prints "<req/s> <p99 ms> <errors> <proxy CPU µs per request>"
+# (CPU of the processes in $cpu_pids, if any).
+cpu_pids=""
 run_wrk() { # url extra-args...
   local url=$1; shift
-  local out
+  local out t0 t1
+  t0=$(ticks $cpu_pids)
   out=$(wrk -t1 -c50 -d"${duration}s" --latency -H "Host: bench.test" "$@" "$url" 2>&1)
+  t1=$(ticks $cpu_pids)
   local rps p99 errs non2xx
   rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
   p99=$(awk '$1=="99%"{v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
   errs=$(awk '/Socket errors/{gsub(/,/,""); print $4+$6+$8+$10}' <<<"$out")
   non2xx=$(awk '/Non-2xx/{print $5}' <<<"$out")
-  echo "${rps:-0} ${p99:-0} $(( ${errs:-0} + ${non2xx:-0} ))"
+  n=$(awk '/requests in/{print $1}' <<<"$out")
+  cpu=$(awk -v t=$((t1 - t0)) -v n="${n:-0}" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", (n > 0) ? (t * 1e6 / hz / n) : 0}')
+  echo "${rps:-0} ${p99:-0} $(( ${errs:-0} + ${non2xx:-0} )) $cpu"
 }
 
 echo "== direct to the backend =="
@@ -124,13 +141,23 @@ for workers in 1 2; do
     >"$work/sv$workers.out" &
   sv=$!
   pids+=("$sv")
-  for _ in $(seq 50); do grep -q ready "$work/sv$workers.out" 2>/dev/null && break; sleep 0.1; done
+  SVCNET_INGRESS_H1=hyper "$bin/svcnet-bench-ingress" --workers "$workers" --backend "127.0.0.1:$backend" \
+    --http "127.0.0.1:$hy_http" --https "127.0.0.1:$hy_https" --cert "$work/tls.crt" --key "$work/tls.key" \
+    >"$work/hy$workers.out" &
+  hy=$!
+  pids+=("$hy")
+  for _ in $(seq 50); do grep -q ready "$work/sv$workers.out" 2>/dev/null && grep -q ready "$work/hy$workers.out" 2>/dev/null && break; sleep 0.1; done
   sleep 1
+  ngx_workers=$(pgrep -P "$ngx" | tr '\n' ' ')
   echo "rss idle $workers svcnet $(rss_of "$sv") nginx $(rss_of $(nginx_tree "$ngx"))" >>"$results"
   for round in $(seq "$rounds"); do
     for mode in plain-keepalive plain-close tls-keepalive tls-close; do
-      for proxy in nginx svcnet; do
-        if [ "$proxy" = nginx ]; then hp=$ngx_http; sp=$ngx_https; else hp=$sv_http; sp=$sv_https; fi
+      for proxy in nginx svcnet hyper; do
+        case $proxy in
+          nginx) hp=$ngx_http; sp=$ngx_https; cpu_pids=$ngx_workers ;;
+          svcnet) hp=$sv_http; sp=$sv_https; cpu_pids=$sv ;;
+          hyper) hp=$hy_http; sp=$hy_https; cpu_pids=$hy ;;
+        esac
         case $mode in
           plain-keepalive) r=$(run_wrk "http://127.0.0.1:$hp/") ;;
           plain-close) r=$(run_wrk "http://127.0.0.1:$hp/" -H "Connection: close") ;;
@@ -143,7 +170,8 @@ for workers in 1 2; do
     done
   done
   echo "rss load $workers svcnet $(rss_of "$sv") nginx $(rss_of $(nginx_tree "$ngx"))" >>"$results"
-  kill "$sv"; wait "$sv" 2>/dev/null || true
+  cpu_pids=""
+  kill "$sv" "$hy"; wait "$sv" "$hy" 2>/dev/null || true
   kill -QUIT "$ngx"; sleep 0.5
 done
 
@@ -190,13 +218,14 @@ runs, rss = {}, {}
 for line in open(results):
     f = line.split()
     if f[0] == "run":
-        _, w, mode, proxy, _, rps, p99, errs = f
-        runs.setdefault((w, mode, proxy), []).append((float(rps), float(p99), int(errs)))
+        _, w, mode, proxy, _, rps, p99, errs, cpu = f
+        runs.setdefault((w, mode, proxy), []).append((float(rps), float(p99), int(errs), float(cpu)))
     else:
         _, phase, w, _, sv, _, ngx = f
         rss[(phase, w)] = (int(sv), int(ngx))
 d = direct.split()
 print(f"\nDirect to the backend (keep-alive): {float(d[0]):,.0f} requests/s, p99 {d[1]} ms\n")
+med = lambda xs, i: statistics.median(x[i] for x in xs)
 print("| workers | traffic | nginx req/s | svcnet req/s | ratio | nginx p99 ms | svcnet p99 ms | errors (nginx / svcnet) |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for w in ("1", "2"):
@@ -204,10 +233,18 @@ for w in ("1", "2"):
         n, s = runs.get((w, mode, "nginx")), runs.get((w, mode, "svcnet"))
         if not n or not s:
             continue
-        med = lambda xs, i: statistics.median(x[i] for x in xs)
         nr, sr = med(n, 0), med(s, 0)
         print(f"| {w} | {mode.replace('-', ', ')} | {nr:,.0f} | {sr:,.0f} | **{sr / nr:.2f}x** | {med(n, 1):.2f} | {med(s, 1):.2f} | {sum(x[2] for x in n)} / {sum(x[2] for x in s)} |")
 print("\n(medians of the rounds; errors summed)\n")
+print("| workers | traffic | hyper path req/s | hyper path ratio to nginx | hyper path p99 ms | CPU µs/request: nginx | svcnet | hyper path |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+for w in ("1", "2"):
+    for mode in ("plain-keepalive", "plain-close", "tls-keepalive", "tls-close"):
+        n, s, h = (runs.get((w, mode, p)) for p in ("nginx", "svcnet", "hyper"))
+        if not n or not s or not h:
+            continue
+        print(f"| {w} | {mode.replace('-', ', ')} | {med(h, 0):,.0f} | {med(h, 0) / med(n, 0):.2f}x | {med(h, 1):.2f} | {med(n, 3):.1f} | {med(s, 3):.1f} | {med(h, 3):.1f} |")
+print("\n(the hyper path: the same binary with SVCNET_INGRESS_H1=hyper; CPU: the proxy's user + system time per request, medians)\n")
 print("| RSS | svcnet | nginx (master + workers) |")
 print("| --- | --- | --- |")
 for w in ("1", "2"):

@@ -16,6 +16,7 @@ mod class;
 mod config;
 mod controller;
 mod error;
+mod h1;
 mod metrics;
 mod paths;
 mod pool;

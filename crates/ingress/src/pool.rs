@@ -97,6 +97,9 @@ pub(crate) struct EndpointPool {
     pub(crate) addr: SocketAddr,
     protocol: BackendProtocol,
     idle: Mutex<Vec<(Instant, http1::SendRequest<Body>)>>,
+    /// Idle HTTP/1.1 connections of the fast path (`h1.rs`), which speaks
+    /// HTTP/1.1 on the socket itself.
+    idle_raw: Mutex<Vec<(Instant, TcpStream)>>,
     /// The shared h2c connection (a short lock to clone the sender).
     h2: Mutex<Option<http2::SendRequest<Body>>>,
     /// Held while an h2c connection is being opened, so that concurrent
@@ -129,6 +132,7 @@ impl Pools {
                     addr,
                     protocol,
                     idle: Mutex::default(),
+                    idle_raw: Mutex::default(),
                     h2: Mutex::default(),
                     h2_connect: tokio::sync::Mutex::default(),
                     inflight: AtomicUsize::new(0),
@@ -223,7 +227,7 @@ impl Pools {
         Ok(sender)
     }
 
-    async fn tcp(&self, addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnectError> {
+    pub(crate) async fn tcp(&self, addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnectError> {
         let stream = match tokio::time::timeout(timeout, self.connector.connect(addr)).await {
             Err(_) => return Err(ConnectError::Timeout(addr)),
             Ok(Err(source)) => return Err(ConnectError::Io { addr, source }),
@@ -266,6 +270,29 @@ impl EndpointPool {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE_PER_ENDPOINT {
             idle.push((Instant::now(), sender));
+        }
+    }
+}
+
+impl EndpointPool {
+    /// The newest idle fast-path connection not older than `MAX_IDLE`.
+    pub(crate) fn take_raw(&self) -> Option<TcpStream> {
+        let mut idle = self.idle_raw.lock().unwrap_or_else(|p| p.into_inner());
+        let (since, _) = idle.first()?;
+        let now = Instant::now();
+        if now.duration_since(*since) >= MAX_IDLE {
+            let stale = idle.iter().take_while(|(since, _)| now.duration_since(*since) >= MAX_IDLE).count();
+            idle.drain(..stale);
+        }
+        idle.pop().map(|(_, s)| s)
+    }
+
+    /// Puts a fast-path connection back once its response has been read
+    /// to the end.
+    pub(crate) fn give_back_raw(&self, stream: TcpStream) {
+        let mut idle = self.idle_raw.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_PER_ENDPOINT {
+            idle.push((Instant::now(), stream));
         }
     }
 }

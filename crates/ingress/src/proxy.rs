@@ -41,9 +41,9 @@ pub(crate) struct ConnInfo {
     pub(crate) peer: SocketAddr,
     pub(crate) tls: bool,
     /// The client's address (`X-Real-IP`, appended to `X-Forwarded-For`).
-    ip: HeaderValue,
+    pub(crate) ip: HeaderValue,
     /// Our listener's port (`X-Forwarded-Port`).
-    port: HeaderValue,
+    pub(crate) port: HeaderValue,
 }
 
 impl ConnInfo {
@@ -63,7 +63,7 @@ impl ConnInfo {
 }
 
 /// At most this many endpoints are tried for one request.
-const MAX_ATTEMPTS: usize = 3;
+pub(crate) const MAX_ATTEMPTS: usize = 3;
 
 /// Headers that describe one hop and are never forwarded (RFC 9110 7.6.1,
 /// plus the non-standard ones proxies also drop). `Upgrade` is removed
@@ -256,7 +256,7 @@ fn add_forwarded(headers: &mut HeaderMap, conn: &ConnInfo, authority: Option<&He
 }
 
 /// 32 random hex digits (128 bits), without going through `format!`.
-fn request_id() -> HeaderValue {
+pub(crate) fn request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut n: u128 = rand::random();
     let mut out = [0u8; 32];

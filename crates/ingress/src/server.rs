@@ -54,7 +54,10 @@ pub(crate) struct Shared {
     tls: TlsAcceptor,
     builder: auto::Builder<TokioExecutor>,
     /// true: stop accepting, finish connections gracefully.
-    shutdown: watch::Sender<bool>,
+    pub(crate) shutdown: watch::Sender<bool>,
+    /// HTTP/1.1 goes through our own codec (`h1.rs`) rather than hyper;
+    /// `SVCNET_INGRESS_H1=hyper` turns it off (for comparisons).
+    fast_h1: bool,
     /// true: the grace period is over; drop whatever is left.
     pub(crate) force: watch::Sender<bool>,
     active: AtomicUsize,
@@ -137,6 +140,7 @@ impl IngressServer {
             synced: AtomicBool::new(false),
             tls: TlsAcceptor::from(tls),
             builder: connection_builder(),
+            fast_h1: std::env::var("SVCNET_INGRESS_H1").map_or(true, |v| v != "hyper"),
             shutdown: watch::channel(false).0,
             force: watch::channel(false).0,
             active: AtomicUsize::new(0),
@@ -255,7 +259,7 @@ async fn accept_loop(listener: TcpListener, tls: bool, shared: Arc<Shared>) {
 
 /// How long a client may take to send its request headers (hyper's
 /// `header_read_timeout`; also the first bytes on a plain connection).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The connection builder every client connection starts from (cloned;
 /// the TLS and plain paths pick HTTP/1.1 or HTTP/2 themselves).
@@ -271,7 +275,7 @@ async fn connection(stream: TcpStream, info: ConnInfo, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let builder = shared.builder.clone();
     if info.tls {
-        let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, shared.tls.accept(stream)).await {
+        let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, Box::pin(shared.tls.accept(stream))).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 tracing::debug!(peer = %info.peer, error = %e, "TLS handshake failed");
@@ -280,8 +284,13 @@ async fn connection(stream: TcpStream, info: ConnInfo, shared: Arc<Shared>) {
             Err(_) => return,
         };
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        let builder = if h2 { builder.http2_only() } else { builder.http1_only() };
-        drive(&builder, TokioIo::new(tls), info, shared.clone()).await;
+        if h2 {
+            Box::pin(drive(&builder.http2_only(), TokioIo::new(tls), info, shared.clone())).await;
+        } else if shared.fast_h1 {
+            fast(tls, bytes::BytesMut::new(), info, &shared).await;
+        } else {
+            Box::pin(drive(&builder.http1_only(), TokioIo::new(tls), info, shared.clone())).await;
+        }
     } else {
         // h2c with prior knowledge or HTTP/1.1, told apart by the first
         // bytes. Read here (as much as is there) and handed to hyper,
@@ -296,8 +305,32 @@ async fn connection(stream: TcpStream, info: ConnInfo, shared: Arc<Shared>) {
             },
             _ = shutdown.wait_for(|s| *s) => return,
         };
-        let builder = if head.starts_with(H2_PREFACE) { builder.http2_only() } else { builder.http1_only() };
-        drive(&builder, TokioIo::new(Prefixed { head, pos: 0, io: stream }), info, shared.clone()).await;
+        if head.starts_with(H2_PREFACE) {
+            let io = TokioIo::new(Prefixed { head: head.to_vec(), pos: 0, io: stream });
+            Box::pin(drive(&builder.http2_only(), io, info, shared.clone())).await;
+        } else if shared.fast_h1 {
+            fast(stream, head, info, &shared).await;
+        } else {
+            let io = TokioIo::new(Prefixed { head: head.to_vec(), pos: 0, io: stream });
+            Box::pin(drive(&builder.http1_only(), io, info, shared.clone())).await;
+        }
+    }
+}
+
+/// HTTP/1.1 on our own codec (`h1.rs`); what it hands off goes on with
+/// hyper, the bytes already read first.
+async fn fast<S>(io: S, buffered: bytes::BytesMut, info: ConnInfo, shared: &Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut force = shared.force.subscribe();
+    let outcome = tokio::select! {
+        o = crate::h1::serve(io, buffered, &info, shared) => o,
+        _ = force.wait_for(|f| *f) => return,
+    };
+    if let crate::h1::Outcome::HandOff(io, buffered) = outcome {
+        let io = TokioIo::new(Prefixed { head: buffered.to_vec(), pos: 0, io });
+        Box::pin(drive(&shared.builder.clone().http1_only(), io, info, shared.clone())).await;
     }
 }
 
@@ -307,8 +340,8 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// The first bytes of a plain connection: what one read returns, or more
 /// while they could still be the start of the HTTP/2 preface. Empty: the
 /// client closed.
-async fn read_head(stream: &TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(4096);
+async fn read_head(stream: &TcpStream) -> std::io::Result<bytes::BytesMut> {
+    let mut buf = bytes::BytesMut::with_capacity(8192);
     loop {
         stream.readable().await?;
         match stream.try_read_buf(&mut buf) {

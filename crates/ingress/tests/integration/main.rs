@@ -6,6 +6,7 @@ mod harness;
 
 mod connections;
 mod controller;
+mod fastpath;
 mod proxying;
 mod routing;
 mod tls;
