@@ -25,7 +25,11 @@
 //! back to iptables when IPVS was missing). A mode that is none of these
 //! keeps the proxy as it was, with a Warning event naming the field.
 
+use std::fs::File;
+use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
@@ -34,8 +38,10 @@ use serde_json::json;
 use svcnet_client::events::{EventType, Recorder, reference};
 use svcnet_client::{Api, Client, ReflectorConfig};
 use svcnet_client::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+
+use crate::access::{AccessError, LogRef};
 
 /// Where kube-proxy's configuration and pods live.
 pub const NAMESPACE: &str = "kube-system";
@@ -165,12 +171,93 @@ pub(crate) struct Settings {
     pub node: String,
     pub node_ip: std::net::Ipv4Addr,
     pub config: svcnet_proxy::ProxyConfig,
+    /// Where the proxy's logs are kept (`kubectl logs` of its pod).
+    pub log_dir: PathBuf,
+}
+
+/// One run of the proxy's log, a CRI-format file as containers' logs are.
+struct LogRun {
+    path: PathBuf,
+    file: Option<File>,
+    finished: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct LogState {
+    runs: u32,
+    current: Option<LogRun>,
+    /// The pod that stands for the current run, once published.
+    pod: Option<String>,
+}
+
+/// The logs of a node's kube-proxy: one file per run of the proxy, served
+/// as the log of the pod that stands for that run. A restart is a new pod,
+/// so there is never a previous container to show.
+#[derive(Clone, Default)]
+pub(crate) struct ProxyLogs {
+    dir: PathBuf,
+    state: Arc<Mutex<LogState>>,
+}
+
+impl ProxyLogs {
+    pub fn new(dir: PathBuf) -> ProxyLogs {
+        ProxyLogs { dir, state: Arc::default() }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, LogState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the log of a new run; what the proxy logs goes there.
+    fn begin(&self) -> svcnet_proxy::LogSink {
+        let mut state = self.state();
+        state.runs += 1;
+        let path = self.dir.join(format!("kube-proxy-{}.log", state.runs));
+        let file = std::fs::create_dir_all(&self.dir).and_then(|()| File::create(&path)).ok();
+        let run = LogRun { path, file, finished: watch::channel(false).0 };
+        if let Some(old) = state.current.replace(run) {
+            // A `kubectl logs -f` still reading it ends; the file goes (an
+            // open reader keeps what it has).
+            let _ = old.finished.send(true);
+            let _ = std::fs::remove_file(&old.path);
+        }
+        state.pod = None;
+        let logs = self.clone();
+        Arc::new(move |line: String| logs.write(&line))
+    }
+
+    /// Appends a line to the current run, as kube-proxy writes to stderr.
+    fn write(&self, line: &str) {
+        let mut state = self.state();
+        if let Some(file) = state.current.as_mut().and_then(|r| r.file.as_mut()) {
+            let _ = writeln!(file, "{} stderr F {line}", jiff::Timestamp::now());
+        }
+    }
+
+    fn published(&self, pod: &str) {
+        self.state().pod = Some(pod.to_string());
+    }
+
+    /// The log of pod `kube-system/<pod>` when it is this node's kube-proxy.
+    pub fn log(&self, namespace: &str, pod: &str, previous: bool) -> Option<Result<LogRef, AccessError>> {
+        let state = self.state();
+        if namespace != NAMESPACE || state.pod.as_deref() != Some(pod) {
+            return None;
+        }
+        Some(match state.current.as_ref().filter(|_| !previous) {
+            Some(r) => Ok(LogRef { container: NAME.to_string(), path: r.path.clone(), finished: r.finished.subscribe() }),
+            None => Err(AccessError::bad_request(format!(
+                "previous terminated container \"{NAME}\" in pod \"{pod}\" not found"
+            ))),
+        })
+    }
 }
 
 /// A node's proxy under supervision: restarted, in the ConfigMap's mode,
 /// when its pod is deleted.
 pub(crate) struct KubeProxy {
     metrics_addr: Option<SocketAddr>,
+    logs: ProxyLogs,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -178,6 +265,8 @@ pub(crate) struct KubeProxy {
 impl KubeProxy {
     /// Starts the proxy in `settings.config.mode` and its supervisor.
     pub async fn start(client: Client, mut settings: Settings) -> std::io::Result<KubeProxy> {
+        let logs = ProxyLogs::new(settings.log_dir.clone());
+        settings.config.log = Some(logs.begin());
         let proxy = svcnet_proxy::Proxy::start(client.clone(), settings.config.clone()).await?;
         let metrics_addr = proxy.metrics_addr();
         // A restarted proxy serves on the same address, which the Node
@@ -191,13 +280,19 @@ impl KubeProxy {
             proxy: Some(proxy),
             pod: None,
             pending: Vec::new(),
+            logs: logs.clone(),
         };
         let task = tokio::spawn(supervisor.run(stopped));
-        Ok(KubeProxy { metrics_addr, stop, task })
+        Ok(KubeProxy { metrics_addr, logs, stop, task })
     }
 
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The proxy's log, for its pod's `kubectl logs`.
+    pub fn logs(&self) -> ProxyLogs {
+        self.logs.clone()
     }
 
     /// Stops the proxy, which removes what it programmed. The pod object
@@ -223,6 +318,7 @@ struct Supervisor {
     pod: Option<Published>,
     /// Events for the next pod published (why its mode is what it is).
     pending: Vec<(EventType, &'static str, String)>,
+    logs: ProxyLogs,
 }
 
 impl Supervisor {
@@ -273,7 +369,7 @@ impl Supervisor {
         }
         if self.proxy.is_none() {
             // Neither mode started at the last restart: keep trying.
-            match svcnet_proxy::Proxy::start(self.client.clone(), self.settings.config.clone()).await {
+            match start_rebinding(&self.client, &self.settings.config).await {
                 Ok(p) => self.proxy = Some(p),
                 Err(e) => tracing::warn!(node = %self.settings.node, error = %e, "kube-proxy: starting the proxy failed; retrying"),
             }
@@ -294,7 +390,11 @@ impl Supervisor {
                 }
                 let previous = self.settings.config.mode;
                 self.settings.config.mode = resolved.mode;
-                match svcnet_proxy::Proxy::start(self.client.clone(), self.settings.config.clone()).await {
+                self.settings.config.log = Some(self.logs.begin());
+                if let Some(why) = &resolved.fallback {
+                    self.logs.write(&format!("Warning: {why}"));
+                }
+                match start_rebinding(&self.client, &self.settings.config).await {
                     Ok(p) => self.proxy = Some(p),
                     Err(e) => {
                         let message = format!(
@@ -303,6 +403,7 @@ impl Supervisor {
                             mode_value(previous)
                         );
                         tracing::error!(node = %self.settings.node, "kube-proxy: {message}");
+                        self.logs.write(&message);
                         self.pending.push((EventType::Warning, "FailedStart", message));
                         // The next reconcile starts it, or keeps trying.
                         self.settings.config.mode = previous;
@@ -315,6 +416,7 @@ impl Supervisor {
             Err(why) => {
                 let message = format!("{why}; the proxy goes on in {} mode", mode_value(self.settings.config.mode));
                 tracing::warn!(node = %self.settings.node, "kube-proxy: {message}");
+                self.logs.write(&message);
                 self.pending.push((EventType::Warning, "InvalidConfiguration", message));
             }
         }
@@ -425,7 +527,25 @@ impl Supervisor {
             self.recorder.record(object.clone(), kind, reason, message);
         }
         tracing::info!(node = %self.settings.node, pod = %name, mode, "kube-proxy pod published");
+        self.logs.published(&name);
         self.pod = Some(Published { uid: created.metadata.uid.unwrap_or_default() });
+    }
+}
+
+/// Starts a proxy on the metrics address its predecessor just released.
+/// Any process this one forks (a container, `iptables-restore` for another
+/// node) holds a copy of every socket until it execs, so the port can stay
+/// taken for a moment after the old proxy closed it.
+async fn start_rebinding(client: &Client, config: &svcnet_proxy::ProxyConfig) -> std::io::Result<svcnet_proxy::Proxy> {
+    let mut tries = 0;
+    loop {
+        match svcnet_proxy::Proxy::start(client.clone(), config.clone()).await {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
     }
 }
 

@@ -84,6 +84,42 @@ pub struct ProxySettings {
     pub service_cidr: String,
 }
 
+/// What the streaming server reaches on this node: the pod runtime's
+/// containers, and the kube-proxy's log for its mirror pod.
+struct NodeAccess {
+    runtime: Runtime,
+    kube_proxy: Option<kube_proxy::ProxyLogs>,
+}
+
+impl access::PodAccess for NodeAccess {
+    fn container(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+    ) -> Result<access::ContainerRef, access::AccessError> {
+        if self.kube_proxy.as_ref().is_some_and(|k| k.log(namespace, pod, false).is_some()) {
+            return Err(access::AccessError::bad_request(format!(
+                "pod {pod} is this node's kube-proxy, which runs inside the svcnet agent: it has no container to exec into"
+            )));
+        }
+        self.runtime.container(namespace, pod, container)
+    }
+
+    fn log(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        previous: bool,
+    ) -> Result<access::LogRef, access::AccessError> {
+        match self.kube_proxy.as_ref().and_then(|k| k.log(namespace, pod, previous)) {
+            Some(found) => found,
+            None => self.runtime.log(namespace, pod, container, previous),
+        }
+    }
+}
+
 pub struct Agent {
     runtime: Runtime,
     proxy: Option<kube_proxy::KubeProxy>,
@@ -133,8 +169,14 @@ impl Agent {
                     mode: p.mode,
                     host_node_ports: p.host_node_ports,
                     metrics: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+                    log: None,
                 };
-                let settings = kube_proxy::Settings { node: cfg.node_name.clone(), node_ip: cfg.node_ip, config };
+                let settings = kube_proxy::Settings {
+                    node: cfg.node_name.clone(),
+                    node_ip: cfg.node_ip,
+                    config,
+                    log_dir: cfg.state_dir.join("kube-proxy"),
+                };
                 Some(kube_proxy::KubeProxy::start(client.clone(), settings).await.map_err(AgentError::Proxy)?)
             }
             None => None,
@@ -144,7 +186,8 @@ impl Agent {
             .map_err(|source| AgentError::Listen { addr: cfg.listen, source })?;
         let endpoint = listener.local_addr().map_err(|source| AgentError::Listen { addr: cfg.listen, source })?;
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(streaming::serve(listener, Arc::new(runtime.clone()), cfg.token.clone())));
+        let access = NodeAccess { runtime: runtime.clone(), kube_proxy: proxy.as_ref().map(|p| p.logs()) };
+        tasks.push(tokio::spawn(streaming::serve(listener, Arc::new(access), cfg.token.clone())));
 
         let facts = node::NodeFacts {
             name: cfg.node_name.clone(),

@@ -19,7 +19,7 @@ pub mod model;
 pub mod nft;
 mod runtime;
 pub mod userspace;
-pub use runtime::{Mode, Proxy, ProxyConfig};
+pub use runtime::{LogSink, Mode, Proxy, ProxyConfig};
 
 use std::future::Future;
 use std::net::Ipv4Addr;

@@ -58,7 +58,13 @@ pub struct ProxyConfig {
     /// Where `/metrics`, `/healthz` and `/proxy` (what is programmed, as
     /// JSON) are served; port 0 picks one.
     pub metrics: Option<SocketAddr>,
+    /// Told what a kube-proxy would log: the first sync, failed syncs and
+    /// the recovery from them (the agent keeps it as the pod's log).
+    pub log: Option<LogSink>,
 }
+
+/// Where a proxy's log lines go.
+pub type LogSink = Arc<dyn Fn(String) + Send + Sync>;
 
 type Describe =
     Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<VirtualService>> + Send>> + Send + Sync>;
@@ -219,6 +225,14 @@ impl Runner {
         let mut health = HealthChecks::default();
         let mut host_ports = self.cfg.host_node_ports.then(|| HostNodePorts::new(self.cfg.env.node_ips[0]));
         let mut backoff = Duration::from_millis(100);
+        let log = |line: String| {
+            if let Some(sink) = &self.cfg.log {
+                sink(line);
+            }
+        };
+        log(format!("Using {} proxier on node {}", self.cfg.mode.name(), self.cfg.env.node_name));
+        // Whether the first sync, or the one after failures, is still to be logged.
+        let mut report_next_success = true;
         if let Err(e) = crate::iptables::ensure_service_route(&self.cfg.env).await {
             tracing::warn!(error = %e, "routing the service CIDR inside the node failed");
         }
@@ -244,9 +258,18 @@ impl Runner {
                 Ok(()) => {
                     backoff = Duration::from_millis(100);
                     tracing::debug!(services = snap.services.len(), ?took, "proxy rules synced");
+                    if std::mem::take(&mut report_next_success) {
+                        log(format!(
+                            "Synced proxy rules: {} service ports, {endpoints} endpoints, in {:.1} ms",
+                            snap.services.len(),
+                            took.as_secs_f64() * 1e3
+                        ));
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "syncing proxy rules failed; retrying");
+                    log(format!("Syncing proxy rules failed, retrying in {backoff:?}: {e}"));
+                    report_next_success = true;
                     let changed = self.changed.clone();
                     let wait = backoff;
                     tokio::spawn(async move {

@@ -400,6 +400,18 @@ fn kube_proxy_configmap_mode_applies_when_its_pods_are_deleted() {
     );
     let events = c.ok(&["get", "events", "-n", "kube-system", "--field-selector", "reason=ProxyModeFallback", "-o", "name"]);
     assert_eq!(events.lines().count(), 2, "one ipvs fallback event per node: {events}");
+    // Each new pod's log is its proxy's: the mode, the fallback, the first sync.
+    let new_pod = proxy_pods(&c).into_iter().find(|(_, n, _)| n == "node1").map(|(p, _, _)| p).unwrap();
+    let log = c.ok(&["logs", "-n", "kube-system", &new_pod]);
+    assert!(
+        log.contains("Using iptables proxier on node node1")
+            && log.contains("mode \"ipvs\" needs IP Virtual Server")
+            && log.contains("Synced proxy rules"),
+        "kubectl logs {new_pod}: {log}"
+    );
+    assert!(!log.contains("nftables proxier"), "the old run's log is not the new pod's: {log}");
+    let exec = c.fails(&["exec", "-n", "kube-system", &new_pod, "--", "true"], None);
+    assert!(exec.contains("runs inside the svcnet agent"), "{exec}");
     let pods = web_pods(&c);
     let mut seen = HashSet::new();
     for _ in 0..30 {
