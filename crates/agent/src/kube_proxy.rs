@@ -299,8 +299,12 @@ impl KubeProxy {
     /// stays; the next agent of this node replaces it.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
-        if tokio::time::timeout(Duration::from_secs(10), self.task).await.is_err() {
-            tracing::warn!("kube-proxy supervisor did not stop in time");
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(10), &mut task).await.is_err() {
+            // Stuck in a restart: stop it rather than leave it running
+            // after the agent; the next agent reconciles what it left.
+            tracing::warn!("kube-proxy supervisor did not stop in time; aborting it");
+            task.abort();
         }
     }
 }
@@ -308,6 +312,21 @@ impl KubeProxy {
 /// The pod that stands for the running proxy.
 struct Published {
     uid: String,
+    name: String,
+    /// Whether the watch has shown the pod yet: until then its absence
+    /// from the store is the watch lagging, not a deletion.
+    seen: bool,
+    /// Whether its status (Running, Ready) is written.
+    status: Option<serde_json::Value>,
+}
+
+/// What the ConfigMap says, or why it could not be read.
+enum ModeRead {
+    Mode(Resolved),
+    /// The ConfigMap is wrong: the proxy goes on as it is.
+    Invalid(String),
+    /// The API server could not be asked: try again later.
+    Unavailable(String),
 }
 
 struct Supervisor {
@@ -354,11 +373,12 @@ impl Supervisor {
         let current = self.pod.as_ref().map(|p| p.uid.clone());
         // Some(None): the pod is gone; Some(Some(pod)): it is being deleted.
         let mut restart_for = None;
-        if let Some(uid) = &current {
-            match pods.iter().find(|p| p.metadata.uid.as_deref() == Some(uid.as_str())) {
-                None => restart_for = Some(None),
+        if let Some(published) = self.pod.as_mut() {
+            match pods.iter().find(|p| p.metadata.uid.as_deref() == Some(published.uid.as_str())) {
+                None if published.seen => restart_for = Some(None),
+                None => {}
                 Some(p) if p.metadata.deletion_timestamp.is_some() => restart_for = Some(Some(p.clone())),
-                Some(_) => {}
+                Some(_) => published.seen = true,
             }
         }
         for stale in pods.iter().filter(|p| is_mirror_pod(p) && p.metadata.uid != current) {
@@ -377,13 +397,34 @@ impl Supervisor {
         if self.pod.is_none() {
             self.publish().await;
         }
+        self.write_status().await;
     }
 
     /// Restarts the proxy in the mode the ConfigMap names, then completes
     /// the old pod's deletion.
     async fn restart(&mut self, old: Option<&Pod>) {
+        let resolved = match self.read_mode().await {
+            ModeRead::Unavailable(why) => {
+                // The deletion is still there on the next tick: try again.
+                tracing::warn!(node = %self.settings.node, "kube-proxy: {why}; retrying the restart");
+                return;
+            }
+            ModeRead::Invalid(why) => Err(why),
+            ModeRead::Mode(resolved) => Ok(resolved),
+        };
         self.pod = None;
-        match self.read_mode().await {
+        match resolved {
+            Ok(resolved) if resolved.mode == self.settings.config.mode && self.proxy.is_some() => {
+                // Same mode: the running proxy is what a restarted one
+                // would program, so its rules stay and nothing drops.
+                self.logs.write(&format!(
+                    "Pod replaced; the configuration still names {} mode, the proxy goes on",
+                    mode_value(resolved.mode)
+                ));
+                if let Some(why) = resolved.fallback {
+                    self.pending.push((EventType::Warning, "ProxyModeFallback", why));
+                }
+            }
             Ok(resolved) => {
                 if let Some(p) = self.proxy.take() {
                     p.shutdown().await;
@@ -426,16 +467,31 @@ impl Supervisor {
     }
 
     /// The mode the ConfigMap asks for; without a ConfigMap, the current one.
-    async fn read_mode(&self) -> Result<Resolved, String> {
+    async fn read_mode(&self) -> ModeRead {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), NAMESPACE);
         let cm = match api.get_opt(NAME).await {
             Ok(cm) => cm,
-            Err(e) => return Err(format!("reading ConfigMap {NAMESPACE}/{NAME} failed: {e}")),
+            Err(e) => return ModeRead::Unavailable(format!("reading ConfigMap {NAMESPACE}/{NAME} failed: {e}")),
         };
         let Some(text) = cm.and_then(|c| c.data).and_then(|mut d| d.remove(CONFIG_KEY)) else {
-            return Ok(Resolved { mode: self.settings.config.mode, fallback: None });
+            return ModeRead::Mode(Resolved { mode: self.settings.config.mode, fallback: None });
         };
-        resolve_mode(&requested_mode(&text)?)
+        match requested_mode(&text).and_then(|m| resolve_mode(&m)) {
+            Ok(r) => ModeRead::Mode(r),
+            Err(why) => ModeRead::Invalid(why),
+        }
+    }
+
+    /// Writes the current pod's status until it is written.
+    async fn write_status(&mut self) {
+        let Some(published) = self.pod.as_mut() else { return };
+        let Some(status) = published.status.as_ref() else { return };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), NAMESPACE);
+        match api.patch_status(&published.name, &PatchParams::default(), &Patch::Merge(status)).await {
+            Ok(_) => published.status = None,
+            Err(e) if e.is_not_found() => published.status = None,
+            Err(e) => tracing::debug!(node = %self.settings.node, error = %e, "writing the kube-proxy pod's status failed; retrying"),
+        }
     }
 
     /// Creates the pod that stands for the running proxy, with its status,
@@ -513,9 +569,6 @@ impl Supervisor {
                 "state": { "running": { "startedAt": now } },
             }],
         }});
-        if let Err(e) = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await {
-            tracing::debug!(node = %self.settings.node, error = %e, "writing the kube-proxy pod's status failed");
-        }
         let object = reference("Pod", "v1", &created.metadata);
         self.recorder.record(
             object.clone(),
@@ -528,7 +581,13 @@ impl Supervisor {
         }
         tracing::info!(node = %self.settings.node, pod = %name, mode, "kube-proxy pod published");
         self.logs.published(&name);
-        self.pod = Some(Published { uid: created.metadata.uid.unwrap_or_default() });
+        self.pod = Some(Published {
+            uid: created.metadata.uid.clone().unwrap_or_default(),
+            name: name.clone(),
+            seen: false,
+            status: Some(status),
+        });
+        self.write_status().await;
     }
 }
 

@@ -29,7 +29,7 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::body::{Body, ChannelBody};
+use crate::body::{Body, BoxError, FallibleChannelBody};
 use crate::error::{ApiError, Result};
 use crate::handler::Api;
 use crate::request::ResourceRequest;
@@ -39,8 +39,6 @@ pub type Dial =
     Arc<dyn Fn(SocketAddr) -> Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>> + Send + Sync>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the backend may take to answer with a response head.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Whether a request is for `services/{name}/proxy` or `pods/{name}/proxy`.
 pub fn handles(r: &ResourceRequest) -> bool {
@@ -73,12 +71,37 @@ pub async fn serve(api: &Api, req: Request<Incoming>, r: ResourceRequest) -> Res
             "proxying to {id:?} over https is not supported by svcnet; name the plain HTTP port"
         )));
     }
+    let Some(rest) = proxied_path(req.uri().path(), r.resource.plural) else {
+        // `.../proxy` without its slash: kube-apiserver redirects, so that
+        // relative links in what is proxied resolve under the proxy.
+        let location = match req.uri().query() {
+            Some(q) => format!("{}/?{q}", req.uri().path()),
+            None => format!("{}/", req.uri().path()),
+        };
+        let mut resp = Response::new(crate::body::full(Bytes::new()));
+        *resp.status_mut() = http::StatusCode::MOVED_PERMANENTLY;
+        if let Ok(v) = http::HeaderValue::from_str(&location) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        return Ok(resp);
+    };
     let target = match r.resource.plural {
         "services" => service_endpoint(api, ns, name, port).await?,
         _ => pod_endpoint(api, ns, name, port).await?,
     };
-    let prefix = format!("/{}/{}/proxy", r.resource.plural, id);
-    forward(api, req, target, &prefix).await
+    forward(api, req, target, &rest).await
+}
+
+/// The path after `/{plural}/{name}/proxy` in the raw request path, with
+/// its leading slash; `None` when the path stops at `proxy`.
+fn proxied_path(path: &str, plural: &str) -> Option<String> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let at = segments.windows(3).position(|w| w[0] == plural && w[2] == "proxy")?;
+    let rest = &segments[at + 3..];
+    if rest.is_empty() {
+        return None;
+    }
+    Some(format!("/{}", rest.join("/")))
 }
 
 /// The address a Service's proxy request goes to.
@@ -133,15 +156,24 @@ async fn service_endpoint(api: &Api, ns: &str, name: &str, port: &str) -> Result
     Ok(candidates[rand::rng().random_range(0..candidates.len())])
 }
 
-/// The address a Pod's proxy request goes to (port 80 when none is named).
+/// The address a Pod's proxy request goes to: the port named, else the
+/// first declared containerPort, else 80.
 async fn pod_endpoint(api: &Api, ns: &str, name: &str, port: &str) -> Result<SocketAddr> {
     let pods = svcnet_api::resources::by_plural("", "pods").ok_or(ApiError::NoRoute)?;
     let pod = api.registry.get(pods, Some(ns), name).await?.value();
     let Some(ip) = pod.pointer("/status/podIP").and_then(Value::as_str).and_then(|a| a.parse().ok()) else {
         return Err(ApiError::BadRequest(format!("address not allocated yet for pod {name:?}")));
     };
+    let declared = || {
+        pod.pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.pointer("/ports/0/containerPort").and_then(Value::as_u64))
+            .find_map(|p| u16::try_from(p).ok())
+    };
     let port = if port.is_empty() {
-        80
+        declared().unwrap_or(80)
     } else {
         port.parse::<u16>().map_err(|_| ApiError::BadRequest(format!("invalid port {port:?} for pod {name:?}")))?
     };
@@ -164,15 +196,11 @@ fn forwarded(name: &HeaderName) -> bool {
     )
 }
 
-async fn forward(api: &Api, req: Request<Incoming>, target: SocketAddr, prefix: &str) -> Result<Response<Body>> {
+async fn forward(api: &Api, req: Request<Incoming>, target: SocketAddr, rest: &str) -> Result<Response<Body>> {
     if req.headers().contains_key(header::UPGRADE) {
         return Err(ApiError::BadRequest("svcnet does not proxy connection upgrades to Services or Pods".into()));
     }
     let unreachable = |e: &dyn std::fmt::Display| ApiError::Unavailable(format!("error trying to reach service: {e}"));
-    // What follows `.../proxy` in the path, with the query.
-    let path = req.uri().path();
-    let rest = path.find(prefix).map_or("/", |i| &path[i + prefix.len()..]);
-    let rest = if rest.is_empty() { "/" } else { rest };
     let path_and_query = match req.uri().query() {
         Some(q) => format!("{rest}?{q}"),
         None => rest.to_string(),
@@ -204,23 +232,37 @@ async fn forward(api: &Api, req: Request<Incoming>, target: SocketAddr, prefix: 
     }
     out = out.header(header::HOST, target.to_string());
     let out = out.body(body).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let resp = tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(out))
-        .await
-        .map_err(|_| unreachable(&"timed out waiting for the response head"))?
-        .map_err(|e| unreachable(&e))?;
+    // No deadline for the answer, as kube-apiserver sets none: a slow
+    // upload is answered only once it is read. The client going away ends
+    // the exchange.
+    let resp = sender.send_request(out).await.map_err(|e| unreachable(&e))?;
     let (parts, mut incoming) = resp.into_parts();
-    let (tx, rx) = mpsc::channel::<Bytes>(8);
+    let (tx, rx) = mpsc::channel::<std::result::Result<Bytes, BoxError>>(8);
     tokio::spawn(async move {
-        while let Some(frame) = incoming.frame().await {
-            let Ok(frame) = frame else { break };
-            if let Ok(data) = frame.into_data() {
-                if tx.send(data).await.is_err() {
-                    break;
+        loop {
+            let frame = tokio::select! {
+                f = incoming.frame() => f,
+                () = tx.closed() => return,
+            };
+            match frame {
+                None => return,
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        if tx.send(Ok(data)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                // The backend broke off: abort the client's response too,
+                // rather than end it as if it were whole.
+                Some(Err(e)) => {
+                    let _ = tx.send(Err(Box::new(e))).await;
+                    return;
                 }
             }
         }
     });
-    let mut resp = Response::new(ChannelBody::boxed(rx));
+    let mut resp = Response::new(FallibleChannelBody::boxed(rx));
     *resp.status_mut() = parts.status;
     for (name, value) in parts.headers.iter().filter(|(n, _)| forwarded(n) && *n != header::CONTENT_LENGTH) {
         resp.headers_mut().append(name, value.clone());
@@ -245,6 +287,18 @@ mod tests {
         assert_eq!(split_target("ftp:web:21"), None);
         assert_eq!(split_target(":80"), None);
         assert_eq!(split_target("a:b:c:d"), None);
+    }
+
+    #[test]
+    fn the_proxied_path_is_what_follows_proxy_in_the_raw_path() {
+        let p = |path| proxied_path(path, "services");
+        assert_eq!(p("/api/v1/namespaces/dev/services/web:80/proxy/a/b/").as_deref(), Some("/a/b/"));
+        assert_eq!(p("/api/v1/namespaces/dev/services/web%3A80/proxy/x").as_deref(), Some("/x"));
+        assert_eq!(p("/api/v1/namespaces/dev/services/web/proxy/").as_deref(), Some("/"));
+        assert_eq!(p("/api/v1/namespaces/dev/services/web/proxy"), None);
+        // A path that itself contains "proxy" further on.
+        assert_eq!(p("/api/v1/namespaces/dev/services/web/proxy/services/x/proxy").as_deref(), Some("/services/x/proxy"));
+        assert_eq!(proxied_path("/api/v1/namespaces/dev/pods/p-1/proxy/healthz", "pods").as_deref(), Some("/healthz"));
     }
 
     #[test]

@@ -201,8 +201,10 @@ fn endpoints(slices: &[&EndpointSlice], port_name: &str, protocol: Protocol, nod
     let in_zone = |hints: &Option<Vec<String>>, zone: &str| hints.as_ref().is_some_and(|z| z.iter().any(|z| z == zone));
     // kube-proxy's canUseTopology: the node has a zone, every ready
     // endpoint carries a zone hint, and one of them is hinted for this
-    // zone; then only endpoints hinted for it are used. (A local endpoint
-    // is always in the node's zone, so the Local policies lose nothing.)
+    // zone; then only endpoints hinted for it are used. Local endpoints
+    // stay whatever their hints, as kube-proxy takes the Local policies'
+    // endpoints without looking at hints. (With svcnet's own hints a local
+    // endpoint is always hinted for the node's zone anyway.)
     let zone = node.zone.as_deref().filter(|z| !z.is_empty());
     let use_topology = zone.is_some_and(|zone| {
         let ready = || found.iter().filter(|(e, _)| e.ready);
@@ -210,7 +212,7 @@ fn endpoints(slices: &[&EndpointSlice], port_name: &str, protocol: Protocol, nod
     });
     found
         .into_iter()
-        .filter(|(_, hints)| !use_topology || zone.is_some_and(|zone| in_zone(hints, zone)))
+        .filter(|(e, hints)| !use_topology || e.local || zone.is_some_and(|zone| in_zone(hints, zone)))
         .map(|(e, _)| e)
         .collect()
 }

@@ -105,7 +105,7 @@ impl Proxy {
         );
         let changed = Arc::new(Notify::new());
         let (svc_store, slice_store, node_store) = (services.store(), slices.store(), nodes.store());
-        for mut sub in [Either::A(services.subscribe()), Either::B(slices.subscribe()), Either::C(nodes.subscribe())] {
+        for mut sub in [Either::A(services.subscribe()), Either::B(slices.subscribe())] {
             let changed = changed.clone();
             let shared = shared.clone();
             tasks.push(tokio::spawn(async move {
@@ -115,6 +115,19 @@ impl Proxy {
                 }
             }));
         }
+        // The Node changes every heartbeat; only its zone matters here.
+        let mut node_sub = nodes.subscribe();
+        let (node_changed, node_seen) = (changed.clone(), node_store.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut last: Option<Option<String>> = None;
+            while node_sub.recv().await.is_some() {
+                let zone = node_zone(&node_seen);
+                if last.as_ref() != Some(&zone) {
+                    last = Some(zone);
+                    node_changed.notify_one();
+                }
+            }
+        }));
         tasks.push(tokio::spawn(services.run()));
         tasks.push(tokio::spawn(slices.run()));
         tasks.push(tokio::spawn(nodes.run()));
@@ -164,11 +177,17 @@ impl Proxy {
     }
 }
 
-/// The subscriptions, with one way to wait on any.
+/// The node's zone label, from the store of its own Node object.
+fn node_zone(nodes: &Store<Node>) -> Option<String> {
+    nodes.state().first().and_then(|n| {
+        n.metadata.labels.as_ref().and_then(|l| l.get(crate::ZONE_LABEL)).filter(|z| !z.is_empty()).cloned()
+    })
+}
+
+/// The two subscriptions, with one way to wait on either.
 enum Either {
     A(svcnet_client::Subscription<Service>),
     B(svcnet_client::Subscription<EndpointSlice>),
-    C(svcnet_client::Subscription<Node>),
 }
 
 impl Either {
@@ -177,7 +196,6 @@ impl Either {
         match self {
             Either::A(s) => s.recv().await.is_some(),
             Either::B(s) => s.recv().await.is_some(),
-            Either::C(s) => s.recv().await.is_some(),
         }
     }
 }
@@ -244,9 +262,7 @@ impl Runner {
             if !(is_synced(&self.services) && is_synced(&self.slices) && is_synced(&self.nodes)) {
                 continue;
             }
-            facts.zone = self.nodes.state().first().and_then(|n| {
-                n.metadata.labels.as_ref().and_then(|l| l.get(crate::ZONE_LABEL)).filter(|z| !z.is_empty()).cloned()
-            });
+            facts.zone = node_zone(&self.nodes);
             let seen = jiff::Timestamp::now();
             let snap = crate::snapshot(&self.services.state(), &self.slices.state(), &facts);
             let started = Instant::now();

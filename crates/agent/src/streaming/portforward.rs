@@ -10,13 +10,21 @@
 //! bytes (kubectl 1.31 and later try it first).
 //!
 //! A failed connect is reported on the pair's error stream, in the
-//! kubelet's words, which kubectl prints; both streams are then closed.
+//! kubelet's words, which kubectl prints; the error stream is always
+//! closed when a pair ends, however it ends, since kubectl waits for that.
+//! When the pod closes its side, the client's side is given a second to
+//! finish (as containerd does), then the pod connection is dropped.
+//!
 //! SPDY/3.1 flow control is not enforced: spdystream, kubectl's side,
-//! neither sends nor waits for window updates.
+//! neither sends nor waits for window updates. So one slow pod connection
+//! cannot hold up the others, what the client sends is queued per
+//! connection up to [`QUEUE_LIMIT`]; past it that connection is reset.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -41,6 +49,14 @@ pub const WEBSOCKET_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
 const STREAM_PROTOCOL_HEADER: &str = "x-stream-protocol-version";
 /// Data frames sent to the client carry at most this much.
 const CHUNK: usize = 32 * 1024;
+/// Client bytes queued for one pod connection that is not reading them.
+pub const QUEUE_LIMIT: usize = 8 << 20;
+/// How long the client's side may go on once the pod has closed its own.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+/// Streams of a session still waiting for the other half of their pair.
+const MAX_UNPAIRED: usize = 256;
+/// SPDY RST_STREAM status for a stream that outran its queue.
+const FLOW_CONTROL_ERROR: u32 = 7;
 
 /// How the client reached us.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,9 +234,17 @@ struct Session {
     writer: Writer,
     pairs: HashMap<String, Pair>,
     /// Client bytes for each forwarded connection, by data stream.
-    to_pod: HashMap<u32, mpsc::Sender<Vec<u8>>>,
-    tasks: HashMap<u32, JoinHandle<()>>,
+    to_pod: HashMap<u32, Queue>,
+    /// Each forwarded connection's task and error stream, by data stream.
+    tasks: HashMap<u32, (JoinHandle<()>, u32)>,
     sockets: Option<svcnet_netns::NetnsSockets>,
+}
+
+/// What the client sent for one pod connection and the pod has not read
+/// yet: never awaited by the session, so a stalled connection stalls alone.
+struct Queue {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl Session {
@@ -254,8 +278,17 @@ impl Session {
                 }
             }
         }
-        for (_, t) in self.tasks.drain() {
+        for (_, (t, _)) in self.tasks.drain() {
             t.abort();
+        }
+    }
+
+    /// Ends a pair at once: its task stops and its error stream is closed.
+    async fn end_pair(&mut self, data: u32) {
+        self.to_pod.remove(&data);
+        if let Some((t, error)) = self.tasks.remove(&data) {
+            t.abort();
+            let _ = self.out.send(Writer::data(error, true, &[])).await;
         }
     }
 
@@ -264,8 +297,17 @@ impl Session {
         match frame {
             Frame::SynStream { stream, headers, .. } => self.on_stream(stream, &headers).await,
             Frame::Data { stream, fin, data } => {
-                if let Some(tx) = self.to_pod.get(&stream) {
-                    if !data.is_empty() && tx.send(data).await.is_err() {
+                if let Some(q) = self.to_pod.get(&stream) {
+                    let len = data.len();
+                    if q.queued.fetch_add(len, Ordering::Relaxed) + len > QUEUE_LIMIT {
+                        tracing::debug!(pod = %self.target.pod, stream, "port-forward: the pod is not reading; resetting");
+                        if self.out.send(Writer::rst_stream(stream, FLOW_CONTROL_ERROR)).await.is_err() {
+                            return false;
+                        }
+                        self.end_pair(stream).await;
+                        return true;
+                    }
+                    if len > 0 && q.tx.send(data).is_err() {
                         self.to_pod.remove(&stream);
                     }
                 }
@@ -276,10 +318,7 @@ impl Session {
                 true
             }
             Frame::RstStream { stream, .. } => {
-                self.to_pod.remove(&stream);
-                if let Some(t) = self.tasks.remove(&stream) {
-                    t.abort();
-                }
+                self.end_pair(stream).await;
                 true
             }
             Frame::Ping { id } => self.out.send(Writer::ping(id)).await.is_ok(),
@@ -301,6 +340,10 @@ impl Session {
             tracing::debug!(?headers, "port-forward: a stream without a valid port, refused");
             return self.out.send(Writer::rst_stream(stream, spdy::PROTOCOL_ERROR)).await.is_ok();
         };
+        if self.pairs.len() >= MAX_UNPAIRED {
+            tracing::debug!(pod = %self.target.pod, "port-forward: too many streams waiting for their pair, refused");
+            return self.out.send(Writer::rst_stream(stream, spdy::PROTOCOL_ERROR)).await.is_ok();
+        }
         let reply = self.writer.syn_reply(stream, false, &[]);
         if self.out.send(reply).await.is_err() {
             return false;
@@ -327,10 +370,18 @@ impl Session {
 
     /// Connects the pair to `localhost:port` in the pod and copies both ways.
     async fn forward(&mut self, data: u32, error: u32, port: u16) {
-        let (tx, rx) = mpsc::channel(16);
-        self.to_pod.insert(data, tx);
+        // Forget the pairs that have ended.
+        self.tasks.retain(|_, (t, _)| !t.is_finished());
+        let live = &self.tasks;
+        self.to_pod.retain(|stream, _| live.contains_key(stream));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        self.to_pod.insert(data, Queue { tx, queued: queued.clone() });
         if self.sockets.is_none() {
-            self.sockets = svcnet_netns::NetnsSockets::enter(&self.target.netns).ok();
+            // Entering the namespace starts a thread and waits for it.
+            let netns = self.target.netns.clone();
+            self.sockets =
+                tokio::task::spawn_blocking(move || svcnet_netns::NetnsSockets::enter(&netns).ok()).await.ok().flatten();
         }
         let sockets = self.sockets.clone();
         let out = self.out.clone();
@@ -341,7 +392,7 @@ impl Session {
                 None => Err(std::io::Error::other("the pod's network namespace is gone")),
             };
             match connected {
-                Ok(conn) => pump(conn, rx, out.clone(), data).await,
+                Ok(conn) => pump(conn, rx, queued, out.clone(), data).await,
                 Err(e) => {
                     let message = format!(
                         "error forwarding port {port} to pod {pod}: failed to connect to localhost:{port} inside the pod's network namespace: {e}"
@@ -353,7 +404,7 @@ impl Session {
             }
             let _ = out.send(Writer::data(error, true, &[])).await;
         });
-        self.tasks.insert(data, task);
+        self.tasks.insert(data, (task, error));
     }
 }
 
@@ -370,12 +421,22 @@ async fn connect(sockets: &svcnet_netns::NetnsSockets, port: u16) -> std::io::Re
 }
 
 /// Copies the client's bytes to the pod and the pod's back as data
-/// frames, half-closing each way on its own.
-async fn pump(conn: tokio::net::TcpStream, mut from_client: mpsc::Receiver<Vec<u8>>, out: mpsc::Sender<Vec<u8>>, data: u32) {
+/// frames, half-closing each way on its own. Once the pod has closed its
+/// side, the client's gets [`LINGER`] to finish.
+async fn pump(
+    conn: tokio::net::TcpStream,
+    mut from_client: mpsc::UnboundedReceiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+    out: mpsc::Sender<Vec<u8>>,
+    data: u32,
+) {
     let (mut rd, mut wr) = conn.into_split();
     let upstream = async move {
         while let Some(chunk) = from_client.recv().await {
-            if wr.write_all(&chunk).await.is_err() {
+            let len = chunk.len();
+            let written = wr.write_all(&chunk).await;
+            queued.fetch_sub(len, Ordering::Relaxed);
+            if written.is_err() {
                 return;
             }
         }
@@ -395,7 +456,13 @@ async fn pump(conn: tokio::net::TcpStream, mut from_client: mpsc::Receiver<Vec<u
         }
         let _ = out.send(Writer::data(data, true, &[])).await;
     };
-    tokio::join!(upstream, downstream);
+    tokio::pin!(upstream, downstream);
+    tokio::select! {
+        () = &mut downstream => {
+            let _ = tokio::time::timeout(LINGER, &mut upstream).await;
+        }
+        () = &mut upstream => downstream.await,
+    }
 }
 
 #[cfg(test)]

@@ -534,9 +534,13 @@ fn port_forward_and_the_proxy_subresources_reach_pods() {
     std::fs::write(dir.path().join("blob"), &payload).unwrap();
     let counter = "import socket\nl=socket.socket()\nl.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\nl.bind(('0.0.0.0',9000))\nl.listen()\nwhile True:\n  c,_=l.accept();n=0\n  while True:\n    d=c.recv(65536)\n    if not d: break\n    n+=len(d)\n  c.sendall(str(n).encode());c.close()\n";
     std::fs::write(dir.path().join("count.py"), counter).unwrap();
+    // 9001 says hello and closes first; 9002 answers HTTP with a chunked
+    // body it breaks off.
+    let tricks = "import socket,threading\ndef serve(port, reply):\n  l=socket.socket()\n  l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n  l.bind(('0.0.0.0',port))\n  l.listen()\n  while True:\n    c,_=l.accept()\n    if port==9002: c.recv(65536)\n    c.sendall(reply);c.close()\nthreading.Thread(target=serve,args=(9001,b'hello\\n')).start()\nserve(9002,b'HTTP/1.1 200 OK\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n5\\r\\nhello\\r\\n')\n";
+    std::fs::write(dir.path().join("tricks.py"), tricks).unwrap();
     let d = dir.path().display();
     c.apply(&format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: files}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: http\n    image: python\n    command: [python3, -m, http.server, \"8000\", --bind, 127.0.0.1, --directory, \"{d}\"]\n  - name: count\n    image: python\n    command: [python3, \"{d}/count.py\"]\n    readinessProbe: {{tcpSocket: {{port: 9000}}, periodSeconds: 1}}\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: files}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: http\n    image: python\n    command: [python3, -m, http.server, \"8000\", --bind, 127.0.0.1, --directory, \"{d}\"]\n  - name: count\n    image: python\n    command: [python3, \"{d}/count.py\"]\n    readinessProbe: {{tcpSocket: {{port: 9000}}, periodSeconds: 1}}\n  - name: tricks\n    image: python\n    command: [python3, \"{d}/tricks.py\"]\n    readinessProbe: {{tcpSocket: {{port: 9002}}, periodSeconds: 1}}\n"
     ));
     assert_eventually!(
         60,
@@ -562,7 +566,7 @@ fn port_forward_and_the_proxy_subresources_reach_pods() {
         // A pod with several ports: a 3 MB download (the server binds
         // 127.0.0.1 only, as port-forward connects inside the pod), a
         // 3 MB upload, and a port nothing listens on.
-        let pf = PortForward::start(&c, kubectl, "pod/files", &[8000, 9000, 9999]);
+        let pf = PortForward::start(&c, kubectl, "pod/files", &[8000, 9000, 9999, 9001]);
         let out = Command::new("curl")
             .args(["-s", "-m", "20"])
             .arg(format!("http://127.0.0.1:{}/blob", pf.local[0]))
@@ -576,6 +580,12 @@ fn port_forward_and_the_proxy_subresources_reach_pods() {
         let mut answer = String::new();
         std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
         assert_eq!(answer, payload.len().to_string(), "{kubectl}: upload counted by the pod");
+        // The pod closes first: the local connection ends too.
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", pf.local[3])).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut hello = String::new();
+        std::io::Read::read_to_string(&mut s, &mut hello).expect("EOF after the pod closed");
+        assert_eq!(hello, "hello\n", "{kubectl}");
         let refused = Command::new("curl").args(["-s", "-m", "5"]).arg(format!("http://127.0.0.1:{}/", pf.local[2])).output().unwrap();
         assert!(!refused.status.success());
         assert_eventually!(
@@ -602,6 +612,11 @@ fn port_forward_and_the_proxy_subresources_reach_pods() {
     assert!(err.contains("no service port 9 found for service \"web\""), "{err}");
     let err = c.fails(&["get", "--raw", &format!("/api/v1/namespaces/default/pods/{pod}:81/proxy/")], None);
     assert!(err.contains("error trying to reach service") && err.contains("81"), "{err}");
+    // A body the backend breaks off is not passed on as a whole one.
+    c.fails(&["get", "--raw", "/api/v1/namespaces/default/pods/files:9002/proxy/"], None);
+    // Without a port, a pod's first declared containerPort (80 here).
+    let got = answer(&format!("/api/v1/namespaces/default/pods/{pod}/proxy/x"));
+    assert_eq!(got["path"], "/x");
 }
 
 /// Length and FNV-1a hash, to compare payloads in assertion messages
