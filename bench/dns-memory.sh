@@ -22,6 +22,13 @@ cargo build --release -q -p svcnet -p svcnet-bench
 work=$(mktemp -d)
 pids=()
 cleanup() {
+  status=$?
+  if [ "$status" -ne 0 ]; then
+    # What the servers said, to tell a late EndpointSlice from a DNS miss.
+    for f in "$work"/dns-*.err "$work/up.err"; do
+      [ -f "$f" ] && { echo "--- last lines of $(basename "$f"):"; grep -v ' DEBUG \| TRACE ' "$f" | tail -n 15; }
+    done
+  fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$work"

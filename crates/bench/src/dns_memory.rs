@@ -132,6 +132,30 @@ async fn settle(args: &MemArgs, names: &[(String, Option<Ipv4Addr>)]) -> Result<
     Ok(out)
 }
 
+/// After a timeout: what the API server holds for the newest Service
+/// (its EndpointSlice's endpoints, its Pod's status), to tell a slice that
+/// was never written from one the DNS servers missed.
+async fn diagnose(c: &mut Client, ns: &str, last: usize) {
+    let slices = format!("/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dm{last}");
+    let pod = format!("/api/v1/namespaces/{ns}/pods/p{last}");
+    for path in [slices, pod] {
+        let req = c.request(Method::GET, "https", &path, "application/json", Bytes::new());
+        match c.call(req).await {
+            Ok((code, body)) => {
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let shown = match v.get("items") {
+                    Some(items) => json!(items.as_array().map(|a| a.iter().map(|s| json!({
+                        "name": s["metadata"]["name"], "endpoints": s["endpoints"]
+                    })).collect::<Vec<_>>())),
+                    None => json!({ "status": v.get("status") }),
+                };
+                eprintln!("GET {path}: {code} {shown}");
+            }
+            Err(e) => eprintln!("GET {path}: {e}"),
+        }
+    }
+}
+
 pub async fn main(argv: Vec<String>) -> Result<(), BoxError> {
     let args = MemArgs::parse_from(argv);
     let tls = tls(&args.pki)?;
@@ -202,7 +226,13 @@ pub async fn main(argv: Vec<String>) -> Result<(), BoxError> {
             let dashed = pod_ip(last).to_string().replace('.', "-");
             names.push((format!("{dashed}.m{last}.{ns}.svc.cluster.local"), Some(pod_ip(last))));
         }
-        let rss = settle(&args, &names).await?;
+        let rss = match settle(&args, &names).await {
+            Ok(rss) => rss,
+            Err(e) => {
+                diagnose(&mut conns[0].clone(), &ns, target - 1).await;
+                return Err(e);
+            }
+        };
         let pods = if args.with_pods { target } else { 0 };
         for ((p, rss), base) in args.processes.iter().zip(&rss).zip(&base) {
             let grown = (rss - base) * 1024.0 * 1024.0;

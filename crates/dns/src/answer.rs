@@ -15,8 +15,6 @@
 //! - Anything else is [`Answer::Forward`]ed (names outside our zones, and
 //!   reverse names we hold no PTR for, like kubeadm's `fallthrough`).
 
-use std::borrow::Cow;
-
 use crate::name::{Name, parse_dashed_ip};
 use crate::view::{Node, PodsMode, RRset, ZoneView};
 use crate::wire::{Question, RData, Rcode, Record, class, rtype};
@@ -67,7 +65,7 @@ pub fn answer(view: &ZoneView, q: &Question) -> Answer {
     let Some(zone) = view.zone_of(&q.name) else { return Answer::Forward };
     let in_cluster_zone = zone == view.zone();
     // A reverse name we hold nothing at is someone else's.
-    if !in_cluster_zone && view.node(&q.name).is_none() {
+    if !in_cluster_zone && !view.contains(&q.name) {
         return Answer::Forward;
     }
     if q.qclass != class::IN {
@@ -121,9 +119,9 @@ pub fn answer(view: &ZoneView, q: &Question) -> Answer {
 }
 
 /// The node at `name`, including `pods insecure` names made up on demand.
-fn lookup<'v>(view: &'v ZoneView, name: &Name) -> Option<Cow<'v, Node>> {
+fn lookup(view: &ZoneView, name: &Name) -> Option<Node> {
     if let Some(node) = view.node(name) {
-        return Some(Cow::Borrowed(node));
+        return Some(node);
     }
     if view.pods_mode() != PodsMode::Insecure {
         return None;
@@ -144,7 +142,7 @@ fn lookup<'v>(view: &'v ZoneView, name: &Name) -> Option<Cow<'v, Node>> {
         std::net::IpAddr::V4(v4) => RData::A(v4),
         std::net::IpAddr::V6(v6) => RData::Aaaa(v6),
     };
-    Some(Cow::Owned(Node { rrsets: vec![RRset { rtype: data.rtype(), data: vec![data] }] }))
+    Some(Node { rrsets: vec![RRset { rtype: data.rtype(), data: vec![data] }] })
 }
 
 /// The addresses of SRV targets and NS hosts that we hold.

@@ -58,22 +58,24 @@ pub fn build_view(config: &ZoneConfig, cluster: &Cluster, serial: u32) -> ZoneVi
     }
     // Slices by (namespace, service), in the order given.
     let mut slices: BTreeMap<(String, String), Vec<DnsSlice>> = BTreeMap::new();
-    for slice in &cluster.slices {
-        let slice = DnsSlice::from(&**slice);
-        let ns = slice.metadata.namespace.clone().unwrap_or_default();
-        let Some(svc) = slice.service.clone() else { continue };
+    for s in &cluster.slices {
+        let slice = DnsSlice::from(&**s);
+        let ns = s.metadata.namespace.clone().unwrap_or_default();
+        let Some(svc) = slice.service.as_deref().map(str::to_string) else { continue };
         slices.entry((ns, svc)).or_default().push(slice);
     }
-    for svc in &cluster.services {
-        let svc = DnsService::from(&**svc);
-        let (Some(ns), Some(name)) = (svc.metadata.namespace.clone(), svc.metadata.name.clone()) else {
+    for s in &cluster.services {
+        let svc = DnsService::from(&**s);
+        let (Some(ns), Some(name)) = (s.metadata.namespace.clone(), s.metadata.name.clone()) else {
             continue;
         };
-        let mine: Vec<&DnsSlice> = slices.get(&(ns, name)).into_iter().flatten().collect();
-        service_records(&mut b, &svc, &mine);
+        let mine: Vec<&DnsSlice> = slices.get(&(ns.clone(), name.clone())).into_iter().flatten().collect();
+        service_records(&mut b, &ns, &name, &svc, &mine);
     }
-    for pod in &cluster.pods {
-        pod_records(&mut b, &DnsPod::from(&**pod));
+    for p in &cluster.pods {
+        if let Some(ns) = p.metadata.namespace.as_deref() {
+            pod_records(&mut b, ns, &DnsPod::from(&**p));
+        }
     }
     b.build(serial)
 }
@@ -85,10 +87,7 @@ pub(crate) fn namespace_records(b: &mut impl Sink, name: &str) {
 
 /// Every record of one Service, from the Service and its EndpointSlices
 /// (in the order of their names).
-pub(crate) fn service_records(b: &mut impl Sink, svc: &DnsService, slices: &[&DnsSlice]) {
-    let (Some(ns), Some(name)) = (svc.metadata.namespace.as_deref(), svc.metadata.name.as_deref()) else {
-        return;
-    };
+pub(crate) fn service_records(b: &mut impl Sink, ns: &str, name: &str, svc: &DnsService, slices: &[&DnsSlice]) {
     b.namespace(ns);
     let zone = b.config().zone.clone();
     let Ok(base) = zone.prepend_all(&[name.as_bytes(), ns.as_bytes(), b"svc"]) else {
@@ -118,17 +117,16 @@ pub(crate) fn service_records(b: &mut impl Sink, svc: &DnsService, slices: &[&Dn
 }
 
 /// A Pod's `a-b-c-d.<ns>.pod.<zone>` records, with `pods verified` only.
-pub(crate) fn pod_records(b: &mut impl Sink, pod: &DnsPod) {
+pub(crate) fn pod_records(b: &mut impl Sink, ns: &str, pod: &DnsPod) {
     if b.config().pods != PodsMode::Verified {
         return;
     }
-    let Some(ns) = pod.metadata.namespace.as_deref() else { return };
     // A terminating pod is on its way out; CoreDNS ignores it too.
     if pod.terminating {
         return;
     }
     let zone = b.config().zone.clone();
-    for &ip in &pod.ips {
+    for &ip in pod.ips.iter() {
         if let Ok(n) = zone.prepend_all(&[dashed_ip(ip).as_bytes(), ns.as_bytes(), b"pod"]) {
             b.add(n, address(ip));
         }
@@ -151,11 +149,11 @@ fn ready_endpoints<'a>(slices: &[&'a DnsSlice], publish_not_ready: bool) -> Vec<
         if !slice.ip {
             continue;
         }
-        for ep in &slice.endpoints {
+        for ep in slice.endpoints.iter() {
             if !ep.ready && !publish_not_ready {
                 continue;
             }
-            for &ip in &ep.addresses {
+            for &ip in ep.addresses.iter() {
                 if !seen.insert(ip) {
                     continue;
                 }
@@ -170,9 +168,6 @@ fn ready_endpoints<'a>(slices: &[&'a DnsSlice], publish_not_ready: bool) -> Vec<
     out
 }
 
-fn protocol_label(protocol: Option<&str>) -> String {
-    format!("_{}", protocol.unwrap_or("TCP").to_ascii_lowercase())
-}
 
 /// SRV weights as CoreDNS splits them: 100 shared among the records of
 /// one priority.
@@ -191,7 +186,7 @@ fn add_cluster_ip(b: &mut impl Sink, base: &Name, ips: &[IpAddr], ports: &[DnsSe
         b.add(base.clone(), srv(weight(valid.len())));
         if let Some(port_name) = p.name.as_deref().filter(|n| !n.is_empty()) {
             let label = format!("_{}", port_name.to_ascii_lowercase());
-            if let Ok(n) = base.prepend_all(&[label.as_bytes(), protocol_label(p.protocol.as_deref()).as_bytes()]) {
+            if let Ok(n) = base.prepend_all(&[label.as_bytes(), p.protocol.label().as_bytes()]) {
                 b.add(n, srv(100));
             }
         }
@@ -209,7 +204,7 @@ fn add_headless(b: &mut impl Sink, base: &Name, endpoints: &[Endpoint<'_>]) {
             by_port.entry(None).or_default().push((port, target.clone()));
             if let Some(port_name) = p.name.as_deref().filter(|n| !n.is_empty()) {
                 let label = format!("_{}", port_name.to_ascii_lowercase());
-                if let Ok(n) = base.prepend_all(&[label.as_bytes(), protocol_label(p.protocol.as_deref()).as_bytes()]) {
+                if let Ok(n) = base.prepend_all(&[label.as_bytes(), p.protocol.label().as_bytes()]) {
                     by_port.entry(Some(n)).or_default().push((port, target.clone()));
                 }
             }

@@ -210,7 +210,7 @@ impl Compiled {
         if view.is_synced() {
             let template = soa_template(&view);
             for (name, node) in view.nodes() {
-                entries.insert(name.clone(), compile(&view, &template, name, node));
+                entries.insert(name.clone(), compile(&view, &template, name, &node));
             }
         }
         Compiled::assemble(view, entries, recursion)
@@ -252,8 +252,11 @@ pub(crate) fn compile(view: &ZoneView, template: &SoaTemplate, name: &Name, node
     let typed: Vec<(u16, Built)> = types.into_iter().filter_map(|t| Some((t, prebuild(view, name, t)?))).collect();
     let (otherwise, nodata) = match (!cname).then(|| prebuild(view, name, UNUSED_TYPE)).flatten() {
         Some(p) if is_template_nodata(view, template, name, &p) => (None, true),
-        Some(p) => (Some(p), false),
-        None => (None, false),
+        // Outside the cluster zone (reverse names: a NODATA with the
+        // reverse zone's SOA, about 100 bytes a name) "any other type" is
+        // left to the slow path: resolvers ask reverse names for PTR.
+        Some(p) if name.is_subdomain_of(view.zone()) => (Some(p), false),
+        _ => (None, false),
     };
     Entry::pack(&typed, otherwise.as_ref(), nodata)
 }
@@ -274,13 +277,13 @@ fn is_template_nodata(view: &ZoneView, template: &SoaTemplate, name: &Name, p: &
 /// owner's answers must be prepared again.
 pub(crate) fn chased_names(view: &ZoneView, node: &Node) -> Vec<Name> {
     let mut names = Vec::new();
-    let mut current = node;
-    while let Some(RData::Cname(target)) = current.rrset(rtype::CNAME).and_then(|s| s.data.first()) {
-        if view.zone_of(target) != Some(view.zone()) || names.contains(target) {
+    let mut current = node.clone();
+    while let Some(RData::Cname(target)) = current.rrset(rtype::CNAME).and_then(|s| s.data.first()).cloned() {
+        if view.zone_of(&target) != Some(view.zone()) || names.contains(&target) {
             break;
         }
         names.push(target.clone());
-        match view.node(target) {
+        match view.node(&target) {
             Some(next) => current = next,
             None => break,
         }

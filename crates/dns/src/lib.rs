@@ -6,7 +6,7 @@
 //! Data flows one way:
 //!
 //! ```text
-//! reflectors ──► zone::LiveZone ───────► ZoneView ──► Compiled ──► server (UDP threads, TCP)
+//! watchers   ──► zone::LiveZone ───────► ZoneView ──► Compiled ──► server (UDP threads, TCP)
 //! (watch.rs)     per changed object:     (view.rs,    (compiled.rs:    │  handler::handle per packet
 //!                its records (build.rs,   shared       answer() run    │  ├─ hit: copy a prepared response
 //!                pure) before and after,  table        per changed     │  ├─ NXDOMAIN from the SOA template

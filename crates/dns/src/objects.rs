@@ -1,12 +1,12 @@
 //! The cluster objects as the DNS server keeps them: only what the zone is
-//! built from. The reflectors decode the API server's JSON straight into
-//! these types, so the server does not hold whole Services, EndpointSlices
-//! and Pods (a decoded Pod is about 6 KB, an EndpointSlice 3.5 KB, a
-//! Service 2.7 KB; these are 0.6 to 1.2 KB, most of it the `ObjectMeta`
-//! the reflector's `Object` bound requires, 360 bytes even when empty).
-//! Their metadata keeps the name, namespace and resourceVersion, which the
-//! reflector needs; the labels and annotations the zone reads become
-//! fields, parsed (addresses, times) rather than kept as text.
+//! built from, without `ObjectMeta` (360 bytes even when empty) and with
+//! no reflector copy beside them. The watcher (`watch.rs`) decodes the API
+//! server's JSON straight into these types through [`Watched`], which
+//! carries the name, namespace and resourceVersion of the event and is
+//! dropped once the object is handed to the zone; the zone (`zone.rs`)
+//! holds the one copy, keyed by namespace and name. The labels and
+//! annotations the zone reads become fields, parsed (addresses, times)
+//! rather than kept as text.
 //!
 //! Each type decodes through a private "wire" struct shaped like the API's
 //! JSON, and converts from the k8s-openapi type through that same struct,
@@ -16,10 +16,10 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -30,7 +30,7 @@ const TOLERATE_UNREADY: &str = "service.alpha.kubernetes.io/tolerate-unready-end
 /// the EndpointSlice controller).
 const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 
-/// Name, namespace and resourceVersion: all the reflector needs.
+/// Name, namespace and resourceVersion: all a watch needs.
 fn trimmed(meta: ObjectMeta) -> ObjectMeta {
     ObjectMeta {
         name: meta.name,
@@ -44,30 +44,72 @@ fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str)
 }
 
-/// A Service.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(from = "ServiceWire")]
-pub struct DnsService {
+fn boxed(s: Option<String>) -> Option<Box<str>> {
+    s.map(String::into_boxed_str)
+}
+
+/// A port protocol, without an allocation for the usual three.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum Protocol {
+    /// `TCP`, or no protocol given (the API's default).
+    #[default]
+    Tcp,
+    Udp,
+    Sctp,
+    Other(Box<str>),
+}
+
+impl Protocol {
+    fn from_wire(p: Option<String>) -> Protocol {
+        match p.as_deref() {
+            None | Some("TCP") => Protocol::Tcp,
+            Some("UDP") => Protocol::Udp,
+            Some("SCTP") => Protocol::Sctp,
+            Some(_) => Protocol::Other(p.unwrap_or_default().into_boxed_str()),
+        }
+    }
+
+    /// The SRV label: `_tcp`, `_udp`, ...
+    pub fn label(&self) -> String {
+        match self {
+            Protocol::Tcp => "_tcp".to_string(),
+            Protocol::Udp => "_udp".to_string(),
+            Protocol::Sctp => "_sctp".to_string(),
+            Protocol::Other(p) => format!("_{}", p.to_ascii_lowercase()),
+        }
+    }
+}
+
+/// An object as a watch event or list item brings it: the few metadata
+/// fields the watcher needs, and the object as the zone keeps it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Watched<T> {
     pub metadata: ObjectMeta,
+    pub object: T,
+}
+
+/// A Service.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct DnsService {
     /// `type: ExternalName`: the target as written (empty if missing).
-    pub external_name: Option<String>,
+    pub external_name: Option<Box<str>>,
     /// `clusterIP: None`.
     pub headless: bool,
-    /// `spec.clusterIPs`, or `spec.clusterIP` when that is empty: the ones
-    /// that parse.
-    pub cluster_ips: Box<[IpAddr]>,
-    pub ports: Vec<DnsServicePort>,
     /// `publishNotReadyAddresses`, or the old tolerate-unready annotation.
     pub publish_not_ready: bool,
     /// Whether it has a selector (for the programming-latency metric).
     pub selects_pods: bool,
+    /// `spec.clusterIPs`, or `spec.clusterIP` when that is empty: the ones
+    /// that parse.
+    pub cluster_ips: Box<[IpAddr]>,
+    pub ports: Box<[DnsServicePort]>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DnsServicePort {
-    pub name: Option<String>,
+    pub name: Option<Box<str>>,
     pub port: i32,
-    pub protocol: Option<String>,
+    pub protocol: Protocol,
 }
 
 impl DnsService {
@@ -107,14 +149,13 @@ struct ServicePortWire {
     protocol: Option<String>,
 }
 
-impl From<ServiceWire> for DnsService {
-    fn from(w: ServiceWire) -> DnsService {
+impl From<ServiceWire> for Watched<DnsService> {
+    fn from(w: ServiceWire) -> Watched<DnsService> {
         let tolerate = annotation(&w.metadata, TOLERATE_UNREADY) == Some("true");
         let spec = w.spec.unwrap_or_default();
-        DnsService {
-            metadata: trimmed(w.metadata),
+        let object = DnsService {
             external_name: (spec.type_.as_deref() == Some("ExternalName"))
-                .then(|| spec.external_name.unwrap_or_default()),
+                .then(|| spec.external_name.unwrap_or_default().into_boxed_str()),
             headless: spec.cluster_ip.as_deref() == Some("None"),
             cluster_ips: match spec.cluster_ips.filter(|ips| !ips.is_empty()) {
                 Some(ips) => ips.iter().filter_map(|ip| ip.parse().ok()).collect(),
@@ -124,17 +165,22 @@ impl From<ServiceWire> for DnsService {
                 .ports
                 .unwrap_or_default()
                 .into_iter()
-                .map(|p| DnsServicePort { name: p.name, port: p.port, protocol: p.protocol })
+                .map(|p| DnsServicePort {
+                    name: boxed(p.name),
+                    port: p.port,
+                    protocol: Protocol::from_wire(p.protocol),
+                })
                 .collect(),
             publish_not_ready: spec.publish_not_ready_addresses == Some(true) || tolerate,
             selects_pods: spec.selector.is_some_and(|s| !s.is_empty()),
-        }
+        };
+        Watched { metadata: trimmed(w.metadata), object }
     }
 }
 
 impl From<&Service> for DnsService {
     fn from(s: &Service) -> DnsService {
-        DnsService::from(ServiceWire {
+        Watched::<DnsService>::from(ServiceWire {
             metadata: s.metadata.clone(),
             spec: s.spec.as_ref().map(|spec| ServiceSpecWire {
                 type_: spec.type_.clone(),
@@ -151,38 +197,37 @@ impl From<&Service> for DnsService {
                 selector: spec.selector.clone(),
             }),
         })
+        .object
     }
 }
 
 /// An EndpointSlice.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(from = "SliceWire")]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct DnsSlice {
-    pub metadata: ObjectMeta,
     /// The Service it belongs to (its `kubernetes.io/service-name` label).
-    pub service: Option<String>,
+    pub service: Option<Box<str>>,
     /// Its `last-change-trigger-time` annotation.
     pub trigger_time: Option<jiff::Timestamp>,
     /// Addresses are IPv4 or IPv6 (not FQDN).
     pub ip: bool,
-    pub endpoints: Vec<DnsEndpoint>,
-    pub ports: Vec<DnsEndpointPort>,
+    pub endpoints: Box<[DnsEndpoint]>,
+    pub ports: Box<[DnsEndpointPort]>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DnsEndpoint {
     /// The addresses that parse as IP addresses.
     pub addresses: Box<[IpAddr]>,
-    pub hostname: Option<String>,
+    pub hostname: Option<Box<str>>,
     /// The `ready` condition; unset counts as ready.
     pub ready: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DnsEndpointPort {
-    pub name: Option<String>,
+    pub name: Option<Box<str>>,
     pub port: Option<i32>,
-    pub protocol: Option<String>,
+    pub protocol: Protocol,
 }
 
 #[derive(Deserialize)]
@@ -217,12 +262,11 @@ struct EndpointPortWire {
     protocol: Option<String>,
 }
 
-impl From<SliceWire> for DnsSlice {
-    fn from(w: SliceWire) -> DnsSlice {
-        let service = w.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).cloned();
+impl From<SliceWire> for Watched<DnsSlice> {
+    fn from(w: SliceWire) -> Watched<DnsSlice> {
+        let service = w.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).map(|s| s.as_str().into());
         let trigger_time = annotation(&w.metadata, TRIGGER_TIME).and_then(|t| t.parse().ok());
-        DnsSlice {
-            metadata: trimmed(w.metadata),
+        let object = DnsSlice {
             service,
             trigger_time,
             ip: w.address_type == "IPv4" || w.address_type == "IPv6",
@@ -230,8 +274,8 @@ impl From<SliceWire> for DnsSlice {
                 .endpoints
                 .into_iter()
                 .map(|e| DnsEndpoint {
-                    addresses: e.addresses.iter().filter_map(|a| a.parse().ok()).collect::<Vec<_>>().into(),
-                    hostname: e.hostname,
+                    addresses: e.addresses.iter().filter_map(|a| a.parse().ok()).collect(),
+                    hostname: boxed(e.hostname),
                     ready: e.conditions.and_then(|c| c.ready).unwrap_or(true),
                 })
                 .collect(),
@@ -239,15 +283,16 @@ impl From<SliceWire> for DnsSlice {
                 .ports
                 .unwrap_or_default()
                 .into_iter()
-                .map(|p| DnsEndpointPort { name: p.name, port: p.port, protocol: p.protocol })
+                .map(|p| DnsEndpointPort { name: boxed(p.name), port: p.port, protocol: Protocol::from_wire(p.protocol) })
                 .collect(),
-        }
+        };
+        Watched { metadata: trimmed(w.metadata), object }
     }
 }
 
 impl From<&EndpointSlice> for DnsSlice {
     fn from(s: &EndpointSlice) -> DnsSlice {
-        DnsSlice::from(SliceWire {
+        Watched::<DnsSlice>::from(SliceWire {
             metadata: s.metadata.clone(),
             address_type: s.address_type.clone(),
             endpoints: s
@@ -266,19 +311,18 @@ impl From<&EndpointSlice> for DnsSlice {
                     .collect()
             }),
         })
+        .object
     }
 }
 
 /// A Pod: its addresses (for `pods verified`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(from = "PodWire")]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct DnsPod {
-    pub metadata: ObjectMeta,
     /// Being deleted (a deletion timestamp is set).
     pub terminating: bool,
     /// `status.podIPs`, or `status.podIP` when that is empty; the ones
     /// that parse.
-    pub ips: Vec<IpAddr>,
+    pub ips: Box<[IpAddr]>,
 }
 
 #[derive(Deserialize)]
@@ -303,34 +347,75 @@ struct PodIpWire {
     ip: String,
 }
 
-impl From<PodWire> for DnsPod {
-    fn from(w: PodWire) -> DnsPod {
+impl From<PodWire> for Watched<DnsPod> {
+    fn from(w: PodWire) -> Watched<DnsPod> {
         let status = w.status.unwrap_or_default();
         let mut ips: Vec<IpAddr> = status.pod_ips.iter().flatten().filter_map(|p| p.ip.parse().ok()).collect();
         if ips.is_empty() {
             ips.extend(status.pod_ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()));
         }
-        DnsPod { terminating: w.metadata.deletion_timestamp.is_some(), metadata: trimmed(w.metadata), ips }
+        let object = DnsPod { terminating: w.metadata.deletion_timestamp.is_some(), ips: ips.into() };
+        Watched { metadata: trimmed(w.metadata), object }
     }
 }
 
 impl From<&Pod> for DnsPod {
     fn from(p: &Pod) -> DnsPod {
-        DnsPod::from(PodWire {
+        Watched::<DnsPod>::from(PodWire {
             metadata: p.metadata.clone(),
             status: p.status.as_ref().map(|s| PodStatusWire {
                 pod_ip: s.pod_ip.clone(),
                 pod_ips: s.pod_ips.as_ref().map(|ips| ips.iter().map(|ip| PodIpWire { ip: ip.ip.clone() }).collect()),
             }),
         })
+        .object
     }
 }
 
-/// Makes a type a reflector's object, listed and watched at the URL of
-/// the k8s-openapi type it stands for.
+/// A Namespace: that it exists is all the zone needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DnsNamespace;
+
+#[derive(Deserialize)]
+struct NamespaceWire {
+    #[serde(default)]
+    metadata: ObjectMeta,
+}
+
+impl From<NamespaceWire> for Watched<DnsNamespace> {
+    fn from(w: NamespaceWire) -> Watched<DnsNamespace> {
+        Watched { metadata: trimmed(w.metadata), object: DnsNamespace }
+    }
+}
+
+/// Decoding: a `Watched<T>` through T's wire struct, and `T` alone as the
+/// object part of that.
+macro_rules! decoded {
+    ($t:ty, $wire:ty) => {
+        impl<'de> Deserialize<'de> for Watched<$t> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                <$wire>::deserialize(d).map(Watched::from)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Watched::<$t>::deserialize(d).map(|w| w.object)
+            }
+        }
+    };
+}
+
+decoded!(DnsService, ServiceWire);
+decoded!(DnsSlice, SliceWire);
+decoded!(DnsPod, PodWire);
+decoded!(DnsNamespace, NamespaceWire);
+
+/// Makes `Watched<T>` listable and watchable at the URL of the k8s-openapi
+/// type it stands for.
 macro_rules! object {
     ($t:ty, $k:ty) => {
-        impl k8s_openapi::Resource for $t {
+        impl k8s_openapi::Resource for Watched<$t> {
             const API_VERSION: &'static str = <$k as k8s_openapi::Resource>::API_VERSION;
             const GROUP: &'static str = <$k as k8s_openapi::Resource>::GROUP;
             const KIND: &'static str = <$k as k8s_openapi::Resource>::KIND;
@@ -339,7 +424,7 @@ macro_rules! object {
             type Scope = <$k as k8s_openapi::Resource>::Scope;
         }
 
-        impl k8s_openapi::Metadata for $t {
+        impl k8s_openapi::Metadata for Watched<$t> {
             type Ty = ObjectMeta;
             fn metadata(&self) -> &ObjectMeta {
                 &self.metadata
@@ -354,13 +439,14 @@ macro_rules! object {
 object!(DnsService, Service);
 object!(DnsSlice, EndpointSlice);
 object!(DnsPod, Pod);
+object!(DnsNamespace, Namespace);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testkit::{self, sample_cluster};
 
-    /// What the reflector decodes from the API's JSON equals the
+    /// What the watcher decodes from the API's JSON equals the
     /// conversion `build_view` uses.
     fn round_trip<K: Serialize, D: for<'de> Deserialize<'de> + for<'a> From<&'a K> + PartialEq + std::fmt::Debug>(
         object: &K,
@@ -407,13 +493,18 @@ mod tests {
             "endpoints":[{"addresses":["10.244.0.5"],"conditions":{"ready":false,"serving":true},
               "targetRef":{"kind":"Pod","name":"p","namespace":"default","uid":"p"}}],
             "ports":[{"name":"","port":8080,"protocol":"TCP"}]}"#;
-        let s: DnsSlice = serde_json::from_str(json).unwrap();
-        assert_eq!(s.metadata.name.as_deref(), Some("web-x"));
-        assert_eq!(s.metadata.resource_version.as_deref(), Some("29"));
-        assert!(s.metadata.labels.is_none() && s.metadata.annotations.is_none() && s.metadata.uid.is_none());
+        let w: Watched<DnsSlice> = serde_json::from_str(json).unwrap();
+        assert_eq!(w.metadata.name.as_deref(), Some("web-x"));
+        assert_eq!(w.metadata.namespace.as_deref(), Some("default"));
+        assert_eq!(w.metadata.resource_version.as_deref(), Some("29"));
+        assert!(w.metadata.labels.is_none() && w.metadata.annotations.is_none() && w.metadata.uid.is_none());
+        let s = w.object;
+        assert_eq!(s, serde_json::from_str::<DnsSlice>(json).unwrap());
         assert_eq!(s.service.as_deref(), Some("web"));
         assert_eq!(s.trigger_time, Some("2026-11-22T04:06:50Z".parse().unwrap()));
         assert!(s.ip && !s.endpoints[0].ready);
         assert_eq!(s.ports[0].port, Some(8080));
+        assert_eq!(s.ports[0].protocol, Protocol::Tcp);
+        assert_eq!(s.ports[0].name.as_deref(), Some(""));
     }
 }

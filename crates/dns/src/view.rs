@@ -77,6 +77,141 @@ impl Node {
     }
 }
 
+/// A node as the view stores it: its records, in order, in one shared
+/// allocation (`rtype u16, length u16, data` each, names in canonical wire
+/// form), instead of a node, its RRsets and a 64-byte [`RData`] each.
+/// A view holds tens of thousands of nodes, most with one record; they
+/// are read back as a [`Node`] only to prepare answers and on the slow
+/// path.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Packed(Option<Arc<[u8]>>);
+
+impl std::fmt::Debug for Packed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.unpack().fmt(f)
+    }
+}
+
+impl Packed {
+    pub fn pack(node: &Node) -> Packed {
+        if node.rrsets.is_empty() {
+            // Empty non-terminals: no allocation at all.
+            return Packed(None);
+        }
+        let mut out = Vec::new();
+        for set in &node.rrsets {
+            for data in &set.data {
+                out.extend_from_slice(&set.rtype.to_be_bytes());
+                let len_at = out.len();
+                out.extend_from_slice(&[0, 0]);
+                match data {
+                    RData::A(ip) => out.extend_from_slice(&ip.octets()),
+                    RData::Aaaa(ip) => out.extend_from_slice(&ip.octets()),
+                    RData::Ns(n) | RData::Cname(n) | RData::Ptr(n) => out.extend_from_slice(n.wire()),
+                    RData::Soa(soa) => {
+                        out.extend_from_slice(soa.mname.wire());
+                        out.extend_from_slice(soa.rname.wire());
+                        for v in [soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum] {
+                            out.extend_from_slice(&v.to_be_bytes());
+                        }
+                    }
+                    RData::Mx { preference, exchange } => {
+                        out.extend_from_slice(&preference.to_be_bytes());
+                        out.extend_from_slice(exchange.wire());
+                    }
+                    RData::Txt(strings) => {
+                        for s in strings {
+                            out.push(s.len().min(255) as u8);
+                            out.extend_from_slice(&s[..s.len().min(255)]);
+                        }
+                    }
+                    RData::Srv(srv) => {
+                        for v in [srv.priority, srv.weight, srv.port] {
+                            out.extend_from_slice(&v.to_be_bytes());
+                        }
+                        out.extend_from_slice(srv.target.wire());
+                    }
+                    RData::Other { data, .. } => out.extend_from_slice(data),
+                }
+                // Record data of the zone: far below 64 KiB.
+                let len = (out.len() - len_at - 2) as u16;
+                out[len_at..len_at + 2].copy_from_slice(&len.to_be_bytes());
+            }
+        }
+        Packed(Some(out.into()))
+    }
+
+    /// The node again, as [`node_from`] made it.
+    pub fn unpack(&self) -> Node {
+        let Some(b) = &self.0 else { return Node::default() };
+        let mut rrsets: Vec<RRset> = Vec::new();
+        let mut at = 0;
+        while at + 4 <= b.len() {
+            let t = u16::from_be_bytes([b[at], b[at + 1]]);
+            let len = u16::from_be_bytes([b[at + 2], b[at + 3]]) as usize;
+            let d = &b[at + 4..at + 4 + len];
+            at += 4 + len;
+            let data = unpack_rdata(t, d);
+            match rrsets.last_mut() {
+                Some(set) if set.rtype == t => set.data.push(data),
+                _ => rrsets.push(RRset { rtype: t, data: vec![data] }),
+            }
+        }
+        Node { rrsets }
+    }
+}
+
+/// A name at the start of `d` (canonical wire form) and what follows it.
+fn unpack_name(d: &[u8]) -> (Name, &[u8]) {
+    let mut at = 0;
+    while at < d.len() && d[at] != 0 {
+        at += 1 + d[at] as usize;
+    }
+    let end = (at + 1).min(d.len());
+    (Name::from_wire_unchecked(&d[..end]), &d[end..])
+}
+
+fn be16(d: &[u8], i: usize) -> u16 {
+    u16::from_be_bytes([d[2 * i], d[2 * i + 1]])
+}
+
+fn unpack_rdata(t: u16, d: &[u8]) -> RData {
+    match t {
+        rtype::A if d.len() == 4 => RData::A(std::net::Ipv4Addr::new(d[0], d[1], d[2], d[3])),
+        rtype::AAAA if d.len() == 16 => {
+            let mut o = [0u8; 16];
+            o.copy_from_slice(d);
+            RData::Aaaa(std::net::Ipv6Addr::from(o))
+        }
+        rtype::NS => RData::Ns(unpack_name(d).0),
+        rtype::CNAME => RData::Cname(unpack_name(d).0),
+        rtype::PTR => RData::Ptr(unpack_name(d).0),
+        rtype::SOA => {
+            let (mname, rest) = unpack_name(d);
+            let (rname, rest) = unpack_name(rest);
+            let v = |i: usize| u32::from_be_bytes([rest[4 * i], rest[4 * i + 1], rest[4 * i + 2], rest[4 * i + 3]]);
+            RData::Soa(Soa { mname, rname, serial: v(0), refresh: v(1), retry: v(2), expire: v(3), minimum: v(4) })
+        }
+        rtype::MX => RData::Mx { preference: be16(d, 0), exchange: unpack_name(&d[2..]).0 },
+        rtype::TXT => {
+            let mut strings = Vec::new();
+            let mut rest = d;
+            while let Some((&n, tail)) = rest.split_first() {
+                strings.push(tail[..n as usize].to_vec());
+                rest = &tail[n as usize..];
+            }
+            RData::Txt(strings)
+        }
+        rtype::SRV => RData::Srv(crate::wire::Srv {
+            priority: be16(d, 0),
+            weight: be16(d, 1),
+            port: be16(d, 2),
+            target: unpack_name(&d[6..]).0,
+        }),
+        _ => RData::Other { rtype: t, data: d.to_vec() },
+    }
+}
+
 /// The zone at one moment. Its tables are shared with the versions
 /// before and after it (see `table.rs`): cloning a view is cheap, and an
 /// incremental update (`zone.rs`) copies only the parts it changes.
@@ -88,7 +223,7 @@ pub struct ZoneView {
     /// questions about the zone get SERVFAIL rather than a wrong NXDOMAIN.
     pub(crate) synced: bool,
     /// In-zone names and the reverse names we hold PTR records for.
-    pub(crate) nodes: Table<Arc<Node>>,
+    pub(crate) nodes: Table<Packed>,
     /// Lowercased namespaces, for `pods insecure` names.
     pub(crate) namespaces: Arc<HashSet<Box<[u8]>>>,
     pub(crate) soa: Soa,
@@ -110,7 +245,7 @@ impl ZoneView {
     pub(crate) fn assemble(
         config: ZoneConfig,
         serial: u32,
-        nodes: Table<Arc<Node>>,
+        nodes: Table<Packed>,
         namespaces: Arc<HashSet<Box<[u8]>>>,
     ) -> ZoneView {
         ZoneView {
@@ -145,13 +280,20 @@ impl ZoneView {
         self.config.pods
     }
 
-    pub fn node(&self, name: &Name) -> Option<&Node> {
-        self.nodes.get(name.wire()).map(|n| &**n)
+    /// The records at `name`, if it exists (read back from their packed
+    /// form: a copy).
+    pub fn node(&self, name: &Name) -> Option<Node> {
+        self.nodes.get(name.wire()).map(Packed::unpack)
+    }
+
+    /// Whether `name` exists.
+    pub fn contains(&self, name: &Name) -> bool {
+        self.nodes.get(name.wire()).is_some()
     }
 
     /// Every name with its node, in no particular order.
-    pub fn nodes(&self) -> impl Iterator<Item = (&Name, &Node)> {
-        self.nodes.iter().map(|(name, node)| (name, &**node))
+    pub fn nodes(&self) -> impl Iterator<Item = (&Name, Node)> {
+        self.nodes.iter().map(|(name, node)| (name, node.unpack()))
     }
 
     /// How many names the view holds.
@@ -339,7 +481,7 @@ impl ViewBuilder {
                 cur = next;
             }
         }
-        let nodes = nodes.into_iter().map(|(name, node)| (name, Arc::new(node))).collect();
+        let nodes = nodes.into_iter().map(|(name, node)| (name, Packed::pack(&node))).collect();
         ZoneView::assemble(config, serial, nodes, Arc::new(namespaces))
     }
 }

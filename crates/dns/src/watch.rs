@@ -1,27 +1,39 @@
-//! Keeping the zone fresh: reflectors over Services, EndpointSlices and
-//! Namespaces (and Pods with `pods verified`) feed one loop that applies
-//! each changed object to the [`LiveZone`] and publishes the result. A
+//! Keeping the zone fresh: one watcher per kind (Services,
+//! EndpointSlices, Namespaces, and Pods with `pods verified`) lists and
+//! watches the API server, decodes each object straight into the compact
+//! form the zone keeps (`objects.rs`), and hands it over. Unlike the
+//! client's reflector, a watcher keeps no store: the [`LiveZone`] holds
+//! the one copy of every object, so the server holds each object once,
+//! without its `ObjectMeta`.
+//!
+//! One loop applies the changes to the zone and publishes the result. A
 //! change costs the records of the object that changed (`zone.rs`);
-//! changes that arrive while one is applied are applied together next,
-//! so a burst costs a few publishes, not one per object. A subscriber that
-//! missed changes (`Resync`) makes the loop rebuild the zone from the
-//! reflectors' stores. Until every reflector has its first list the server
-//! answers SERVFAIL for the zone (never a wrong NXDOMAIN).
+//! changes that arrive while one is applied are applied together next, so
+//! a burst costs a few publishes, not one per object. A list (the first,
+//! or again after the watch's resourceVersion expired) is applied as its
+//! objects and then the deletion of every object of that kind the list
+//! lacks. Until every kind has been listed once the server answers
+//! SERVFAIL for the zone (never a wrong NXDOMAIN).
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
-use svcnet_client::{Api, ChangeKind, Client, Notification, ObjectKey, Reflector, ReflectorConfig, Store};
+use svcnet_client::{Api, Client, Error, ListParams, Object, WatchEvent, WatchParams};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::DnsConfig;
-use crate::objects::{DnsPod, DnsService, DnsSlice};
+use crate::objects::{DnsNamespace, DnsPod, DnsService, DnsSlice, Watched};
 use crate::server::{DnsServer, ServeError, Shared};
 use crate::view::{PodsMode, ZoneConfig, ZoneView};
-use crate::zone::LiveZone;
+use crate::zone::{Kind, LiveZone};
+
+/// How long the server keeps a watch open before we resume it.
+const WATCH_TIMEOUT_SECS: u32 = 290;
+/// Items per list page.
+const PAGE: u32 = 500;
 
 /// Runs cluster DNS against the API server `client` talks to until
 /// `shutdown` resolves.
@@ -42,176 +54,146 @@ pub async fn start(client: Client, config: DnsConfig) -> Result<DnsServer, Serve
     Ok(server)
 }
 
-/// A slice change to time, for the programming-latency histogram.
-struct Trigger {
-    at: jiff::Timestamp,
-    kind: usize,
+/// One object's new state (`None`: deleted).
+#[derive(Debug)]
+enum State {
+    Service(Option<DnsService>),
+    Slice(Option<DnsSlice>),
+    Pod(Option<DnsPod>),
+    Namespace(bool),
 }
 
-/// What a subscription reported: which object changed (its current state
-/// is read from the store when the change is applied), or that changes
-/// were missed.
+/// What a watcher reports.
 #[derive(Debug)]
 enum Event {
-    Service(ObjectKey),
-    Slice(ObjectKey),
-    Pod(ObjectKey),
-    Namespace(ObjectKey),
-    Resync,
+    /// An object's current state.
+    Set { ns: String, name: String, state: State },
+    /// A complete list of `kind` was just reported object by object:
+    /// anything else of that kind is gone.
+    Listed { kind: Kind, keys: HashSet<(String, String)> },
 }
 
 #[derive(Default)]
 struct Changes {
     notify: Notify,
-    pending: Mutex<(Vec<Event>, Vec<Trigger>)>,
+    pending: Mutex<Vec<Event>>,
 }
 
 impl Changes {
-    fn push(&self, event: Event, trigger: Option<Trigger>) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.0.push(event);
-        pending.1.extend(trigger);
+    fn push(&self, events: impl IntoIterator<Item = Event>) {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).extend(events);
+        self.notify.notify_one();
     }
 
-    fn take(&self) -> (Vec<Event>, Vec<Trigger>) {
+    fn take(&self) -> Vec<Event> {
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
-/// The reflectors' stores: what a change is applied from.
-#[derive(Clone)]
-struct Stores {
-    services: Store<DnsService>,
-    slices: Store<DnsSlice>,
-    namespaces: Store<Namespace>,
-    pods: Option<Store<DnsPod>>,
-}
-
-impl Stores {
-    /// Puts every object in `zone`.
-    fn load(&self, zone: &mut LiveZone) {
-        for (key, svc) in self.services.snapshot().iter() {
-            zone.set_service(namespace_of(key), &key.name, Some(svc.clone()));
-        }
-        for (key, slice) in self.slices.snapshot().iter() {
-            zone.set_slice(namespace_of(key), &key.name, Some(slice.clone()));
-        }
-        for key in self.namespaces.snapshot().keys() {
-            zone.set_namespace(&key.name, true);
-        }
-        if let Some(pods) = &self.pods {
-            for (key, pod) in pods.snapshot().iter() {
-                zone.set_pod(namespace_of(key), &key.name, Some(pod.clone()));
+/// Applies one event; a slice carrying a trigger time is returned for the
+/// programming-latency histogram, with the kind of its Service.
+fn apply(zone: &mut LiveZone, event: Event, synced: &mut [bool; 4]) -> Option<(jiff::Timestamp, usize)> {
+    match event {
+        Event::Set { ns, name, state } => match state {
+            State::Service(s) => zone.set_service(&ns, &name, s),
+            State::Namespace(exists) => zone.set_namespace(&name, exists),
+            State::Pod(p) => zone.set_pod(&ns, &name, p),
+            State::Slice(s) => {
+                let trigger = s.as_ref().and_then(|s| Some((s.trigger_time?, s.service.clone()?)));
+                zone.set_slice(&ns, &name, s);
+                let (at, svc) = trigger?;
+                let svc = zone.service(&ns, &svc)?;
+                let kind = match (svc.is_headless(), svc.selects_pods) {
+                    (false, _) => 0,
+                    (true, true) => 1,
+                    (true, false) => 2,
+                };
+                return Some((at, kind));
             }
-        }
-    }
-
-    /// Applies the object's current state (level-triggered: a change
-    /// applied twice, or late, still leaves the zone as the store is).
-    fn apply(&self, zone: &mut LiveZone, event: &Event) {
-        match event {
-            Event::Service(k) => zone.set_service(namespace_of(k), &k.name, self.services.get(k)),
-            Event::Slice(k) => zone.set_slice(namespace_of(k), &k.name, self.slices.get(k)),
-            Event::Namespace(k) => zone.set_namespace(&k.name, self.namespaces.get(k).is_some()),
-            Event::Pod(k) => {
-                if let Some(pods) = &self.pods {
-                    zone.set_pod(namespace_of(k), &k.name, pods.get(k));
+        },
+        Event::Listed { kind, keys } => {
+            for (ns, name) in zone.keys(kind) {
+                if keys.contains(&(ns.clone(), name.clone())) {
+                    continue;
+                }
+                match kind {
+                    Kind::Service => zone.set_service(&ns, &name, None),
+                    Kind::Slice => zone.set_slice(&ns, &name, None),
+                    Kind::Pod => zone.set_pod(&ns, &name, None),
+                    Kind::Namespace => zone.set_namespace(&name, false),
                 }
             }
-            Event::Resync => {}
+            synced[kind as usize] = true;
         }
     }
+    None
 }
 
-fn namespace_of(key: &ObjectKey) -> &str {
-    key.namespace.as_deref().unwrap_or_default()
+/// Starts a watcher per kind the zone is built from.
+fn spawn_watchers(client: &Client, zone: &ZoneConfig, changes: &Arc<Changes>) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    set.spawn(watcher::<DnsService>(client.clone(), changes.clone(), Kind::Service, State::Service));
+    set.spawn(watcher::<DnsSlice>(client.clone(), changes.clone(), Kind::Slice, State::Slice));
+    set.spawn(watcher::<DnsNamespace>(client.clone(), changes.clone(), Kind::Namespace, |o| {
+        State::Namespace(o.is_some())
+    }));
+    // Only `pods verified` needs pods: watching every pod is the costliest
+    // watch in a large cluster.
+    if zone.pods == PodsMode::Verified {
+        set.spawn(watcher::<DnsPod>(client.clone(), changes.clone(), Kind::Pod, State::Pod));
+    }
+    set
 }
 
 async fn keep_fresh(client: Client, zone: ZoneConfig, shared: Arc<Shared>) {
-    fn reflector<K: svcnet_client::Object + Send + Sync + 'static>(client: &Client) -> Reflector<K> {
-        Reflector::new(Api::<K>::all(client.clone()), ReflectorConfig::default())
-    }
     let changes = Arc::new(Changes::default());
-    let mut pumps = JoinSet::new();
-    // Decoded into the few fields the zone reads (objects.rs), not whole
-    // objects: the reflectors' stores are most of the server's memory.
-    let services = reflector::<DnsService>(&client);
-    let slices = reflector::<DnsSlice>(&client);
-    let namespaces = reflector::<Namespace>(&client);
-    // Only `pods verified` needs pods: watching every pod is the costliest
-    // watch in a large cluster.
-    let pods = (zone.pods == PodsMode::Verified).then(|| reflector::<DnsPod>(&client));
-    let stores = Stores {
-        services: services.store(),
-        slices: slices.store(),
-        namespaces: namespaces.store(),
-        pods: pods.as_ref().map(|p| p.store()),
-    };
-    pump(&mut pumps, services.subscribe(), changes.clone(), Event::Service, |_| None);
-    let svc_store = stores.services.clone();
-    pump(&mut pumps, slices.subscribe(), changes.clone(), Event::Slice, move |slice: &DnsSlice| {
-        trigger(slice, &svc_store)
-    });
-    pump(&mut pumps, namespaces.subscribe(), changes.clone(), Event::Namespace, |_| None);
-    if let Some(p) = &pods {
-        pump(&mut pumps, p.subscribe(), changes.clone(), Event::Pod, |_| None);
-    }
-    // Dropping these handles (when this task is aborted) stops them.
-    let _handles = (services.spawn(), slices.spawn(), namespaces.spawn(), pods.map(Reflector::spawn));
-    stores.services.wait_synced().await;
-    stores.slices.wait_synced().await;
-    stores.namespaces.wait_synced().await;
-    if let Some(p) = &stores.pods {
-        p.wait_synced().await;
-    }
+    // Dropping the set (when this task is aborted) stops the watchers.
+    let mut watchers = spawn_watchers(&client, &zone, &changes);
+    let unsynced = || [false, false, zone.pods != PodsMode::Verified, false];
+    let mut synced = unsynced();
     let mut serial = jiff::Timestamp::now().as_second() as u32;
-    let mut live: Option<Box<LiveZone>> = None;
+    let mut live = Some(Box::new(LiveZone::new(zone.clone(), shared.recursion, serial)));
     loop {
-        let (events, triggers) = changes.take();
-        let rebuild = live.is_none() || events.iter().any(|e| matches!(e, Event::Resync));
-        let current = if rebuild { None } else { live.take() };
-        let (zone, stores, recursion) = (zone.clone(), stores.clone(), shared.recursion);
+        let events = changes.take();
+        let Some(mut current) = live.take() else { break };
         let started = Instant::now();
+        let mut flags = synced;
         let updated = tokio::task::spawn_blocking(move || {
-            let mut live = match current {
-                Some(mut live) => {
-                    for e in &events {
-                        stores.apply(&mut live, e);
-                    }
-                    live
-                }
-                None => {
-                    let mut live = Box::new(LiveZone::new(zone, recursion, serial));
-                    stores.load(&mut live);
-                    live
-                }
-            };
-            let published = live.publish();
-            (live, published)
+            let triggers: Vec<_> = events.into_iter().filter_map(|e| apply(&mut current, e, &mut flags)).collect();
+            // Nothing is published until every kind has been listed.
+            let published = if flags.iter().all(|s| *s) { current.publish() } else { None };
+            (current, published, triggers, flags)
         })
         .await;
         match updated {
-            Ok((zone, published)) => {
+            Ok((zone, published, triggers, flags)) => {
+                synced = flags;
                 serial = zone.serial();
                 if let Some(compiled) = published {
                     shared.metrics.view_build.observe(started.elapsed());
                     shared.install(compiled);
-                    tracing::debug!(serial, rebuild, took = ?started.elapsed(), "DNS view published");
+                    tracing::debug!(serial, took = ?started.elapsed(), "DNS view published");
                 }
                 live = Some(zone);
                 let now = jiff::Timestamp::now();
-                for t in triggers {
-                    if let Ok(d) = Duration::try_from(now.duration_since(t.at)) {
-                        shared.metrics.programming[t.kind].observe(d);
+                for (at, kind) in triggers {
+                    if let Ok(d) = Duration::try_from(now.duration_since(at)) {
+                        shared.metrics.programming[kind].observe(d);
                     }
                 }
             }
             Err(e) => {
-                // The zone went with the failed task: rebuild it from the
-                // stores, after a pause so that a bug cannot spin.
-                tracing::error!(error = %e, "updating the DNS view failed; rebuilding it");
-                serial = serial.wrapping_add(1);
+                // The zone went with the failed task: start again from new
+                // lists, after a pause so that a bug cannot spin. The view
+                // served meanwhile stays the last good one.
+                tracing::error!(error = %e, "updating the DNS view failed; listing everything again");
+                watchers.abort_all();
                 tokio::time::sleep(Duration::from_secs(1)).await;
+                serial = serial.wrapping_add(1);
+                let _ = changes.take();
+                synced = unsynced();
+                live = Some(Box::new(LiveZone::new(zone.clone(), shared.recursion, serial)));
+                watchers = spawn_watchers(&client, &zone, &changes);
                 continue;
             }
         }
@@ -219,44 +201,134 @@ async fn keep_fresh(client: Client, zone: ZoneConfig, shared: Arc<Shared>) {
     }
 }
 
-/// Forwards a subscription's notifications to the update loop, noting the
-/// trigger time of changed objects that carry one. The first `Resync`
-/// (the first list) is skipped: the loop starts from the synced stores.
-fn pump<K: Send + Sync + 'static>(
-    set: &mut JoinSet<()>,
-    mut sub: svcnet_client::Subscription<K>,
-    changes: Arc<Changes>,
-    event: fn(ObjectKey) -> Event,
-    trigger: impl Fn(&K) -> Option<Trigger> + Send + 'static,
-) {
-    set.spawn(async move {
-        let mut first = true;
-        while let Some(n) = sub.recv().await {
-            match n {
-                Notification::Resync if first => {
-                    first = false;
-                    continue;
-                }
-                Notification::Resync => changes.push(Event::Resync, None),
-                Notification::Changed(c) => {
-                    first = false;
-                    let t = if c.kind == ChangeKind::Applied { trigger(&c.object) } else { None };
-                    changes.push(event(c.key), t);
-                }
-            }
-            changes.notify.notify_one();
-        }
-    });
+/// The namespace and name of an object.
+fn key_of<T>(o: &Watched<T>) -> Option<(String, String)> {
+    let name = o.metadata.name.clone().filter(|n| !n.is_empty())?;
+    Some((o.metadata.namespace.clone().unwrap_or_default(), name))
 }
 
-fn trigger(slice: &DnsSlice, services: &Store<DnsService>) -> Option<Trigger> {
-    let at = slice.trigger_time?;
-    let ns = slice.metadata.namespace.as_deref()?;
-    let svc = services.get(&ObjectKey::namespaced(ns, slice.service.as_deref()?))?;
-    let kind = match (svc.is_headless(), svc.selects_pods) {
-        (false, _) => 0,
-        (true, true) => 1,
-        (true, false) => 2,
-    };
-    Some(Trigger { at, kind })
+/// Lists and watches one kind forever, reporting every object's state to
+/// `changes`. A watch that ends is resumed from the last resourceVersion
+/// seen; one whose resourceVersion expired (410), or that the server
+/// refuses, starts over from a list.
+async fn watcher<T>(client: Client, changes: Arc<Changes>, kind: Kind, state: fn(Option<T>) -> State)
+where
+    Watched<T>: Object,
+{
+    let api = Api::<Watched<T>>::all(client);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    'list: loop {
+        let list = match api.list_all(&ListParams { limit: Some(PAGE), ..ListParams::default() }).await {
+            Ok(list) => list,
+            Err(e) => {
+                let delay = backoff.next();
+                tracing::warn!(?kind, error = %e, ?delay, "listing failed; retrying");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        };
+        backoff.reset();
+        let mut rv = list.resource_version().to_string();
+        let mut keys = HashSet::with_capacity(list.items.len());
+        let mut events = Vec::with_capacity(list.items.len() + 1);
+        for item in list.items {
+            let Some((ns, name)) = key_of(&item) else { continue };
+            keys.insert((ns.clone(), name.clone()));
+            events.push(Event::Set { ns, name, state: state(Some(item.object)) });
+        }
+        events.push(Event::Listed { kind, keys });
+        changes.push(events);
+        tracing::debug!(?kind, resource_version = %rv, "listed");
+        loop {
+            let params = WatchParams {
+                timeout_seconds: Some(WATCH_TIMEOUT_SECS),
+                bookmarks: true,
+                ..WatchParams::default()
+            };
+            let mut stream = match api.watch(&params, &rv).await {
+                Ok(s) => s,
+                Err(e) => match after_error(&e, kind, &mut backoff).await {
+                    Next::List => continue 'list,
+                    Next::Watch => continue,
+                },
+            };
+            let mut received = false;
+            while let Some(item) = stream.next().await {
+                let event = match item {
+                    Ok(event) => event,
+                    Err(e) => match after_error(&e, kind, &mut backoff).await {
+                        Next::List => continue 'list,
+                        Next::Watch => break,
+                    },
+                };
+                received = true;
+                backoff.reset();
+                if let Some(v) = event.resource_version().filter(|v| !v.is_empty()) {
+                    rv = v.to_string();
+                }
+                let (object, present) = match event {
+                    WatchEvent::Added(o) | WatchEvent::Modified(o) => (o, true),
+                    WatchEvent::Deleted(o) => (o, false),
+                    WatchEvent::Bookmark { .. } => continue,
+                    WatchEvent::Error(e) => {
+                        let delay = backoff.next();
+                        tracing::warn!(?kind, error = %e, ?delay, "watch ended with an error; listing again");
+                        tokio::time::sleep(delay).await;
+                        continue 'list;
+                    }
+                };
+                let Some((ns, name)) = key_of(&object) else { continue };
+                let state = state(present.then_some(object.object));
+                changes.push([Event::Set { ns, name, state }]);
+            }
+            // A watch the server ended before saying anything is resumed
+            // after a pause, so that a server closing watches at once
+            // cannot make us spin.
+            if !received {
+                tokio::time::sleep(backoff.next()).await;
+            }
+        }
+    }
+}
+
+enum Next {
+    List,
+    Watch,
+}
+
+async fn after_error(e: &Error, kind: Kind, backoff: &mut Backoff) -> Next {
+    if e.is_gone() {
+        tracing::info!(?kind, "resourceVersion expired; listing again");
+        return Next::List;
+    }
+    let delay = backoff.next();
+    // The server refused the watch itself (bad request, forbidden, ...):
+    // start over from a list. Transport trouble or overload: resume.
+    let refused = e.code().is_some_and(|c| (400..500).contains(&c) && c != 429);
+    tracing::warn!(?kind, error = %e, ?delay, refused, "watch failed; retrying");
+    tokio::time::sleep(delay).await;
+    if refused { Next::List } else { Next::Watch }
+}
+
+/// Exponential backoff with ±25% jitter.
+struct Backoff {
+    initial: Duration,
+    max: Duration,
+    current: Duration,
+}
+
+impl Backoff {
+    fn new(initial: Duration, max: Duration) -> Self {
+        Backoff { initial, max, current: initial }
+    }
+
+    fn next(&mut self) -> Duration {
+        let base = self.current;
+        self.current = (self.current * 2).min(self.max);
+        base.mul_f64(0.75 + rand::random::<f64>() / 2.0)
+    }
+
+    fn reset(&mut self) {
+        self.current = self.initial;
+    }
 }

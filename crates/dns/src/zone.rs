@@ -38,8 +38,17 @@ use crate::compiled::{Compiled, Entry, chased_names, compile, soa_template};
 use crate::name::Name;
 use crate::objects::{DnsPod, DnsService, DnsSlice};
 use crate::table::Table;
-use crate::view::{PodsMode, Sink, ZoneConfig, ZoneView, fixed_records, node_from, soa_of, with_soa};
+use crate::view::{Packed, PodsMode, Sink, ZoneConfig, ZoneView, fixed_records, node_from, soa_of, with_soa};
 use crate::wire::{RData, Srv, rtype};
+
+/// The kinds of objects the zone is built from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Service,
+    Slice,
+    Pod,
+    Namespace,
+}
 
 /// `namespace/name`, in one allocation (tens of thousands of these).
 type Key = Box<str>;
@@ -48,16 +57,19 @@ fn key(ns: &str, name: &str) -> Key {
     format!("{ns}/{name}").into()
 }
 
-/// A Service and its EndpointSlices (either may come first).
-#[derive(Default)]
-struct ServiceSlot {
-    service: Option<Arc<DnsService>>,
-    /// Sorted by name (the order the full build reads them in).
-    slices: Vec<Arc<DnsSlice>>,
+/// The namespace and name of a key.
+fn split(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or(("", key))
 }
 
-fn slice_name(s: &DnsSlice) -> &str {
-    s.metadata.name.as_deref().unwrap_or_default()
+/// A Service and its EndpointSlices (either may come first): the one copy
+/// of each the server holds.
+#[derive(Default)]
+struct ServiceSlot {
+    service: Option<DnsService>,
+    /// With their names, sorted by name (the order the full build reads
+    /// them in).
+    slices: Vec<(Box<str>, DnsSlice)>,
 }
 
 /// What one object puts in the zone, sorted and without duplicates.
@@ -129,33 +141,26 @@ impl Sink for Collect<'_> {
     }
 }
 
-/// How many contributions hold a name, and which of its records more than
-/// one of them holds (the name's node has each record once).
-#[derive(Debug, Default)]
-struct Held {
-    holders: u32,
-    /// Records held by more than one contribution, with how many beyond
-    /// the first. Nearly always empty, so boxed: a `Held` per name is 16
-    /// bytes, not 32.
-    #[allow(clippy::box_collection)]
-    shared: Option<Box<Vec<(RData, u32)>>>,
-}
-
 /// The zone, updated object by object. Owned by one updater; readers get
 /// what [`LiveZone::publish`] returns.
 pub(crate) struct LiveZone {
     config: ZoneConfig,
     recursion: bool,
     serial: u32,
-    // The objects, as the reflectors hold them (the `Arc`s are shared).
+    // The objects (the watcher keeps no copy of its own).
     /// By Service.
     services: HashMap<Key, ServiceSlot>,
-    /// By slice: each one's Service is its label.
-    slices: HashMap<Key, Arc<DnsSlice>>,
-    pods: HashMap<Key, Arc<DnsPod>>,
+    /// By slice: the Service it belongs to (its label).
+    slices: HashMap<Key, Box<str>>,
+    pods: HashMap<Key, DnsPod>,
     namespaces: HashSet<String>,
     // What they add up to.
-    held: HashMap<Name, Held>,
+    /// How many contributions hold each name.
+    held: HashMap<Name, u32>,
+    /// Records held by more than one contribution (the name's node has
+    /// each record once), with how many beyond the first: rare (two
+    /// Services sharing an address), so kept apart from `held`.
+    shared: HashMap<Name, Vec<(RData, u32)>>,
     namespace_refs: HashMap<Box<[u8]>, u32>,
     view: ZoneView,
     entries: Table<Entry>,
@@ -186,6 +191,7 @@ impl LiveZone {
             pods: HashMap::new(),
             namespaces: HashSet::new(),
             held: HashMap::new(),
+            shared: HashMap::new(),
             namespace_refs: HashMap::new(),
             view,
             entries: Table::default(),
@@ -208,8 +214,31 @@ impl LiveZone {
         self.serial
     }
 
+    /// The Service `ns/name`, if the zone holds it.
+    pub fn service(&self, ns: &str, name: &str) -> Option<&DnsService> {
+        self.services.get(&*key(ns, name)).and_then(|slot| slot.service.as_ref())
+    }
+
+    /// The `(namespace, name)` of every Service, EndpointSlice or Pod the
+    /// zone holds, and every Namespace (with an empty namespace): what a
+    /// new list is compared with, to find what was deleted meanwhile.
+    pub fn keys(&self, kind: Kind) -> Vec<(String, String)> {
+        let pair = |k: &Key| {
+            let (ns, name) = split(k);
+            (ns.to_string(), name.to_string())
+        };
+        match kind {
+            Kind::Service => {
+                self.services.iter().filter(|(_, slot)| slot.service.is_some()).map(|(k, _)| pair(k)).collect()
+            }
+            Kind::Slice => self.slices.keys().map(pair).collect(),
+            Kind::Pod => self.pods.keys().map(pair).collect(),
+            Kind::Namespace => self.namespaces.iter().map(|n| (String::new(), n.clone())).collect(),
+        }
+    }
+
     /// Sets (`Some`) or deletes (`None`) a Service.
-    pub fn set_service(&mut self, ns: &str, name: &str, service: Option<Arc<DnsService>>) {
+    pub fn set_service(&mut self, ns: &str, name: &str, service: Option<DnsService>) {
         let key = key(ns, name);
         let before = self.service_contribution(&key);
         let slot = self.services.entry(key.clone()).or_default();
@@ -223,29 +252,30 @@ impl LiveZone {
 
     /// Sets or deletes an EndpointSlice; its Service (the one it belonged
     /// to, and the one it belongs to now) is recomputed.
-    pub fn set_slice(&mut self, ns: &str, name: &str, slice: Option<Arc<DnsSlice>>) {
+    pub fn set_slice(&mut self, ns: &str, name: &str, slice: Option<DnsSlice>) {
         let slice_key = key(ns, name);
         let owner = slice.as_ref().and_then(|s| s.service.as_deref()).map(|svc| key(ns, svc));
-        let previous_slice = self.slices.get(&slice_key).cloned();
-        let previous = previous_slice.as_ref().and_then(|s| s.service.as_deref()).map(|svc| key(ns, svc));
+        let previous = self.slices.get(&slice_key).map(|svc| key(ns, svc));
         let mut affected: Vec<Key> = previous.iter().chain(owner.iter()).cloned().collect();
         affected.dedup();
         let before: Vec<Contribution> = affected.iter().map(|k| self.service_contribution(k)).collect();
-        if let (Some(p), Some(old)) = (&previous, &previous_slice) {
+        if let Some(p) = &previous {
             if let Some(slot) = self.services.get_mut(p) {
-                slot.slices.retain(|s| !Arc::ptr_eq(s, old));
+                slot.slices.retain(|(n, _)| **n != *name);
                 if slot.service.is_none() && slot.slices.is_empty() {
                     self.services.remove(p);
                 }
             }
             self.slices.remove(&slice_key);
         }
-        if let (Some(o), Some(s)) = (&owner, slice) {
-            let slices = &mut self.services.entry(o.clone()).or_default().slices;
-            let at = slices.partition_point(|x| slice_name(x) < slice_name(&s));
-            slices.insert(at, s.clone());
+        if let (Some(o), Some(mut s)) = (owner, slice) {
+            // The slot is the Service's: the label need not be kept twice.
+            let service = s.service.take().unwrap_or_default();
+            let slices = &mut self.services.entry(o).or_default().slices;
+            let at = slices.partition_point(|(n, _)| **n < *name);
+            slices.insert(at, (name.into(), s));
             slices.shrink_to_fit();
-            self.slices.insert(slice_key, s);
+            self.slices.insert(slice_key, service);
         }
         for (k, before) in affected.iter().zip(before) {
             let after = self.service_contribution(k);
@@ -254,13 +284,13 @@ impl LiveZone {
     }
 
     /// Sets or deletes a Pod (ignored unless `pods verified`).
-    pub fn set_pod(&mut self, ns: &str, name: &str, pod: Option<Arc<DnsPod>>) {
+    pub fn set_pod(&mut self, ns: &str, name: &str, pod: Option<DnsPod>) {
         if self.config.pods != PodsMode::Verified {
             return;
         }
         let key = key(ns, name);
-        let before = self.contribution(self.pods.get(&key).map(|p| &**p), |c, p| pod_records(c, p));
-        let after = self.contribution(pod.as_deref(), |c, p| pod_records(c, p));
+        let before = self.contribution(self.pods.get(&key), |c, p| pod_records(c, ns, p));
+        let after = self.contribution(pod.as_ref(), |c, p| pod_records(c, ns, p));
         match pod {
             Some(p) => self.pods.insert(key, p),
             None => self.pods.remove(&key),
@@ -291,9 +321,10 @@ impl LiveZone {
         let Some(ServiceSlot { service: Some(service), slices }) = self.services.get(key) else {
             return Contribution::default();
         };
-        let slices: Vec<&DnsSlice> = slices.iter().map(|s| &**s).collect();
+        let slices: Vec<&DnsSlice> = slices.iter().map(|(_, s)| s).collect();
+        let (ns, name) = split(key);
         let mut c = Collect::new(&self.config);
-        service_records(&mut c, service, &slices);
+        service_records(&mut c, ns, name, service, &slices);
         c.finish()
     }
 
@@ -306,8 +337,8 @@ impl LiveZone {
         // let go last, once their records are gone.
         for name in missing_from(&after.names, &before.names) {
             let held = self.held.entry(name.clone()).or_default();
-            held.holders += 1;
-            if held.holders == 1 {
+            *held += 1;
+            if *held == 1 {
                 self.touch(name);
             }
         }
@@ -319,9 +350,9 @@ impl LiveZone {
         }
         for name in missing_from(&before.names, &after.names) {
             let Some(held) = self.held.get_mut(name) else { continue };
-            held.holders -= 1;
-            if held.holders == 0 {
-                debug_assert!(held.shared.is_none(), "{name} released with shared records");
+            *held -= 1;
+            if *held == 0 {
+                debug_assert!(!self.shared.contains_key(name), "{name} released with shared records");
                 self.held.remove(name);
                 self.touch(name);
             }
@@ -383,8 +414,10 @@ impl LiveZone {
         match records.binary_search(data) {
             Err(at) => records.insert(at, shared),
             Ok(_) => {
-                let Some(held) = self.held.get_mut(name) else { return };
-                let shared = held.shared.get_or_insert_default();
+                if !self.held.contains_key(name) {
+                    return;
+                }
+                let shared = self.shared.entry(self.canonical(name)).or_default();
                 match shared.iter_mut().find(|(d, _)| d == data) {
                     Some((_, extra)) => *extra += 1,
                     None => shared.push((data.clone(), 1)),
@@ -394,18 +427,16 @@ impl LiveZone {
     }
 
     fn remove_record(&mut self, name: &Name, data: &RData) {
-        if let Some(held) = self.held.get_mut(name) {
-            if let Some(shared) = &mut held.shared {
-                if let Some(i) = shared.iter().position(|(d, _)| d == data) {
-                    shared[i].1 -= 1;
-                    if shared[i].1 == 0 {
-                        shared.swap_remove(i);
-                        if shared.is_empty() {
-                            held.shared = None;
-                        }
+        if let Some(shared) = self.shared.get_mut(name) {
+            if let Some(i) = shared.iter().position(|(d, _)| d == data) {
+                shared[i].1 -= 1;
+                if shared[i].1 == 0 {
+                    shared.swap_remove(i);
+                    if shared.is_empty() {
+                        self.shared.remove(name);
                     }
-                    return;
                 }
+                return;
             }
         }
         let records = self.touch(name);
@@ -427,9 +458,10 @@ impl LiveZone {
         for (name, records) in std::mem::take(&mut self.work) {
             if self.held.contains_key(&name) {
                 let node = node_from(records);
-                let unchanged = self.view.node(&name).is_some_and(|n| *n == node);
+                let node = Packed::pack(&node);
+                let unchanged = self.view.nodes.get(name.wire()).is_some_and(|n| *n == node);
                 if !unchanged {
-                    self.view.nodes.insert(name.clone(), Arc::new(node));
+                    self.view.nodes.insert(name.clone(), node);
                     changed.push(name);
                 }
             } else if self.view.nodes.remove(name.wire()).is_some() {
@@ -437,8 +469,8 @@ impl LiveZone {
             }
         }
         let soa = soa_of(&self.config, self.serial);
-        let apex = self.view.node(&zone).cloned().unwrap_or_default();
-        self.view.nodes.insert(zone, Arc::new(with_soa(apex, &soa)));
+        let apex = self.view.node(&zone).unwrap_or_default();
+        self.view.nodes.insert(zone, Packed::pack(&with_soa(apex, &soa)));
         self.view.serial = self.serial;
         self.view.soa = soa;
         self.view.synced = true;
@@ -458,8 +490,8 @@ impl LiveZone {
             self.forget_chase(&name);
             match self.view.node(&name) {
                 Some(node) => {
-                    let entry = compile(&self.view, &template, &name, node);
-                    let through = chased_names(&self.view, node);
+                    let entry = compile(&self.view, &template, &name, &node);
+                    let through = chased_names(&self.view, &node);
                     self.entries.insert(name.clone(), entry);
                     if !through.is_empty() {
                         for t in &through {

@@ -25,7 +25,7 @@ use crate::wire::{Encoder, class, flags, rtype};
 
 type Key = (String, String);
 
-/// The objects, as the reflectors' stores would hold them.
+/// The objects, as the API server holds them.
 #[derive(Default)]
 struct Model {
     services: BTreeMap<Key, Arc<Service>>,
@@ -139,11 +139,11 @@ fn random_pod(rng: &mut StdRng, ns: &str, name: &str) -> Pod {
     p
 }
 
-/// What the reflector makes of an object: its JSON decoded into the
+/// What the watcher makes of an object: its JSON decoded into the
 /// server's own type (the full rebuild converts the typed object instead,
 /// so the comparison covers the decoding too).
-fn decoded<K: serde::Serialize, D: serde::de::DeserializeOwned>(object: &K) -> Arc<D> {
-    Arc::new(serde_json::from_str(&serde_json::to_string(object).unwrap()).unwrap())
+fn decoded<K: serde::Serialize, D: serde::de::DeserializeOwned>(object: &K) -> D {
+    serde_json::from_str(&serde_json::to_string(object).unwrap()).unwrap()
 }
 
 /// One random change, to the model and to the zone.
@@ -243,7 +243,7 @@ fn check(config: &ZoneConfig, model: &Model, published: &Compiled, context: &str
     let serial = published.view.serial();
     let full = Compiled::new(Arc::new(build_view(config, &model.cluster(), serial)), false);
     let nodes = |c: &Compiled| -> BTreeMap<Name, Node> {
-        c.view.nodes().map(|(name, node)| (name.clone(), node.clone())).collect()
+        c.view.nodes().map(|(name, node)| (name.clone(), node)).collect()
     };
     let (got, want) = (nodes(published), nodes(&full));
     if got != want {
@@ -320,17 +320,17 @@ fn the_sample_cluster_built_object_by_object_equals_the_full_rebuild() {
         // Slices before their Services, to exercise the index.
         for s in &cluster.slices {
             let (ns, name) = (s.metadata.namespace.clone().unwrap(), s.metadata.name.clone().unwrap());
-            zone.set_slice(&ns, &name, Some(Arc::new(DnsSlice::from(&**s))));
+            zone.set_slice(&ns, &name, Some(DnsSlice::from(&**s)));
             model.slices.insert((ns, name), s.clone());
         }
         for s in &cluster.services {
             let (ns, name) = (s.metadata.namespace.clone().unwrap(), s.metadata.name.clone().unwrap());
-            zone.set_service(&ns, &name, Some(Arc::new(DnsService::from(&**s))));
+            zone.set_service(&ns, &name, Some(DnsService::from(&**s)));
             model.services.insert((ns, name), s.clone());
         }
         for p in &cluster.pods {
             let (ns, name) = (p.metadata.namespace.clone().unwrap(), p.metadata.name.clone().unwrap());
-            zone.set_pod(&ns, &name, Some(Arc::new(DnsPod::from(&**p))));
+            zone.set_pod(&ns, &name, Some(DnsPod::from(&**p)));
             model.pods.insert((ns, name), p.clone());
         }
         for n in &cluster.namespaces {
@@ -358,13 +358,13 @@ fn an_unchanged_object_publishes_nothing() {
     let config = ZoneConfig::new("cluster.local").unwrap();
     let mut zone = LiveZone::new(config, false, 1);
     let svc = service("a", "web", &["10.0.0.1"], &[("http", 80, "TCP")]);
-    zone.set_service("a", "web", Some(Arc::new(DnsService::from(&svc))));
+    zone.set_service("a", "web", Some(DnsService::from(&svc)));
     assert!(zone.publish().is_some());
     // A new resourceVersion, an annotation: nothing DNS serves.
     let mut same = svc.clone();
     same.metadata.resource_version = Some("2".into());
     same.metadata.annotations = Some(BTreeMap::from([("note".to_string(), "x".to_string())]));
-    zone.set_service("a", "web", Some(Arc::new(DnsService::from(&same))));
+    zone.set_service("a", "web", Some(DnsService::from(&same)));
     let serial = zone.serial();
     assert!(zone.publish().is_none());
     assert_eq!(zone.serial(), serial);
@@ -383,16 +383,76 @@ fn one_service_change_in_a_large_zone_touches_a_few_shards() {
         zone.set_service(
             "bench",
             &format!("svc-{i}"),
-            Some(Arc::new(DnsService::from(&service("bench", &format!("svc-{i}"), &[&ip], &[("http", 80, "TCP")])))),
+            Some(DnsService::from(&service("bench", &format!("svc-{i}"), &[&ip], &[("http", 80, "TCP")]))),
         );
     }
     let before = zone.publish().expect("a publish");
     let new = service("bench", "new", &["10.100.0.1"], &[("http", 80, "TCP")]);
-    zone.set_service("bench", "new", Some(Arc::new(DnsService::from(&new))));
+    zone.set_service("bench", "new", Some(DnsService::from(&new)));
     let after = zone.publish().expect("a publish");
     // The Service's names (name, SRV name, `_tcp` and the PTR) and the
     // apex: a handful of the view's shards and of the answers' shards.
     assert!(touched(&before.view.nodes, &after.view.nodes) <= 6, "{}", touched(&before.view.nodes, &after.view.nodes));
     assert!(touched(&before.entries, &after.entries) <= 8, "{}", touched(&before.entries, &after.entries));
     assert_eq!(after.view.len(), before.view.len() + 4);
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The zone's memory per Service as `bench/dns-memory.sh` builds them
+/// (one named port, one slice with one ready endpoint, its Pod), decoded
+/// from JSON as the watcher decodes them, published in bursts. Run with
+/// `cargo test --release -p svcnet-dns zone_memory -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn zone_memory_per_service() {
+    // One mode per process: memory freed by one run would flatter the next.
+    let pods = match std::env::var("DNS_MEM_PODS").as_deref() {
+        Ok("verified") => PodsMode::Verified,
+        _ => PodsMode::Insecure,
+    };
+    {
+        let mut config = ZoneConfig::new("cluster.local").unwrap();
+        config.pods = pods;
+        let n = 10_000;
+        let mut zone = LiveZone::new(config, false, 1);
+        zone.set_namespace("dns-mem", true);
+        let _ = zone.publish();
+        let mut kept = Vec::new();
+        let before = rss_kib();
+        for i in 0..n {
+            let ip = format!("10.96.{}.{}", i / 250, i % 250 + 1);
+            let pod_ip = format!("10.200.{}.{}", i / 256, i % 256);
+            let name = format!("m{i}");
+            let svc = service("dns-mem", &name, &[&ip], &[("http", 80, "TCP")]);
+            zone.set_service("dns-mem", &name, Some(decoded(&svc)));
+            let s = testkit::slice("dns-mem", &name, &format!("{name}-abcde"), &[(&pod_ip, None, true)], &[(
+                "http", 8080, "TCP",
+            )]);
+            zone.set_slice("dns-mem", &format!("{name}-abcde"), Some(decoded(&s)));
+            zone.set_pod("dns-mem", &format!("p{i}"), Some(decoded(&pod("dns-mem", &format!("p{i}"), &[&pod_ip]))));
+            if i % 50 == 49 {
+                // Readers hold the previous version for a moment.
+                kept.push(zone.publish());
+                if kept.len() > 2 {
+                    kept.remove(0);
+                }
+            }
+        }
+        let names = kept.last().and_then(|p| p.as_ref()).map_or(0, |p| p.view.len());
+        kept.clear();
+        let grown = rss_kib().saturating_sub(before) as f64 * 1024.0;
+        eprintln!(
+            "{pods:?}: {names} names, {:.0} bytes per Service, {:.0} per object (Services + Pods)",
+            grown / n as f64,
+            grown / (2 * n) as f64
+        );
+    }
 }
