@@ -24,7 +24,10 @@ pods_b=${2:-500}
 idle_secs=30
 sweep_a="1 10 25 50"
 [ "$(id -u)" = 0 ] || { echo "bench/pods.sh needs root (network namespaces)" >&2; exit 1; }
-cargo build --release -q -p svcnet -p svcnet-bench
+# svcnet-agent's svcnet-echoserver, installed next to svcnet, is the
+# program the agent runs for svcnet/echoserver containers.
+cargo build --release -q -p svcnet -p svcnet-agent -p svcnet-bench
+[ -x target/release/svcnet-echoserver ] || { echo "target/release/svcnet-echoserver is missing" >&2; exit 1; }
 bin=./target/release
 work=$(mktemp -d)
 hz=$(getconf CLK_TCK)

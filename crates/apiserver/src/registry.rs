@@ -416,7 +416,8 @@ impl Registry {
             if !precondition.is_empty() && precondition != current.rv.to_string() {
                 return Err(ApiError::conflict_modified(resource.group, resource.plural, name));
             }
-            match self.write_update(resource, ns, name, sub, obj.clone(), &current, opts).await {
+            let old = current.value();
+            match self.write_update(resource, ns, name, sub, obj.clone(), &current, &old, opts).await {
                 Err(ApiError::Conflict { .. }) if precondition.is_empty() => continue,
                 Ok(mut w) => {
                     w.warnings.extend(warnings);
@@ -442,7 +443,8 @@ impl Registry {
     ) -> Result<Written> {
         for _ in 0..MAX_RETRIES {
             let current = self.get(resource, ns, name).await?;
-            let patched = apply(&current.value())?;
+            let old = current.value();
+            let patched = apply(&old)?;
             let warnings = check_body(resource, &patched, opts.validation)?;
             let precondition = meta_str(&patched, "resourceVersion").to_string();
             if precondition != current.rv.to_string() {
@@ -456,7 +458,7 @@ impl Registry {
             }
             // A lost race is retried from a fresh read: a patch that named
             // a resourceVersion then fails its precondition above.
-            match self.write_update(resource, ns, name, sub, patched, &current, opts).await {
+            match self.write_update(resource, ns, name, sub, patched, &current, &old, opts).await {
                 Err(ApiError::Conflict { .. }) => continue,
                 Ok(mut w) => {
                     w.warnings.extend(warnings);
@@ -470,6 +472,7 @@ impl Registry {
 
     /// The common tail of update and patch: carry over server-owned
     /// metadata, apply the strategy, validate, and compare-and-swap.
+    /// `old` is `current`'s object (decoded once by the caller).
     #[allow(clippy::too_many_arguments)]
     async fn write_update(
         &self,
@@ -479,10 +482,10 @@ impl Registry {
         sub: Option<&str>,
         mut obj: Value,
         current: &CachedObject,
+        old: &Value,
         opts: &WriteOptions,
     ) -> Result<Written> {
         let strategy = strategy::for_resource(resource);
-        let old = &current.value();
         if !obj.is_object() {
             return Err(ApiError::BadRequest("the body of the request is not a JSON object".into()));
         }

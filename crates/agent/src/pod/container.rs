@@ -67,7 +67,7 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
         }
         let c = container_spec(&run, i);
         let pod = run.pod();
-        let launch = match spec::launch(&c, i, &inner.cfg.svcnet_exe) {
+        let launch = match spec::launch(&c, i, &inner.echoserver) {
             Ok(l) => l,
             Err(w) => {
                 let image = c.image.clone().unwrap_or_default();
@@ -97,7 +97,16 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
         let log_dir =
             inner.cfg.state_dir.join("logs").join(format!("{}_{}_{}", run.namespace, run.name, run.uid)).join(&c.name);
         let log_path = log_dir.join(format!("{attempt_no}.log"));
-        let file = std::fs::create_dir_all(&log_dir).and_then(|_| std::fs::File::create(&log_path));
+        // Off the async workers: creating files can take the kernel a
+        // while (ext4 looks long for a free inode after much churn).
+        let file = {
+            let path = log_path.clone();
+            tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&log_dir).and_then(|_| std::fs::File::create(&path))
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        };
         let (finished_tx, _) = watch::channel(false);
         {
             let mut io = run.io.lock().unwrap_or_else(|e| e.into_inner());

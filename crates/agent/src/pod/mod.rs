@@ -9,6 +9,7 @@ pub mod spec;
 pub mod state;
 
 mod container;
+mod events;
 mod logs;
 
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
-use svcnet_client::events::{EventType, Recorder, reference};
+use svcnet_client::events::{EventType, reference};
 use svcnet_client::{Api, Client, DeleteParams, Patch, PatchParams, Preconditions};
 use tokio::sync::{Notify, watch};
 
@@ -48,11 +49,14 @@ pub(crate) struct Inner {
     pub cfg: RuntimeConfig,
     pub client: Client,
     pub sockets: NetnsSockets,
-    pub recorder: Recorder,
+    /// The kubelet's Events, written in the background one at a time.
+    pub recorder: events::EventQueue,
     ipam: Mutex<Ipam>,
     hostports: tokio::sync::Mutex<crate::hostport::HostPorts>,
     pods: Mutex<HashMap<String, Arc<PodRun>>>,
     host_resolv: String,
+    /// How the built-in echoserver image runs: [`spec::echoserver_argv`].
+    pub echoserver: Vec<String>,
     /// Sandboxes being built at once: see [`SANDBOX_BUILDS`].
     sandbox_builds: tokio::sync::Semaphore,
 }
@@ -128,16 +132,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Runtime {
     pub fn new(cfg: RuntimeConfig, client: Client, sockets: NetnsSockets, ipam: Ipam) -> Runtime {
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let echoserver = spec::echoserver_argv(&cfg.svcnet_exe);
         Runtime {
             inner: Arc::new(Inner {
                 cfg,
-                recorder: Recorder::new(client.clone(), "kubelet"),
+                recorder: events::EventQueue::start(client.clone(), "kubelet"),
                 client,
                 sockets,
                 ipam: Mutex::new(ipam),
                 hostports: tokio::sync::Mutex::new(crate::hostport::HostPorts::default()),
                 pods: Mutex::new(HashMap::new()),
                 host_resolv,
+                echoserver,
                 sandbox_builds: tokio::sync::Semaphore::new(SANDBOX_BUILDS),
             }),
         }

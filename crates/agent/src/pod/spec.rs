@@ -10,6 +10,21 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 /// The image svcnet runs itself; any tag.
 pub const ECHOSERVER_IMAGE: &str = "svcnet/echoserver";
 
+/// The program of the built-in image, when installed next to `svcnet`.
+pub const ECHOSERVER_PROGRAM: &str = "svcnet-echoserver";
+
+/// How the built-in image is run: the `svcnet-echoserver` program beside
+/// the `svcnet` binary, which starts in a fraction of the time (it is
+/// much smaller), or else `svcnet echoserver`.
+pub fn echoserver_argv(svcnet_exe: &Path) -> Vec<String> {
+    let program = svcnet_exe.with_file_name(ECHOSERVER_PROGRAM);
+    if svcnet_exe.file_name().is_some() && program.is_file() {
+        vec![program.display().to_string()]
+    } else {
+        vec![svcnet_exe.display().to_string(), "echoserver".into()]
+    }
+}
+
 /// Cluster facts the pod files depend on.
 #[derive(Debug, Clone)]
 pub struct ClusterFacts {
@@ -158,8 +173,9 @@ pub fn is_echoserver(image: &str) -> bool {
 
 /// The process for a container. Containers are host processes, so an image
 /// only matters when svcnet has it built in; any other image needs a
-/// command.
-pub fn launch(container: &Container, index: usize, svcnet_exe: &Path) -> Result<Launch, Waiting> {
+/// command. `echoserver` is how the built-in image runs
+/// ([`echoserver_argv`]).
+pub fn launch(container: &Container, index: usize, echoserver: &[String]) -> Result<Launch, Waiting> {
     let image = container.image.clone().unwrap_or_default();
     let command = container.command.clone().unwrap_or_default();
     let args = container.args.clone().unwrap_or_default();
@@ -175,7 +191,7 @@ pub fn launch(container: &Container, index: usize, svcnet_exe: &Path) -> Result<
                 .join(",")
         };
         return Ok(Launch {
-            argv: vec![svcnet_exe.display().to_string(), "echoserver".into()],
+            argv: echoserver.to_vec(),
             env: vec![("SVCNET_ECHO_TCP_PORTS".into(), ports("TCP")), ("SVCNET_ECHO_UDP_PORTS".into(), ports("UDP"))],
         });
     }

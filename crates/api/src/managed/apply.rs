@@ -71,7 +71,7 @@ pub fn apply_to_subresource(
     let mut managed = Managed::decode(live.and_then(managed_fields_of)).map_err(ApplyError::InvalidManagedFields)?;
     let live_object = live.map_or_else(|| json!({}), without_managed_fields);
     if managed.is_empty() && live.is_some() {
-        managed = record_update(&kind, &json!({}), &live_object, managed, BEFORE_FIRST_APPLY, subresource, now);
+        managed = record_update(&kind, json!({}), &live_object, managed, BEFORE_FIRST_APPLY, subresource, now);
     }
     let manager_id = if manager.is_empty() { UNKNOWN_MANAGER } else { manager };
     let request = Request { kind: &kind, live: &live_object, applied, manager: manager_id, subresource, now };

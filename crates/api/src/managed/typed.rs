@@ -550,14 +550,22 @@ pub(crate) fn fill_value_structs(value: &mut Value, ty: Ty<'_>) {
     match (ty, value) {
         (Ty::Struct { node, top, .. }, Value::Object(map)) => {
             if let Some(definition) = node.definition_name() {
-                for (name, _) in node.properties() {
+                // By name first: resolving every property's schema costs
+                // far more than the tables, and few fields are in them.
+                let names = node.raw().get("properties").and_then(Value::as_object).into_iter().flat_map(|p| p.keys());
+                for name in names {
                     if map.contains_key(name) {
                         continue;
                     }
-                    if topology::is_value_struct(definition, name, top) {
-                        map.insert(name.to_string(), Value::Object(Map::new()));
+                    let fill = if topology::is_value_struct(definition, name, top) {
+                        Value::Object(Map::new())
                     } else if topology::is_null_when_empty(definition, name) {
-                        map.insert(name.to_string(), Value::Null);
+                        Value::Null
+                    } else {
+                        continue;
+                    };
+                    if node.property(name).is_some() {
+                        map.insert(name.to_string(), fill);
                     }
                 }
             }

@@ -58,7 +58,7 @@ fn track(old: Option<&Value>, new: &mut Value, manager: &str, subresource: &str,
         return true;
     }
     let old = old.map_or_else(|| json!({}), without_managed_fields);
-    let managed = record_update(&kind, &old, new, managed, manager, subresource, now);
+    let managed = record_update(&kind, old, new, managed, manager, subresource, now);
     set_managed_fields(new, managed.encode());
     true
 }
@@ -82,17 +82,17 @@ fn is_reset(fields: Option<&Value>) -> bool {
 }
 
 /// The entries after `manager` wrote `new` over `old` (neither carrying
-/// managedFields).
+/// managedFields). `old` is taken to be filled in place, saving a copy.
 pub(crate) fn record_update(
     kind: &Kind,
-    old: &Value,
+    old: Value,
     new: &Value,
     mut managed: Managed,
     manager: &str,
     subresource: &str,
     now: &str,
 ) -> Managed {
-    let (mut before, mut after) = (old.clone(), new.clone());
+    let (mut before, mut after) = (old, new.clone());
     fill_value_structs(&mut before, kind.ty);
     fill_value_structs(&mut after, kind.ty);
     let comparison = compare(Some(&before), Some(&after), kind.ty).exclude(&kind.ignored(subresource));

@@ -73,7 +73,7 @@ fn the_echoserver_image_runs_builtin_with_its_declared_ports() {
         r#"{"name":"web","image":"svcnet/echoserver:1.0","ports":[{"containerPort":80},{"containerPort":53,"protocol":"UDP"},{"containerPort":8080,"protocol":"TCP"}]}"#,
     )
     .unwrap();
-    let l = launch(&c, 0, Path::new("/usr/bin/svcnet")).unwrap();
+    let l = launch(&c, 0, &echoserver_argv(Path::new("/usr/bin/svcnet"))).unwrap();
     assert_eq!(l.argv, ["/usr/bin/svcnet", "echoserver"]);
     assert!(l.env.contains(&("SVCNET_ECHO_TCP_PORTS".into(), "80,8080".into())));
     assert!(l.env.contains(&("SVCNET_ECHO_UDP_PORTS".into(), "53".into())));
@@ -86,9 +86,25 @@ fn the_echoserver_image_runs_builtin_with_its_declared_ports() {
 }
 
 #[test]
+fn the_echoserver_program_beside_svcnet_runs_the_image_when_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    let svcnet = dir.path().join("svcnet");
+    std::fs::write(&svcnet, "").unwrap();
+    assert_eq!(echoserver_argv(&svcnet), [svcnet.display().to_string(), "echoserver".into()]);
+    let program = dir.path().join("svcnet-echoserver");
+    std::fs::write(&program, "").unwrap();
+    assert_eq!(echoserver_argv(&svcnet), [program.display().to_string()]);
+    let c: Container =
+        serde_json::from_str(r#"{"name":"web","image":"svcnet/echoserver","ports":[{"containerPort":80}]}"#).unwrap();
+    let l = launch(&c, 0, &echoserver_argv(&svcnet)).unwrap();
+    assert_eq!(l.argv, [program.display().to_string()]);
+    assert!(l.env.contains(&("SVCNET_ECHO_TCP_PORTS".into(), "80".into())));
+}
+
+#[test]
 fn an_image_without_a_command_waits_with_a_reason() {
     let c: Container = serde_json::from_str(r#"{"name":"nginx","image":"nginx:1.17.1"}"#).unwrap();
-    let w = launch(&c, 1, Path::new("/svcnet")).unwrap_err();
+    let w = launch(&c, 1, &echoserver_argv(Path::new("/svcnet"))).unwrap_err();
     assert_eq!(w.reason, "ErrImagePull");
     assert!(
         w.message.contains("\"nginx:1.17.1\"") && w.message.contains("spec.containers[1].command"),
@@ -97,7 +113,7 @@ fn an_image_without_a_command_waits_with_a_reason() {
     );
     let c: Container =
         serde_json::from_str(r#"{"name":"nginx","image":"nginx","command":["sleep"],"args":["30"]}"#).unwrap();
-    assert_eq!(launch(&c, 0, Path::new("/svcnet")).unwrap().argv, ["sleep", "30"]);
+    assert_eq!(launch(&c, 0, &echoserver_argv(Path::new("/svcnet"))).unwrap().argv, ["sleep", "30"]);
 }
 
 #[test]
