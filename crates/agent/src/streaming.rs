@@ -6,6 +6,8 @@
 //! - `GET|POST /exec/{namespace}/{pod}/{container}?command=..`: a WebSocket
 //!   speaking `v5.channel.k8s.io` / `v4.channel.k8s.io` ([`exec`]), with the
 //!   process started in the container's namespaces ([`process`]).
+//! - `GET|POST /attach/{namespace}/{pod}/{container}`: the container's
+//!   output from now on, over the same WebSocket protocols ([`attach`]).
 //! - `GET|POST /portForward/{namespace}/{pod}`: SPDY/3.1 streams, upgraded
 //!   to directly or tunnelled in a WebSocket ([`portforward`], [`spdy`]),
 //!   each pair one connection to `localhost:<port>` in the pod.
@@ -13,6 +15,7 @@
 //! Start at [`serve`]. Every failure before a stream starts is a
 //! `metav1.Status` with the [`AccessError`]'s code.
 
+mod attach;
 mod exec;
 mod logs;
 mod portforward;
@@ -84,6 +87,7 @@ struct Server {
 enum Route {
     Logs { namespace: String, pod: String, container: String },
     Exec { namespace: String, pod: String, container: String },
+    Attach { namespace: String, pod: String, container: String },
     PortForward { namespace: String, pod: String },
 }
 
@@ -103,6 +107,7 @@ fn route(path: &str) -> Option<Route> {
     match kind.as_str() {
         "containerLogs" => Some(Route::Logs { namespace, pod, container }),
         "exec" => Some(Route::Exec { namespace, pod, container }),
+        "attach" => Some(Route::Attach { namespace, pod, container }),
         _ => None,
     }
 }
@@ -119,6 +124,9 @@ impl Server {
             }
             (Some(Route::Exec { namespace, pod, container }), &Method::GET | &Method::POST) => {
                 self.exec(req, &namespace, &pod, &container, &query).unwrap_or_else(|e| error_response(&e))
+            }
+            (Some(Route::Attach { namespace, pod, container }), &Method::GET | &Method::POST) => {
+                self.attach(req, &namespace, &pod, &container).unwrap_or_else(|e| error_response(&e))
             }
             (Some(Route::PortForward { namespace, pod }), &Method::GET | &Method::POST) => {
                 self.port_forward(req, &namespace, &pod).unwrap_or_else(|e| error_response(&e))
@@ -186,6 +194,23 @@ impl Server {
 }
 
 impl Server {
+    fn attach(&self, mut req: Request<Incoming>, namespace: &str, pod: &str, container: &str) -> Result<Response<Body>, AccessError> {
+        // Only a running container can be attached to (the kubelet's rule);
+        // kubectl then falls back to the log.
+        self.access.container(namespace, pod, Some(container))?;
+        let log = self.access.log(namespace, pod, Some(container), false)?;
+        let handshake = exec::Handshake::from_request(&req)?;
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let resp = handshake.response();
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => attach::run(TokioIo::new(upgraded), log).await,
+                Err(e) => tracing::debug!(error = %e, "attach: the WebSocket upgrade failed"),
+            }
+        });
+        Ok(resp)
+    }
+
     fn port_forward(&self, mut req: Request<Incoming>, namespace: &str, pod: &str) -> Result<Response<Body>, AccessError> {
         // Any running container of the pod: they share its network namespace.
         let container = self.access.container(namespace, pod, None)?;
@@ -290,7 +315,10 @@ mod tests {
         assert_eq!(route("/portForward/default/"), None);
         assert_eq!(route("/exec/default/web"), None);
         assert_eq!(route("/exec/default//main"), None);
-        assert_eq!(route("/attach/default/web/main"), None);
+        assert_eq!(
+            route("/attach/default/web/main"),
+            Some(Route::Attach { namespace: "default".into(), pod: "web".into(), container: "main".into() })
+        );
     }
 
     #[test]

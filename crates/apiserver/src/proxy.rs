@@ -43,8 +43,8 @@ pub fn handles(r: &ResourceRequest) -> bool {
         && matches!(r.subresource.as_deref(), Some("log" | "exec" | "attach" | "portforward"))
 }
 
-/// Serves `pods/{name}/log`, `pods/{name}/exec`, `pods/{name}/portforward`
-/// and (refusing it) `pods/{name}/attach`.
+/// Serves `pods/{name}/log`, `pods/{name}/exec`, `pods/{name}/attach` and
+/// `pods/{name}/portforward`.
 pub async fn serve(api: &Api, req: Request<Incoming>, r: ResourceRequest) -> Result<Response<Body>> {
     let (Some(ns), Some(name)) = (r.namespace.as_deref(), r.name.as_deref()) else {
         return Err(ApiError::NoRoute);
@@ -65,7 +65,11 @@ pub async fn serve(api: &Api, req: Request<Incoming>, r: ResourceRequest) -> Res
             let path = format!("/portForward/{ns}/{name}");
             upgrade(api, req, &target, &path).await
         }
-        (Some("attach"), &Method::GET | &Method::POST) => Err(ApiError::BadRequest("attach is not supported".into())),
+        (Some("attach"), &Method::GET | &Method::POST) => {
+            let target = target(api, ns, name, query.get("container")).await?;
+            let path = agent_path("attach", ns, name, &target, req.uri().query());
+            upgrade(api, req, &target, &path).await
+        }
         _ => Err(ApiError::MethodNotAllowed),
     }
 }

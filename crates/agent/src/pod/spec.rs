@@ -161,15 +161,43 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
 }
 
-pub fn is_echoserver(image: &str) -> bool {
+/// An image reference without its registry (Docker Hub's), tag or digest:
+/// `docker.io/library/busybox:1.36` is `busybox`.
+fn repository(image: &str) -> &str {
     let repo = image.split('@').next().unwrap_or(image);
     let repo = match repo.rsplit_once(':') {
         Some((r, tag)) if !tag.contains('/') => r,
         _ => repo,
     };
     let repo = repo.strip_prefix("docker.io/").unwrap_or(repo);
-    repo == ECHOSERVER_IMAGE
+    repo.strip_prefix("library/").unwrap_or(repo)
 }
+
+pub fn is_echoserver(image: &str) -> bool {
+    repository(image) == ECHOSERVER_IMAGE
+}
+
+/// Well-known images whose ENTRYPOINT is empty, with their CMD: their
+/// containers run `args` as given (or the CMD without args), which host
+/// programs can do. `kubectl run t --image=busybox -- wget -qO- http://web`
+/// is the usual way to try a Service from inside the cluster.
+const SHELL_IMAGES: &[(&str, &[&str])] = &[
+    ("busybox", &["sh"]),
+    ("alpine", &["/bin/sh"]),
+    ("ubuntu", &["/bin/bash"]),
+    ("debian", &["bash"]),
+    ("fedora", &["/bin/bash"]),
+    ("centos", &["/bin/bash"]),
+    ("rockylinux", &["/bin/bash"]),
+    ("almalinux", &["/bin/bash"]),
+    ("amazonlinux", &["/bin/bash"]),
+    ("nicolaka/netshoot", &["zsh"]),
+    ("python", &["python3"]),
+];
+
+/// `curlimages/curl` runs `curl "$@"` unless its first argument is a
+/// program (its entrypoint script's rule).
+const CURL_IMAGE: &str = "curlimages/curl";
 
 /// The process for a container. Containers are host processes, so an image
 /// only matters when svcnet has it built in; any other image needs a
@@ -196,16 +224,38 @@ pub fn launch(container: &Container, index: usize, echoserver: &[String]) -> Res
         });
     }
     if command.is_empty() {
+        let repo = repository(&image);
+        if let Some((_, cmd)) = SHELL_IMAGES.iter().find(|(name, _)| *name == repo) {
+            let argv = if args.is_empty() { cmd.iter().map(|c| c.to_string()).collect() } else { args };
+            return Ok(Launch { argv, env: Vec::new() });
+        }
+        if repo == CURL_IMAGE {
+            let program_first = args.first().is_some_and(|a| !a.starts_with('-') && on_path(a));
+            let argv = if program_first { args } else { std::iter::once("curl".to_string()).chain(args).collect() };
+            return Ok(Launch { argv, env: Vec::new() });
+        }
         return Err(Waiting {
             reason: "ErrImagePull".into(),
             message: format!(
                 "svcnet runs containers as host processes and has no image store: image {image:?} has no \
                  built-in entrypoint; set spec.containers[{index}].command to run a host program, or use image \
-                 {ECHOSERVER_IMAGE}"
+                 {ECHOSERVER_IMAGE} (or an image without an entrypoint, such as busybox, with args)"
             ),
         });
     }
     Ok(Launch { argv: command.into_iter().chain(args).collect(), env: Vec::new() })
+}
+
+/// Whether `program` names an executable: a path, or a name found on PATH.
+fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    let executable = |p: &Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if program.contains('/') {
+        return executable(Path::new(program));
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| executable(&dir.join(program))))
+        .unwrap_or(false)
 }
 
 /// Values the downward API and the environment can refer to.

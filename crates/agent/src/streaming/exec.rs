@@ -148,7 +148,7 @@ pub fn spawn_failure(e: &SpawnError) -> Value {
     })
 }
 
-fn frame(channel: u8, data: &[u8]) -> Message {
+pub(super) fn frame(channel: u8, data: &[u8]) -> Message {
     let mut b = BytesMut::with_capacity(data.len() + 1);
     b.put_u8(channel);
     b.put_slice(data);
@@ -242,7 +242,7 @@ where
 
 /// Sends the final status, closes the WebSocket and gives the client's
 /// close a moment to arrive (the reader ends with it).
-async fn finish(out_tx: mpsc::Sender<Message>, writer: JoinHandle<()>, mut reader: JoinHandle<()>, status: Value) {
+pub(super) async fn finish(out_tx: mpsc::Sender<Message>, writer: JoinHandle<()>, mut reader: JoinHandle<()>, status: Value) {
     let status = serde_json::to_vec(&status).unwrap_or_default();
     let _ = out_tx.send(frame(ERROR, &status)).await;
     // client-go takes anything but a normal closure for an error.

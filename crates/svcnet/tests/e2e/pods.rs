@@ -614,6 +614,17 @@ fn port_forward_and_the_proxy_subresources_reach_pods() {
     assert!(err.contains("error trying to reach service") && err.contains("81"), "{err}");
     // A body the backend breaks off is not passed on as a whole one.
     c.fails(&["get", "--raw", "/api/v1/namespaces/default/pods/files:9002/proxy/"], None);
+    // `kubectl run -i --rm` with busybox (no entrypoint: its args run):
+    // attach streams the output, kubectl exits with the container's code.
+    let run = c.kubectl_with(
+        crate::harness::KUBECTL,
+        &["run", "-i", "--rm", "try", "--image=busybox", "--restart=Never", "--", "sh", "-c",
+          "sleep 1; curl -s http://web:8080/; exit 3"],
+        None,
+    );
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(3), "kubectl run: {said} {}", String::from_utf8_lossy(&run.stderr));
+    assert!(web.iter().any(|p| said.contains(p.as_str())), "the output came through attach: {said}");
     // Without a port, a pod's first declared containerPort (80 here).
     let got = answer(&format!("/api/v1/namespaces/default/pods/{pod}/proxy/x"));
     assert_eq!(got["path"], "/x");

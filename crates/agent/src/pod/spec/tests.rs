@@ -117,6 +117,25 @@ fn an_image_without_a_command_waits_with_a_reason() {
 }
 
 #[test]
+fn images_without_an_entrypoint_run_their_args_or_their_cmd() {
+    let run = |json: &str| launch(&serde_json::from_str::<Container>(json).unwrap(), 0, &[]).map(|l| l.argv);
+    let args = r#","args":["wget","-qO-","http://web"]}"#;
+    for image in ["busybox", "busybox:1.36", "docker.io/library/busybox@sha256:abc", "library/busybox"] {
+        let argv = run(&format!(r#"{{"name":"t","image":"{image}"{args}"#)).unwrap();
+        assert_eq!(argv, ["wget", "-qO-", "http://web"], "{image}");
+    }
+    assert_eq!(run(r#"{"name":"t","image":"busybox"}"#).unwrap(), ["sh"]);
+    assert_eq!(run(r#"{"name":"t","image":"alpine:3.20"}"#).unwrap(), ["/bin/sh"]);
+    // A command still replaces everything.
+    assert_eq!(run(r#"{"name":"t","image":"busybox","command":["sleep"],"args":["9"]}"#).unwrap(), ["sleep", "9"]);
+    // curlimages/curl: curl with the args, unless the first is a program.
+    assert_eq!(run(r#"{"name":"t","image":"curlimages/curl","args":["-s","http://web"]}"#).unwrap(), ["curl", "-s", "http://web"]);
+    assert_eq!(run(r#"{"name":"t","image":"curlimages/curl","args":["sh","-c","x"]}"#).unwrap(), ["sh", "-c", "x"]);
+    // An image with an entrypoint svcnet does not have still waits.
+    assert_eq!(run(r#"{"name":"t","image":"nginx","args":["-g","daemon off;"]}"#).unwrap_err().reason, "ErrImagePull");
+}
+
+#[test]
 fn environment_resolves_the_downward_api_and_expands_references() {
     let p = pod(
         r#"{"metadata":{"name":"p","namespace":"dev","uid":"u-1","labels":{"app":"web"}},"spec":{"containers":[]}}"#,

@@ -1,0 +1,79 @@
+//! `kubectl attach` (and `kubectl run -i`): the running container's output
+//! from now on, over the same WebSocket protocols as exec. Output goes out
+//! on channel 1 as the container writes it (read from its log, so stdout
+//! and stderr arrive merged, in order); when the container exits the
+//! success status goes out on channel 3 and the stream closes. As with the
+//! kubelet, what the container wrote before the attach is not replayed.
+//!
+//! Containers run without a stdin svcnet keeps open, so what the client
+//! sends (stdin, terminal resizes) is read and dropped.
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+use super::exec::{STDOUT, finish, frame};
+use super::logs::{self, LogOptions};
+use crate::access::LogRef;
+
+pub async fn run<S>(io: S, log: LogRef)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+    let (mut sink, mut incoming) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Message>(32);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = out_rx.recv().await {
+            if sink.send(message).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let mut reader = tokio::spawn(async move { while let Some(Ok(_)) = incoming.next().await {} });
+
+    // The log from its current end, followed until the container exits.
+    let options = LogOptions {
+        follow: true,
+        previous: false,
+        tail_lines: Some(0),
+        timestamps: false,
+        since: None,
+        limit_bytes: None,
+    };
+    let file = match logs::open(&log, &options).await {
+        Ok(f) => f,
+        Err(e) => {
+            let status = json!({ "metadata": {}, "status": "Failure", "message": e.message, "reason": "InternalError" });
+            finish(out_tx, writer, reader, status).await;
+            return;
+        }
+    };
+    let (tx, mut rx) = mpsc::channel(16);
+    let follower = tokio::spawn(logs::stream(file, log.finished.clone(), options, tx));
+    loop {
+        tokio::select! {
+            chunk = rx.recv() => match chunk {
+                Some(bytes) => {
+                    if out_tx.send(frame(STDOUT, &bytes)).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            // The client went away: nobody reads what follows.
+            _ = &mut reader => {
+                follower.abort();
+                writer.abort();
+                return;
+            }
+        }
+    }
+    follower.abort();
+    finish(out_tx, writer, reader, json!({ "metadata": {}, "status": "Success" })).await;
+}
