@@ -39,6 +39,17 @@ pub struct ContainerRef {
     pub env: Vec<(String, String)>,
     /// The container's working directory, if it set one.
     pub working_dir: Option<PathBuf>,
+    /// Its stdin, when the container asked for one (`stdin: true`).
+    pub stdin: Option<StdinRef>,
+}
+
+/// The write end of a container's stdin pipe, shared by the attaches to
+/// it; `None` inside once it is closed.
+#[derive(Debug, Clone)]
+pub struct StdinRef {
+    pub pipe: std::sync::Arc<tokio::sync::Mutex<Option<tokio::net::unix::pipe::Sender>>>,
+    /// `stdinOnce`: the first attach that ends closes it for good.
+    pub once: bool,
 }
 
 /// One attempt's log file.

@@ -197,14 +197,14 @@ impl Server {
     fn attach(&self, mut req: Request<Incoming>, namespace: &str, pod: &str, container: &str) -> Result<Response<Body>, AccessError> {
         // Only a running container can be attached to (the kubelet's rule);
         // kubectl then falls back to the log.
-        self.access.container(namespace, pod, Some(container))?;
+        let running = self.access.container(namespace, pod, Some(container))?;
         let log = self.access.log(namespace, pod, Some(container), false)?;
         let handshake = exec::Handshake::from_request(&req)?;
         let on_upgrade = hyper::upgrade::on(&mut req);
         let resp = handshake.response();
         tokio::spawn(async move {
             match on_upgrade.await {
-                Ok(upgraded) => attach::run(TokioIo::new(upgraded), log).await,
+                Ok(upgraded) => attach::run(TokioIo::new(upgraded), log, running.stdin).await,
                 Err(e) => tracing::debug!(error = %e, "attach: the WebSocket upgrade failed"),
             }
         });

@@ -54,16 +54,21 @@ pub struct Exec<'a> {
     pub argv: &'a [String],
     pub env: &'a [(String, String)],
     pub dir: &'a Path,
+    /// Give the process a stdin pipe (a container with `stdin: true`)
+    /// rather than `/dev/null`.
+    pub stdin: bool,
 }
 
 /// A container process started by [`spawn_in_pod`], with the read ends of
-/// its stdout and stderr pipes (its stdin is `/dev/null`).
+/// its stdout and stderr pipes, and the write end of its stdin pipe when it
+/// asked for one (else its stdin is `/dev/null`).
 pub struct PodChild {
     pub pid: u32,
     /// Becomes readable when the process ends; reaped through [`reap`].
     pub pidfd: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    pub stdin: Option<OwnedFd>,
 }
 
 /// Everything the new process needs, made before `clone`: it runs on a
@@ -221,8 +226,14 @@ pub fn spawn_in_pod(exec: &Exec<'_>, placement: &Placement) -> io::Result<PodChi
     }
     let ptrs = |s: &[CString]| s.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect::<Vec<_>>();
     let (argv, envp) = (ptrs(&strings[..exec.argv.len()]), ptrs(&strings[exec.argv.len()..]));
-    // Read-write, as `Stdio::null` opens it.
-    let stdin: OwnedFd = File::options().read(true).write(true).open("/dev/null")?.into();
+    // Read-write, as `Stdio::null` opens it; or a pipe whose write end the
+    // agent keeps.
+    let (stdin, stdin_w): (OwnedFd, Option<OwnedFd>) = if exec.stdin {
+        let (r, w) = io::pipe()?;
+        (r.into(), Some(w.into()))
+    } else {
+        (File::options().read(true).write(true).open("/dev/null")?.into(), None)
+    };
     let (out_r, out_w) = io::pipe()?;
     let (err_r, err_w) = io::pipe()?;
     let plan = ChildPlan {
@@ -302,7 +313,7 @@ pub fn spawn_in_pod(exec: &Exec<'_>, placement: &Placement) -> io::Result<PodChi
         return Err(io::Error::from_raw_os_error(error));
     }
     drop((out_w, err_w, stdin, netns));
-    Ok(PodChild { pid: pid as u32, pidfd, stdout: out_r.into(), stderr: err_r.into() })
+    Ok(PodChild { pid: pid as u32, pidfd, stdout: out_r.into(), stderr: err_r.into(), stdin: stdin_w })
 }
 
 /// Registers a [`PodChild`]'s pidfd with the runtime's reactor, which sees
@@ -412,8 +423,9 @@ mod tests {
         }
         let argv = ["sh".to_string(), "-c".into(), "echo \"$A $(hostname) $(pwd)\"; echo err >&2; exit 3".into()];
         let env = [("A".to_string(), "x".to_string()), ("PATH".into(), "/usr/bin:/bin".into())];
-        let exec = Exec { program: Path::new("/bin/sh"), argv: &argv, env: &env, dir: Path::new("/tmp") };
+        let exec = Exec { program: Path::new("/bin/sh"), argv: &argv, env: &env, dir: Path::new("/tmp"), stdin: false };
         let child = spawn_in_pod(&exec, &placement()).expect("spawns");
+        assert!(child.stdin.is_none());
         let (mut out, mut err) = (String::new(), String::new());
         File::from(child.stdout).read_to_string(&mut out).expect("stdout");
         File::from(child.stderr).read_to_string(&mut err).expect("stderr");
@@ -429,11 +441,30 @@ mod tests {
             return;
         }
         let argv = ["missing".to_string()];
-        let exec = Exec { program: Path::new("/nonexistent/missing"), argv: &argv, env: &[], dir: Path::new("/") };
+        let exec = Exec { program: Path::new("/nonexistent/missing"), argv: &argv, env: &[], dir: Path::new("/"), stdin: true };
         let e = spawn_in_pod(&exec, &placement()).err().expect("fails");
         assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
-        let exec = Exec { program: Path::new("/bin/true"), argv: &argv, env: &[], dir: Path::new("/nonexistent") };
+        let exec = Exec { program: Path::new("/bin/true"), argv: &argv, env: &[], dir: Path::new("/nonexistent"), stdin: false };
         let e = spawn_in_pod(&exec, &placement()).err().expect("fails");
         assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn a_child_that_asks_for_stdin_reads_what_the_agent_writes() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        use std::io::Write as _;
+        let argv = ["sh".to_string(), "-c".into(), "read a; read b; echo \"$a+$b\"; cat".into()];
+        let env = [("PATH".to_string(), "/usr/bin:/bin".to_string())];
+        let exec = Exec { program: Path::new("/bin/sh"), argv: &argv, env: &env, dir: Path::new("/"), stdin: true };
+        let child = spawn_in_pod(&exec, &placement()).expect("spawns");
+        let mut stdin = File::from(child.stdin.expect("a stdin pipe"));
+        stdin.write_all(b"one\ntwo\nrest\n").unwrap();
+        drop(stdin); // EOF ends `cat`
+        let mut out = String::new();
+        File::from(child.stdout).read_to_string(&mut out).expect("stdout");
+        assert_eq!(out, "one+two\nrest\n");
+        assert_eq!(wait(&child.pidfd).code(), Some(0));
     }
 }

@@ -77,7 +77,7 @@ impl Runtime {
 impl PodAccess for Runtime {
     fn container(&self, namespace: &str, pod: &str, container: Option<&str>) -> Result<ContainerRef, AccessError> {
         let c = self.find(namespace, pod, container)?;
-        Ok(ContainerRef { container: c.name, pid: c.pid, env: c.env, working_dir: c.working_dir })
+        Ok(ContainerRef { container: c.name, pid: c.pid, env: c.env, working_dir: c.working_dir, stdin: None })
     }
 
     fn log(&self, namespace: &str, pod: &str, container: Option<&str>, previous: bool) -> Result<LogRef, AccessError> {
@@ -544,13 +544,36 @@ async fn requests_that_cannot_reach_a_container_say_why() {
 async fn the_api_server_explains_ambiguous_containers_attach_and_spdy() {
     let h = Harness::start().await;
     h.create_pod("two", &["a", "b"], Some("node-1")).await;
-    let _c = h.start_container("two", "a").await;
+    let c = h.start_container("two", "a").await;
     let out = h.kubectl(&["get", "--raw", "/api/v1/namespaces/default/pods/two/log"], None).await;
     assert!(out.stderr.contains("a container name must be specified for pod two, choose one of: [a b]"), "{out:?}");
     let out = h.kubectl(&["get", "--raw", "/api/v1/namespaces/default/pods/two/log?container=a"], None).await;
     assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
-    let out = h.kubectl(&["attach", "two", "-c", "a"], None).await;
-    assert!(out.stderr.contains("attach is not supported"), "{out:?}");
+    // kubectl attach: what the container writes from now on (not before),
+    // until it finishes.
+    c.write_log(&["2024-05-01T10:00:00Z stdout F before the attach"]);
+    let mut cmd = h.kubectl_command(&["attach", "two", "-c", "a"]);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut attached = cmd.spawn().expect("kubectl attach starts");
+    let seen = collect(attached.stdout.take().expect("stdout"));
+    // Lines written until the attach is in place may be missed; keep
+    // writing until one arrives.
+    eventually!(
+        20,
+        {
+            c.write_log(&["2024-05-01T10:00:01Z stdout F while attached"]);
+            text(&seen).contains("while attached")
+        },
+        "attach never showed a new line: {:?}",
+        text(&seen)
+    );
+    c.finished.send_replace(true);
+    let status = tokio::time::timeout(Duration::from_secs(10), attached.wait())
+        .await
+        .expect("kubectl attach ends once the container finished")
+        .expect("kubectl status");
+    assert!(status.success());
+    assert!(!text(&seen).contains("before the attach"), "attach does not replay: {:?}", text(&seen));
 
     // WebSocket exec works, so kubectl 1.32 never falls back to SPDY ...
     let out = h.kubectl(&["exec", "two", "-c", "a", "--", "true"], None).await;

@@ -39,6 +39,8 @@ pub struct ContainerIo {
     pub env: Vec<(String, String)>,
     pub working_dir: Option<PathBuf>,
     pub attempts: Vec<Attempt>,
+    /// The running attempt's stdin, for attach.
+    pub stdin: Option<crate::access::StdinRef>,
 }
 
 fn container_spec(run: &PodRun, i: usize) -> Container {
@@ -120,7 +122,8 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
 
         let spawned = match file {
             Err(e) => Err(format!("creating the log file {}: {e}", log_path.display())),
-            Ok(file) => spawn(&argv, &env, working_dir.as_deref(), &placement).map(|child| (child, file)),
+            Ok(file) => spawn(&argv, &env, working_dir.as_deref(), c.stdin.unwrap_or(false), &placement)
+                .map(|child| (child, file)),
         };
         let (mut child, file) = match spawned {
             Ok(ok) => ok,
@@ -162,6 +165,13 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
             s.started = c.startup_probe.is_none();
             s.ready = c.readiness_probe.is_none() && c.startup_probe.is_none();
         });
+        if let Some(stdin) = child.stdin.take() {
+            let mut io = run.io.lock().unwrap_or_else(|e| e.into_inner());
+            io[i].stdin = Some(crate::access::StdinRef {
+                pipe: Arc::new(tokio::sync::Mutex::new(Some(stdin))),
+                once: c.stdin_once.unwrap_or(false),
+            });
+        }
         let file = Arc::new(Mutex::new(file));
         let pumps = [
             child.stdout.take().map(|o| tokio::spawn(logs::pump(o, "stdout", file.clone()))),
@@ -193,6 +203,7 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
             }
         };
         probes.abort();
+        run.io.lock().unwrap_or_else(|e| e.into_inner())[i].stdin = None;
         for p in pumps.into_iter().flatten() {
             let _ = p.await;
         }
@@ -310,6 +321,7 @@ struct Process {
     status: Option<ExitStatus>,
     stdout: Option<pipe::Receiver>,
     stderr: Option<pipe::Receiver>,
+    stdin: Option<pipe::Sender>,
 }
 
 impl Process {
@@ -383,6 +395,7 @@ fn spawn(
     argv: &[String],
     env: &[(String, String)],
     working_dir: Option<&std::path::Path>,
+    stdin: bool,
     placement: &Placement,
 ) -> Result<Process, String> {
     let program = argv.first().ok_or("no command")?;
@@ -404,8 +417,13 @@ fn spawn(
     // name order, as `Command::envs` makes it.
     let vars: Vec<(String, String)> =
         env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>().into_iter().collect();
-    let exec =
-        sys::Exec { program: &resolved, argv, env: &vars, dir: working_dir.unwrap_or(std::path::Path::new("/")) };
+    let exec = sys::Exec {
+        program: &resolved,
+        argv,
+        env: &vars,
+        dir: working_dir.unwrap_or(std::path::Path::new("/")),
+        stdin,
+    };
     let child = sys::spawn_in_pod(&exec, placement).map_err(|e| format!("starting {program:?}: {e}"))?;
     let receiver = |fd: OwnedFd| pipe::Receiver::from_owned_fd(fd).ok();
     let pidfd = sys::watch_exit(child.pidfd).map_err(|e| format!("watching {program:?}: {e}"))?;
@@ -415,6 +433,7 @@ fn spawn(
         status: None,
         stdout: receiver(child.stdout),
         stderr: receiver(child.stderr),
+        stdin: child.stdin.and_then(|fd| pipe::Sender::from_owned_fd(fd).ok()),
     })
 }
 
@@ -576,7 +595,7 @@ mod tests {
             Placement { netns: "/proc/self/ns/net".into(), binds: Vec::new(), hostname: "reap-test".into() };
         let argv = ["sleep".to_string(), "0.3".into()];
         let env = [("PATH".to_string(), "/usr/bin:/bin".to_string())];
-        Some(spawn(&argv, &env, None, &placement).expect("spawns"))
+        Some(spawn(&argv, &env, None, false, &placement).expect("spawns"))
     }
 
     /// The process's state letter, or `None` once it is gone (reaped).

@@ -287,6 +287,7 @@ impl PodAccess for Runtime {
             pid,
             env: io[i].env.clone(),
             working_dir: io[i].working_dir.clone(),
+            stdin: io[i].stdin.clone(),
         })
     }
 

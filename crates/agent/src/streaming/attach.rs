@@ -5,8 +5,11 @@
 //! success status goes out on channel 3 and the stream closes. As with the
 //! kubelet, what the container wrote before the attach is not replayed.
 //!
-//! Containers run without a stdin svcnet keeps open, so what the client
-//! sends (stdin, terminal resizes) is read and dropped.
+//! A container with `stdin: true` (what `kubectl run -i` makes) has a
+//! stdin pipe: what the client sends on channel 0 is written to it. With
+//! `stdinOnce`, the first attach closes it when the client closes its
+//! stdin (v5's close of channel 0) or goes. Containers have no terminal,
+//! so `-t` gets a plain pipe (kubectl says so) and resizes are dropped.
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::json;
@@ -16,11 +19,13 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use super::exec::{STDOUT, finish, frame};
-use super::logs::{self, LogOptions};
-use crate::access::LogRef;
+use tokio::io::AsyncWriteExt as _;
 
-pub async fn run<S>(io: S, log: LogRef)
+use super::exec::{CLOSE, STDIN, STDOUT, finish, frame};
+use super::logs::{self, LogOptions};
+use crate::access::{LogRef, StdinRef};
+
+pub async fn run<S>(io: S, log: LogRef, stdin: Option<StdinRef>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -35,7 +40,28 @@ where
         }
         let _ = sink.close().await;
     });
-    let mut reader = tokio::spawn(async move { while let Some(Ok(_)) = incoming.next().await {} });
+    let mut reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = incoming.next().await {
+            let Message::Binary(data) = message else { continue };
+            match (data.first(), &stdin) {
+                (Some(&STDIN), Some(stdin)) => {
+                    let mut pipe = stdin.pipe.lock().await;
+                    if let Some(p) = pipe.as_mut() {
+                        if p.write_all(&data[1..]).await.is_err() {
+                            *pipe = None;
+                        }
+                    }
+                }
+                (Some(&CLOSE), Some(stdin)) if data.get(1) == Some(&STDIN) && stdin.once => {
+                    stdin.pipe.lock().await.take();
+                }
+                _ => {}
+            }
+        }
+        if let Some(stdin) = stdin.filter(|s| s.once) {
+            stdin.pipe.lock().await.take();
+        }
+    });
 
     // The log from its current end, followed until the container exits.
     let options = LogOptions {

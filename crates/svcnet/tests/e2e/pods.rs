@@ -625,6 +625,15 @@ fn port_forward_and_the_proxy_subresources_reach_pods() {
     let said = String::from_utf8_lossy(&run.stdout);
     assert_eq!(run.status.code(), Some(3), "kubectl run: {said} {}", String::from_utf8_lossy(&run.stderr));
     assert!(web.iter().any(|p| said.contains(p.as_str())), "the output came through attach: {said}");
+    // With stdin: what kubectl reads goes to the container's shell.
+    let run = c.kubectl_with(
+        crate::harness::KUBECTL,
+        &["run", "-i", "--rm", "shell", "--image=busybox", "--restart=Never", "--", "sh"],
+        Some("echo typed-$((6*7))\ncurl -s http://web:8080/ | head -1\nexit 4\n"),
+    );
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(4), "kubectl run sh: {said} {}", String::from_utf8_lossy(&run.stderr));
+    assert!(said.contains("typed-42") && web.iter().any(|p| said.contains(p.as_str())), "{said}");
     // Without a port, a pod's first declared containerPort (80 here).
     let got = answer(&format!("/api/v1/namespaces/default/pods/{pod}/proxy/x"));
     assert_eq!(got["path"], "/x");
