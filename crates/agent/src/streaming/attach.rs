@@ -11,17 +11,15 @@
 //! stdin (v5's close of channel 0) or goes. Containers have no terminal,
 //! so `-t` gets a plain pipe (kubectl says so) and resizes are dropped.
 
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::StreamExt as _;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::Role;
 
 use tokio::io::AsyncWriteExt as _;
 
-use super::exec::{CLOSE, STDIN, STDOUT, finish, frame};
+use super::exec::{CLOSE, STDIN, STDOUT, accept, finish, frame};
 use super::logs::{self, LogOptions};
 use crate::access::{LogRef, StdinRef};
 
@@ -29,17 +27,7 @@ pub async fn run<S>(io: S, log: LogRef, stdin: Option<StdinRef>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-    let (mut sink, mut incoming) = ws.split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Message>(32);
-    let writer = tokio::spawn(async move {
-        while let Some(message) = out_rx.recv().await {
-            if sink.send(message).await.is_err() {
-                return;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let (out_tx, writer, mut incoming) = accept(io).await;
     let mut reader = tokio::spawn(async move {
         while let Some(Ok(message)) = incoming.next().await {
             let Message::Binary(data) = message else { continue };

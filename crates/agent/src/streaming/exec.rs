@@ -169,18 +169,7 @@ pub async fn run<S>(io: S, protocol: Protocol, container: ContainerRef, options:
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-    let (mut sink, mut incoming) = ws.split();
-    // One writer: the output pumps and the final status queue here.
-    let (out_tx, mut out_rx) = mpsc::channel::<Message>(32);
-    let writer = tokio::spawn(async move {
-        while let Some(message) = out_rx.recv().await {
-            if sink.send(message).await.is_err() {
-                return;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let (out_tx, writer, mut incoming) = accept(io).await;
 
     let mut process = match process::spawn(&container, &options) {
         Ok(p) => p,
@@ -242,6 +231,29 @@ where
 
 /// Sends the final status, closes the WebSocket and gives the client's
 /// close a moment to arrive (the reader ends with it).
+/// The server side of an upgraded WebSocket: a queue to its one writer
+/// task (output and the final status go through it), the task, and what
+/// the client sends.
+pub(super) async fn accept<S>(
+    io: S,
+) -> (mpsc::Sender<Message>, JoinHandle<()>, futures_util::stream::SplitStream<WebSocketStream<S>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+    let (mut sink, incoming) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Message>(32);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = out_rx.recv().await {
+            if sink.send(message).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    (out_tx, writer, incoming)
+}
+
 pub(super) async fn finish(out_tx: mpsc::Sender<Message>, writer: JoinHandle<()>, mut reader: JoinHandle<()>, status: Value) {
     let status = serde_json::to_vec(&status).unwrap_or_default();
     let _ = out_tx.send(frame(ERROR, &status)).await;
