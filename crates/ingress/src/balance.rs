@@ -19,6 +19,59 @@ pub(crate) fn by_cookie(upstream: &Upstream, cookie: &str) -> Option<usize> {
 
 /// The next endpoint to try, never one in `tried`; `None` when every
 /// endpoint was tried.
+/// The endpoints one request tries, in order: the affinity cookie's first,
+/// then the balancer's picks, each once, at most
+/// [`MAX_ATTEMPTS`](crate::proxy::MAX_ATTEMPTS) of them; one endpoint may
+/// have a second go on a new connection when its pooled one was stale.
+pub(crate) struct Tries {
+    left: usize,
+    sticky: Option<usize>,
+    tried: [usize; crate::proxy::MAX_ATTEMPTS + 1],
+    n: usize,
+    stale_retry: bool,
+}
+
+impl Tries {
+    pub fn new(upstream: &Upstream, sticky: Option<usize>) -> Tries {
+        Tries {
+            left: crate::proxy::MAX_ATTEMPTS.min(upstream.endpoints.len()),
+            sticky,
+            tried: [usize::MAX; crate::proxy::MAX_ATTEMPTS + 1],
+            n: 0,
+            stale_retry: true,
+        }
+    }
+
+    /// The next endpoint to try, if any is left.
+    pub fn next(&mut self, upstream: &Upstream, balance: Balance, pools: &Pools) -> Option<usize> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let i = match self.sticky.take() {
+            Some(i) => i,
+            None => pick(upstream, balance, pools, &self.tried[..self.n])?,
+        };
+        if self.n < self.tried.len() {
+            self.tried[self.n] = i;
+            self.n += 1;
+        }
+        Some(i)
+    }
+
+    /// Gives endpoint `i`, whose pooled connection turned out stale, one
+    /// more go (on a new connection); false if that go is spent.
+    pub fn again_after_stale(&mut self, i: usize) -> bool {
+        if !std::mem::take(&mut self.stale_retry) {
+            return false;
+        }
+        self.left += 1;
+        self.n -= 1;
+        self.sticky = Some(i);
+        true
+    }
+}
+
 pub(crate) fn pick(upstream: &Upstream, balance: Balance, pools: &Pools, tried: &[usize]) -> Option<usize> {
     let n = upstream.endpoints.len();
     if n == 0 || tried.len() >= n {

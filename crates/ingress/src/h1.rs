@@ -32,7 +32,7 @@ use crate::annotations::BackendProtocol;
 use crate::balance;
 use crate::paths::request_host;
 use crate::pool::{ConnectError, InFlight};
-use crate::proxy::{ConnInfo, MAX_ATTEMPTS, request_id};
+use crate::proxy::{ConnInfo, request_id};
 use crate::server::{HEADER_READ_TIMEOUT, Shared};
 use crate::table::Route;
 
@@ -1089,12 +1089,8 @@ where
     let route = &ex.route;
     let upstream = &route.upstream;
     let settings = &route.settings;
-    let mut sticky = ex.sticky;
-    let client_cookie = sticky;
-    let mut tried = [usize::MAX; MAX_ATTEMPTS + 1];
-    let mut ntried = 0;
-    let mut attempts = MAX_ATTEMPTS.min(upstream.endpoints.len());
-    let mut stale_retry = true;
+    let client_cookie = ex.sticky;
+    let mut tries = balance::Tries::new(upstream, ex.sticky);
     let mut fresh = false;
     let mut last_error = String::new();
     let mut timed_out = false;
@@ -1108,17 +1104,7 @@ where
         Retry,
         Fail,
     }
-    while attempts > 0 {
-        attempts -= 1;
-        let choice = match sticky.take() {
-            Some(i) => Some(i),
-            None => balance::pick(upstream, settings.balance, &shared.pools, &tried[..ntried]),
-        };
-        let Some(i) = choice else { break };
-        if ntried < tried.len() {
-            tried[ntried] = i;
-            ntried += 1;
-        }
+    while let Some(i) = tries.next(upstream, settings.balance, &shared.pools) {
         let endpoint = &upstream.endpoints[i];
         let pool = shared.pools.endpoint(endpoint.addr, BackendProtocol::Http1);
         let mut pooled = None;
@@ -1160,12 +1146,8 @@ where
                 service.resets.fetch_add(1, Relaxed);
                 return Next::Fail;
             }
-            if reused && stale_retry {
-                stale_retry = false;
+            if reused && tries.again_after_stale(i) {
                 fresh = true;
-                attempts += 1;
-                ntried -= 1;
-                sticky = Some(i);
             } else {
                 service.resets.fetch_add(1, Relaxed);
             }

@@ -371,26 +371,13 @@ async fn forward(
     let (req, progress) = watch_body(Request::from_parts(parts, body));
     let replay = replayable(&req).then(|| Replay::of(&req));
     let mut pending = Some(req);
-    let mut tried = [usize::MAX; MAX_ATTEMPTS + 1];
-    let mut ntried = 0;
     let mut last_error = String::new();
     let mut timed_out = false;
-    let mut attempts = MAX_ATTEMPTS.min(upstream.endpoints.len());
     // One extra go, on a new connection, for a request that met a pooled
     // connection the backend had closed.
-    let mut stale_retry = true;
+    let mut tries = balance::Tries::new(upstream, sticky);
     let mut fresh = false;
-    while attempts > 0 {
-        attempts -= 1;
-        let choice = match sticky.take() {
-            Some(i) => Some(i),
-            None => balance::pick(upstream, settings.balance, &shared.pools, &tried[..ntried]),
-        };
-        let Some(i) = choice else { break };
-        if ntried < tried.len() {
-            tried[ntried] = i;
-            ntried += 1;
-        }
+    while let Some(i) = tries.next(upstream, settings.balance, &shared.pools) {
         let endpoint = &upstream.endpoints[i];
         let pool = shared.pools.endpoint(endpoint.addr, upstream.protocol);
         let Some(req) = pending.take() else { break };
@@ -480,12 +467,8 @@ async fn forward(
                         }
                     },
                 };
-                if stale && stale_retry {
-                    stale_retry = false;
+                if stale && tries.again_after_stale(i) {
                     fresh = true;
-                    attempts += 1;
-                    ntried -= 1;
-                    sticky = Some(i);
                 } else {
                     // A pooled connection the backend had closed, retried
                     // on a new one, is the pool's business, not a failure.
