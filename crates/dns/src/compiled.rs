@@ -1,5 +1,5 @@
 //! [`Compiled`]: a view turned into ready-made responses, so that answering
-//! a query is one hash lookup and three copies.
+//! a query is one lookup and a few copies.
 //!
 //! For every name and every type it holds (plus "any other type", the
 //! NODATA, and A and AAAA behind a CNAME), [`answer`] is run once
@@ -8,6 +8,9 @@
 //! question stay valid whatever case the client used, because only the
 //! case differs; the client's question is copied in front, so answers echo
 //! its case. The id, RD/CD bits and the OPT record are added per query.
+//! The responses are stored at the end of the name's record in the view
+//! (`Rec`, `view.rs`); a response that is just the name's records of the
+//! asked type is written from them rather than stored twice ([`Entry`]).
 //!
 //! Names that do not exist are not stored: their NXDOMAIN is a header,
 //! the question and an SOA record whose name pointers are patched to
@@ -21,7 +24,7 @@ use std::sync::Arc;
 use crate::answer::{Answer, answer};
 use crate::name::Name;
 use crate::table::Table;
-use crate::view::{Node, ZoneView};
+use crate::view::{Node, ZoneView, packed_records, unpack_node};
 use crate::wire::{Encoder, Question, RData, class, flags, rtype};
 
 /// A response to one (name, type), minus header, question and OPT, as
@@ -53,37 +56,99 @@ struct Built {
     body: Vec<u8>,
 }
 
-/// The responses for one name, packed in one shared allocation (a view
-/// holds several names per Service, and this is most of its memory):
+/// The responses for one name, packed at the end of the name's [`Rec`]
+/// (a view holds several names per Service, and this is most of its
+/// memory):
 ///
 /// ```text
 /// otherwise: u8  (SLOW, NODATA or PREBUILT)   typed: u8
-/// per typed response, then the "otherwise" one if PREBUILT:
-///   qtype u16, flags u16, counts 3 x u16, cut u32, serial_at u32, len u32, body
+/// per typed response, then the "otherwise" one (qtype 0) if PREBUILT:
+///   qtype u16, RECORDS u8
+///   qtype u16, RECORDS_PLUS u8, additional count u16, length (LEB128),
+///     additional records
+///   qtype u16, FULL u8, flags u16, counts 3 x u16,
+///     cut, serial_at + 1 (0: none), body length (LEB128), body
 /// ```
 ///
 /// "Otherwise" is the response to the types the name has no entry for:
 /// SLOW is the slow path (a CNAME's answer depends on the type chased),
 /// NODATA the NXDOMAIN template with NOERROR, shared by every name of the
-/// cluster zone instead of a copy each.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Entry(Arc<[u8]>);
+/// cluster zone instead of a copy each. RECORDS is a response that is
+/// exactly the name's records of that type, each after a pointer to the
+/// question (most answers: an A record, a PTR): it is written from the
+/// records the `Rec` holds anyway instead of being stored twice, and
+/// [`compile`] stores it so only when that writes the very bytes the
+/// encoder wrote. RECORDS_PLUS is the same followed by a stored
+/// additional section (SRV: the targets' addresses; SRV targets are not
+/// compressed, so the answer is the records as held).
+#[derive(Clone, Copy)]
+pub(crate) struct Entry<'a> {
+    bytes: &'a [u8],
+    /// The name's records, packed (`view.rs`), and their table.
+    node: &'a [u8],
+    table: &'a Table,
+}
 
 const SLOW: u8 = 0;
 const NODATA: u8 = 1;
 const PREBUILT: u8 = 2;
-const HEAD: usize = 22;
 
-impl std::fmt::Debug for Entry {
+const RECORDS: u8 = 0;
+const FULL: u8 = 1;
+const RECORDS_PLUS: u8 = 2;
+
+impl std::fmt::Debug for Entry<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Entry").field("bytes", &self.0.len()).finish()
+        f.debug_struct("Entry").field("bytes", &self.bytes.len()).finish()
     }
 }
 
 /// What the fast path found for a query.
 pub(crate) enum Hit<'a> {
     Prebuilt(Prebuilt<'a>),
+    Records(Records<'a>),
     NoData,
+}
+
+/// An answer of the name's records of one type, written from them.
+#[derive(Clone, Copy)]
+pub(crate) struct Records<'a> {
+    pub rtype: u16,
+    node: &'a [u8],
+    table: &'a Table,
+    /// The additional section, and how many records it holds.
+    pub additional: &'a [u8],
+    pub additional_count: u16,
+}
+
+impl<'a> Records<'a> {
+    /// The records' data, in order, in two parts.
+    #[inline]
+    fn each(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + use<'a> {
+        let rtype = self.rtype;
+        packed_records(self.node, self.table).filter(move |(t, _, _)| *t == rtype).map(|(_, head, tail)| (head, tail))
+    }
+
+    /// How many records, and their encoded length.
+    #[inline]
+    pub fn size(&self) -> (u16, usize) {
+        self.each().fold((0, 0), |(n, len), (head, tail)| (n + 1, len + 12 + head.len() + tail.len()))
+    }
+
+    /// Appends the records, each owned by a pointer to the question.
+    #[inline]
+    pub fn write(&self, out: &mut Vec<u8>, ttl: u32) {
+        for (head, tail) in self.each() {
+            out.extend_from_slice(&[0xc0, 12]);
+            out.extend_from_slice(&self.rtype.to_be_bytes());
+            out.extend_from_slice(&class::IN.to_be_bytes());
+            out.extend_from_slice(&ttl.to_be_bytes());
+            // Record data of the zone: below 64 KiB (`view.rs`).
+            out.extend_from_slice(&((head.len() + tail.len()) as u16).to_be_bytes());
+            out.extend_from_slice(head);
+            out.extend_from_slice(tail);
+        }
+    }
 }
 
 #[inline]
@@ -91,15 +156,55 @@ fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
-#[inline]
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+fn put_var(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
-impl Entry {
-    fn pack(typed: &[(u16, Built)], otherwise: Option<&Built>, nodata: bool) -> Entry {
-        let size: usize = typed.iter().map(|(_, b)| HEAD + b.body.len()).sum::<usize>()
-            + otherwise.map_or(0, |b| HEAD + b.body.len());
+#[inline]
+fn var_at(b: &[u8], at: &mut usize) -> u32 {
+    let mut v = 0u32;
+    let mut shift = 0;
+    loop {
+        let byte = b[*at];
+        *at += 1;
+        v |= u32::from(byte & 0x7f) << shift;
+        if byte < 0x80 || shift >= 28 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+/// One typed response of [`compile`]: stored whole, or written from the
+/// records.
+enum Typed {
+    Full(Built),
+    /// With the additional section and its count.
+    Records(Vec<u8>, u16),
+}
+
+impl<'a> Entry<'a> {
+    pub(crate) fn new(bytes: &'a [u8], node: &'a [u8], table: &'a Table) -> Entry<'a> {
+        Entry { bytes, node, table }
+    }
+
+    fn pack(typed: &[(u16, Typed)], otherwise: Option<&Built>, nodata: bool) -> Vec<u8> {
+        let full = |b: &Built| 20 + b.body.len();
+        let size: usize = typed
+            .iter()
+            .map(|(_, b)| {
+                3 + match b {
+                    Typed::Full(b) => full(b),
+                    Typed::Records(add, _) if add.is_empty() => 0,
+                    Typed::Records(add, _) => 7 + add.len(),
+                }
+            })
+            .sum::<usize>()
+            + otherwise.map_or(0, |b| 3 + full(b));
         let mut out = Vec::with_capacity(2 + size);
         out.push(match (otherwise, nodata) {
             (Some(_), _) => PREBUILT,
@@ -108,52 +213,87 @@ impl Entry {
         });
         // A node has one RRset per type, of a handful of types.
         out.push(u8::try_from(typed.len()).unwrap_or(u8::MAX));
-        for (t, b) in typed.iter().take(u8::MAX as usize).map(|(t, b)| (*t, b)).chain(otherwise.map(|b| (0, b))) {
+        for (t, b) in typed.iter().take(u8::MAX as usize) {
             out.extend_from_slice(&t.to_be_bytes());
-            out.extend_from_slice(&b.flags.to_be_bytes());
-            for c in b.counts {
-                out.extend_from_slice(&c.to_be_bytes());
+            match b {
+                Typed::Records(add, _) if add.is_empty() => out.push(RECORDS),
+                Typed::Records(add, count) => {
+                    out.push(RECORDS_PLUS);
+                    out.extend_from_slice(&count.to_be_bytes());
+                    put_var(&mut out, add.len() as u32);
+                    out.extend_from_slice(add);
+                }
+                Typed::Full(b) => put_full(&mut out, b),
             }
-            out.extend_from_slice(&b.cut.to_be_bytes());
-            out.extend_from_slice(&b.serial_at.to_be_bytes());
-            // Bodies are DNS messages: far below 4 GiB.
-            out.extend_from_slice(&(b.body.len() as u32).to_be_bytes());
-            out.extend_from_slice(&b.body);
         }
-        Entry(out.into())
+        if let Some(b) = otherwise {
+            out.extend_from_slice(&[0, 0]);
+            put_full(&mut out, b);
+        }
+        out.shrink_to_fit();
+        out
     }
 
     /// The response at `at` and where the next one starts.
     #[inline]
-    fn prebuilt_at(&self, at: usize) -> (u16, Prebuilt<'_>, usize) {
-        let b = &self.0;
-        let len = u32_at(b, at + 18) as usize;
-        let p = Prebuilt {
-            flags: u16_at(b, at + 2),
-            counts: [u16_at(b, at + 4), u16_at(b, at + 6), u16_at(b, at + 8)],
-            cut: u32_at(b, at + 10),
-            serial_at: u32_at(b, at + 14),
-            body: &b[at + HEAD..at + HEAD + len],
-        };
-        (u16_at(b, at), p, at + HEAD + len)
+    fn response_at(&self, at: usize) -> (u16, Hit<'a>, usize) {
+        let b = self.bytes;
+        let qtype = u16_at(b, at);
+        match b[at + 2] {
+            RECORDS => {
+                let r =
+                    Records { rtype: qtype, node: self.node, table: self.table, additional: &[], additional_count: 0 };
+                return (qtype, Hit::Records(r), at + 3);
+            }
+            RECORDS_PLUS => {
+                let additional_count = u16_at(b, at + 3);
+                let mut i = at + 5;
+                let len = var_at(b, &mut i) as usize;
+                let additional = &b[i..i + len];
+                let r = Records { rtype: qtype, node: self.node, table: self.table, additional, additional_count };
+                return (qtype, Hit::Records(r), i + len);
+            }
+            _ => {}
+        }
+        let flags = u16_at(b, at + 3);
+        let counts = [u16_at(b, at + 5), u16_at(b, at + 7), u16_at(b, at + 9)];
+        let mut i = at + 11;
+        let cut = var_at(b, &mut i);
+        let serial_at = var_at(b, &mut i).wrapping_sub(1);
+        let len = var_at(b, &mut i) as usize;
+        let body = &b[i..i + len];
+        (qtype, Hit::Prebuilt(Prebuilt { flags, counts, cut, serial_at, body }), i + len)
     }
 
     #[inline]
-    pub fn get(&self, qtype: u16) -> Option<Hit<'_>> {
+    pub fn get(&self, qtype: u16) -> Option<Hit<'a>> {
         let mut at = 2;
-        for _ in 0..self.0[1] {
-            let (t, p, next) = self.prebuilt_at(at);
+        for _ in 0..self.bytes[1] {
+            let (t, hit, next) = self.response_at(at);
             if t == qtype {
-                return Some(Hit::Prebuilt(p));
+                return Some(hit);
             }
             at = next;
         }
-        match self.0[0] {
+        match self.bytes[0] {
             NODATA => Some(Hit::NoData),
-            PREBUILT => Some(Hit::Prebuilt(self.prebuilt_at(at).1)),
+            PREBUILT => Some(self.response_at(at).1),
             _ => None,
         }
     }
+}
+
+fn put_full(out: &mut Vec<u8>, b: &Built) {
+    out.push(FULL);
+    out.extend_from_slice(&b.flags.to_be_bytes());
+    for c in b.counts {
+        out.extend_from_slice(&c.to_be_bytes());
+    }
+    put_var(out, b.cut);
+    put_var(out, b.serial_at.wrapping_add(1));
+    // Bodies are DNS messages: far below 4 GiB.
+    put_var(out, b.body.len() as u32);
+    out.extend_from_slice(&b.body);
 }
 
 /// The authority record of negative answers (NXDOMAIN, and NODATA in
@@ -181,8 +321,8 @@ impl SoaTemplate {
 
 /// A view with its responses prepared.
 pub struct Compiled {
+    /// The view, each name's prepared responses stored with its records.
     pub(crate) view: Arc<ZoneView>,
-    pub(crate) entries: Table<Entry>,
     /// The view's SOA serial, written into prepared answers.
     pub(crate) serial: u32,
     pub(crate) zone_labels: usize,
@@ -194,7 +334,7 @@ pub struct Compiled {
 
 impl std::fmt::Debug for Compiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Compiled").field("serial", &self.view.serial()).field("names", &self.entries.len()).finish()
+        f.debug_struct("Compiled").field("serial", &self.view.serial()).field("names", &self.view.len()).finish()
     }
 }
 
@@ -206,26 +346,31 @@ const UNUSED_TYPE: u16 = 65534;
 impl Compiled {
     /// Prepares the responses of every name of `view`.
     pub fn new(view: Arc<ZoneView>, recursion: bool) -> Compiled {
-        let mut entries = Table::default();
-        if view.is_synced() {
+        let view = if view.is_synced() {
             let template = soa_template(&view);
-            for (name, node) in view.nodes() {
-                entries.insert(name.clone(), compile(&view, &template, name, &node));
+            let mut prepared = (*view).clone();
+            for slot in view.nodes.iter().filter(|s| s.rec.in_view()) {
+                let rec = &slot.rec;
+                let name = view.nodes.name_of(rec);
+                let entry = compile(&view, &template, &name, rec.node_bytes());
+                prepared.nodes.put(name.wire(), true, rec.node_bytes(), Some(&entry), None);
             }
-        }
-        Compiled::assemble(view, entries, recursion)
+            Arc::new(prepared)
+        } else {
+            view
+        };
+        Compiled::assemble(view, recursion)
     }
 
-    /// A view with responses prepared elsewhere (by the incremental
+    /// A view whose responses are prepared already (by the incremental
     /// update, which prepares only the names that changed).
-    pub(crate) fn assemble(view: Arc<ZoneView>, entries: Table<Entry>, recursion: bool) -> Compiled {
+    pub(crate) fn assemble(view: Arc<ZoneView>, recursion: bool) -> Compiled {
         let zone = view.zone().clone();
         let nxdomain = soa_template(&view);
         Compiled {
             zone_labels: zone.label_count(),
             zone_wire: zone.wire().into(),
             serial: view.serial(),
-            entries,
             nxdomain,
             recursion,
             view,
@@ -235,11 +380,25 @@ impl Compiled {
     pub fn view(&self) -> &Arc<ZoneView> {
         &self.view
     }
+
+    /// The prepared responses of the name `wire`, if it has them.
+    #[inline]
+    pub(crate) fn entry(&self, wire: &[u8]) -> Option<Entry<'_>> {
+        let rec = self.view.rec(wire)?;
+        Some(Entry::new(rec.entry_bytes()?, rec.node_bytes(), &self.view.nodes))
+    }
+
+    /// How many names have prepared responses.
+    #[cfg(test)]
+    pub(crate) fn prepared(&self) -> usize {
+        self.view.nodes.iter().filter(|s| s.rec.in_view() && s.rec.entry_bytes().is_some()).count()
+    }
 }
 
 /// The prepared responses of one name of `view`, whose negative answers
 /// `template` (from `soa_template(view)`) writes.
-pub(crate) fn compile(view: &ZoneView, template: &SoaTemplate, name: &Name, node: &Node) -> Entry {
+pub(crate) fn compile(view: &ZoneView, template: &SoaTemplate, name: &Name, packed: &[u8]) -> Vec<u8> {
+    let node = unpack_node(packed, &view.nodes);
     let cname = node.rrset(rtype::CNAME).is_some();
     let mut types: Vec<u16> = node.rrsets.iter().map(|s| s.rtype).collect();
     // Elsewhere A and AAAA, when absent, are the NODATA of "any other
@@ -249,7 +408,25 @@ pub(crate) fn compile(view: &ZoneView, template: &SoaTemplate, name: &Name, node
     }
     types.sort_unstable();
     types.dedup();
-    let typed: Vec<(u16, Built)> = types.into_iter().filter_map(|t| Some((t, prebuild(view, name, t)?))).collect();
+    let typed: Vec<(u16, Typed)> = types
+        .into_iter()
+        .filter_map(|t| {
+            let built = prebuild(view, name, t)?;
+            let records = Records { rtype: t, node: packed, table: &view.nodes, additional: &[], additional_count: 0 };
+            let mut written = Vec::with_capacity(built.body.len());
+            records.write(&mut written, view.ttl());
+            let cut = built.cut as usize;
+            let same = built.flags == flags::AA
+                && built.counts[..2] == [records.size().0, 0]
+                && built.serial_at == NO_SERIAL
+                && cut == written.len()
+                && built.body[..cut] == written;
+            Some((
+                t,
+                if same { Typed::Records(built.body[cut..].to_vec(), built.counts[2]) } else { Typed::Full(built) },
+            ))
+        })
+        .collect();
     let (otherwise, nodata) = match (!cname).then(|| prebuild(view, name, UNUSED_TYPE)).flatten() {
         Some(p) if is_template_nodata(view, template, name, &p) => (None, true),
         // Outside the cluster zone (reverse names: a NODATA with the

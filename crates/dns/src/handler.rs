@@ -9,7 +9,7 @@
 //! pure [`answer`] and the general encoder, or a forward.
 
 use crate::answer::{Answer, Response, answer};
-use crate::compiled::{Compiled, Hit, NO_SERIAL, Prebuilt};
+use crate::compiled::{Compiled, Hit, NO_SERIAL, Prebuilt, Records};
 use crate::name::Name;
 use crate::wire::encode::opt_bytes;
 use crate::wire::{Edns, Encoder, MIN_UDP_PAYLOAD, Query, QueryError, Question, Rcode, class, flags, rtype};
@@ -125,11 +125,15 @@ pub fn handle(c: &Compiled, packet: &[u8], transport: Transport, max_udp: u16, o
     };
     let fast = q.qclass == class::IN && !matches!(q.qtype, rtype::ANY | rtype::AXFR | rtype::IXFR | rtype::OPT);
     if fast {
-        if let Some(entry) = c.entries.get(q.name.wire()) {
+        if let Some(entry) = c.entry(q.name.wire()) {
             match entry.get(q.qtype) {
                 Some(Hit::Prebuilt(p)) => {
                     write_prebuilt(out, &echo, &p, c.serial);
                     return Outcome::Reply(Served { qtype: q.qtype, rcode: Rcode(p.flags & 0xf), local: true });
+                }
+                Some(Hit::Records(r)) => {
+                    write_records(out, &echo, &r, c.view.ttl());
+                    return Outcome::Reply(Served { qtype: q.qtype, rcode: Rcode::NOERROR, local: true });
                 }
                 // Only names of the cluster zone get the template.
                 Some(Hit::NoData) => {
@@ -266,6 +270,25 @@ pub(crate) fn write_prebuilt(out: &mut Vec<u8>, echo: &Echo<'_>, p: &Prebuilt<'_
         out[start + at..start + at + 4].copy_from_slice(&serial.to_be_bytes());
     }
     echo.write_opt(out, Rcode(p.flags & 0xf));
+}
+
+/// An answer of the name's records of one type, written from them (as
+/// [`write_prebuilt`] would write the same bytes prepared).
+fn write_records(out: &mut Vec<u8>, echo: &Echo<'_>, r: &Records<'_>, ttl: u32) {
+    let fixed = 12 + echo.question_len() + echo.opt_len();
+    let (count, len) = r.size();
+    if fixed + len + r.additional.len() <= echo.limit {
+        out.reserve(fixed + len + r.additional.len());
+        echo.write_head(out, flags::AA, false, [count, 0, r.additional_count]);
+        r.write(out, ttl);
+        out.extend_from_slice(r.additional);
+    } else if fixed + len <= echo.limit {
+        echo.write_head(out, flags::AA, false, [count, 0, 0]);
+        r.write(out, ttl);
+    } else {
+        echo.write_head(out, flags::AA, true, [0; 3]);
+    }
+    echo.write_opt(out, Rcode::NOERROR);
 }
 
 /// A negative answer (NXDOMAIN, or NODATA in the cluster zone) from the

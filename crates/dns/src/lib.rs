@@ -40,6 +40,7 @@ mod metrics;
 pub mod name;
 mod objects;
 mod server;
+mod slot;
 mod table;
 #[doc(hidden)]
 pub mod testkit;

@@ -82,7 +82,7 @@ impl Shared {
     /// Makes an already compiled view the one answered from: readers
     /// switch with their next query.
     pub fn install(&self, compiled: Arc<Compiled>) {
-        self.metrics.view_names.store(compiled.entries.len() as u64, Relaxed);
+        self.metrics.view_names.store(compiled.view.len() as u64, Relaxed);
         self.metrics.view_serial.store(compiled.view.serial().into(), Relaxed);
         self.current.store(compiled);
     }

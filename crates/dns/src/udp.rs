@@ -117,9 +117,11 @@ impl Worker {
             let (n, peer) = match self.socket.recv_from(&mut buf) {
                 Ok(r) => r,
                 Err(e) => {
-                    // Timeouts let us check `stop`; ICMP errors from
-                    // earlier sends surface here too, harmlessly.
+                    // Timeouts let us check `stop` (and let go of an old
+                    // version, as below); ICMP errors from earlier sends
+                    // surface here too, harmlessly.
                     tracing::trace!(error = %e, "UDP receive");
+                    view.current(&self.shared);
                     continue;
                 }
             };
@@ -161,8 +163,14 @@ impl Worker {
                 let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
                 match recvmmsg(fd, &mut recv_headers, iovs.iter_mut(), MsgFlags::MSG_WAITFORONE, None) {
                     Ok(msgs) => received.extend(msgs.map(|m| (m.bytes, m.address))),
-                    // The socket's read timeout: time to check `stop`.
-                    Err(Errno::EAGAIN | Errno::EINTR) => continue,
+                    // The socket's read timeout: time to check `stop`, and
+                    // to let go of the version this worker answered from
+                    // last. An idle worker would otherwise keep it alive,
+                    // and with it every record replaced since.
+                    Err(Errno::EAGAIN | Errno::EINTR) => {
+                        view.current(&self.shared);
+                        continue;
+                    }
                     // A kernel (or sandbox) without recvmmsg.
                     Err(Errno::ENOSYS) => return self.run_simple(),
                     Err(e) => {

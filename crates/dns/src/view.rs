@@ -77,88 +77,205 @@ impl Node {
     }
 }
 
-/// A node as the view stores it: its records, in order, in one shared
-/// allocation (`rtype u16, length u16, data` each, names in canonical wire
-/// form), instead of a node, its RRsets and a 64-byte [`RData`] each.
-/// A view holds tens of thousands of nodes, most with one record; they
-/// are read back as a [`Node`] only to prepare answers and on the slow
-/// path.
+/// One name as the view stores it, in one shared allocation: the name,
+/// its records (`rtype u16, length u16, data` each, names in canonical
+/// wire form) and its prepared answers (`compiled.rs`), instead of a key,
+/// a node, its RRsets, a 64-byte [`RData`] each and a separate table of
+/// answers. A view holds tens of thousands of names, most with one
+/// record; records are read back as a [`Node`] only to prepare answers
+/// and on the slow path.
+///
+/// ```text
+/// prefix length u8, suffix u8, name prefix, state u8 (IN_VIEW, HAS_ENTRY),
+/// records length u32, records, prepared answers (to the end, if HAS_ENTRY)
+/// ```
+///
+/// The name is stored without the longest of its table's common suffixes
+/// (`svc.<zone>`, `pod.<zone>`, `<zone>`, `in-addr.arpa`, `ip6.arpa`;
+/// `table.rs`), which
+/// every name of a Service ends with: the table puts it back.
+///
+/// A name the live zone holds but has not published yet is not IN_VIEW:
+/// readers never see one (a publish settles every such name), and the
+/// view's reads skip it anyway.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Packed(Option<Arc<[u8]>>);
+pub(crate) struct Rec(Arc<[u8]>);
 
-impl std::fmt::Debug for Packed {
+const IN_VIEW: u8 = 1;
+const HAS_ENTRY: u8 = 2;
+
+impl std::fmt::Debug for Rec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.unpack().fmt(f)
+        f.debug_struct("Rec")
+            .field("prefix", &self.prefix())
+            .field("suffix", &self.suffix())
+            .field("in_view", &self.in_view())
+            .field("node", &self.node_bytes())
+            .field("entry", &self.entry_bytes().map(<[u8]>::len))
+            .finish()
     }
 }
 
-impl Packed {
-    pub fn pack(node: &Node) -> Packed {
-        if node.rrsets.is_empty() {
-            // Empty non-terminals: no allocation at all.
-            return Packed(None);
-        }
-        let mut out = Vec::new();
-        for set in &node.rrsets {
-            for data in &set.data {
-                out.extend_from_slice(&set.rtype.to_be_bytes());
-                let len_at = out.len();
-                out.extend_from_slice(&[0, 0]);
-                match data {
-                    RData::A(ip) => out.extend_from_slice(&ip.octets()),
-                    RData::Aaaa(ip) => out.extend_from_slice(&ip.octets()),
-                    RData::Ns(n) | RData::Cname(n) | RData::Ptr(n) => out.extend_from_slice(n.wire()),
-                    RData::Soa(soa) => {
-                        out.extend_from_slice(soa.mname.wire());
-                        out.extend_from_slice(soa.rname.wire());
-                        for v in [soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum] {
-                            out.extend_from_slice(&v.to_be_bytes());
-                        }
-                    }
-                    RData::Mx { preference, exchange } => {
-                        out.extend_from_slice(&preference.to_be_bytes());
-                        out.extend_from_slice(exchange.wire());
-                    }
-                    RData::Txt(strings) => {
-                        for s in strings {
-                            out.push(s.len().min(255) as u8);
-                            out.extend_from_slice(&s[..s.len().min(255)]);
-                        }
-                    }
-                    RData::Srv(srv) => {
-                        for v in [srv.priority, srv.weight, srv.port] {
-                            out.extend_from_slice(&v.to_be_bytes());
-                        }
-                        out.extend_from_slice(srv.target.wire());
-                    }
-                    RData::Other { data, .. } => out.extend_from_slice(data),
-                }
-                // Record data of the zone: far below 64 KiB.
-                let len = (out.len() - len_at - 2) as u16;
-                out[len_at..len_at + 2].copy_from_slice(&len.to_be_bytes());
-            }
-        }
-        Packed(Some(out.into()))
+impl Rec {
+    /// A record for the name `prefix` + suffix number `suffix` of its
+    /// table (0: none).
+    pub fn new(prefix: &[u8], suffix: u8, in_view: bool, node: &[u8], entry: Option<&[u8]>) -> Rec {
+        let mut out = Vec::with_capacity(7 + prefix.len() + node.len() + entry.map_or(0, <[u8]>::len));
+        // Names are at most 255 bytes.
+        out.push(prefix.len() as u8);
+        out.push(suffix);
+        out.extend_from_slice(prefix);
+        out.push(if in_view { IN_VIEW } else { 0 } | if entry.is_some() { HAS_ENTRY } else { 0 });
+        // Record data of one name: far below 4 GiB.
+        out.extend_from_slice(&(node.len() as u32).to_be_bytes());
+        out.extend_from_slice(node);
+        out.extend_from_slice(entry.unwrap_or_default());
+        Rec(out.into())
     }
 
-    /// The node again, as [`node_from`] made it.
-    pub fn unpack(&self) -> Node {
-        let Some(b) = &self.0 else { return Node::default() };
-        let mut rrsets: Vec<RRset> = Vec::new();
-        let mut at = 0;
-        while at + 4 <= b.len() {
-            let t = u16::from_be_bytes([b[at], b[at + 1]]);
-            let len = u16::from_be_bytes([b[at + 2], b[at + 3]]) as usize;
-            let d = &b[at + 4..at + 4 + len];
-            at += 4 + len;
-            let data = unpack_rdata(t, d);
-            match rrsets.last_mut() {
-                Some(set) if set.rtype == t => set.data.push(data),
-                _ => rrsets.push(RRset { rtype: t, data: vec![data] }),
-            }
-        }
-        Node { rrsets }
+    /// The name, less its suffix.
+    #[inline]
+    pub fn prefix(&self) -> &[u8] {
+        &self.0[2..2 + self.0[0] as usize]
     }
+
+    /// Which of its table's suffixes the name ends with (0: none).
+    #[inline]
+    pub fn suffix(&self) -> u8 {
+        self.0[1]
+    }
+
+    #[inline]
+    fn state(&self) -> u8 {
+        self.0[2 + self.0[0] as usize]
+    }
+
+    #[inline]
+    pub fn in_view(&self) -> bool {
+        self.state() & IN_VIEW != 0
+    }
+
+    #[inline]
+    fn node_range(&self) -> std::ops::Range<usize> {
+        let at = 3 + self.0[0] as usize;
+        let b = &self.0;
+        let len = u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;
+        at + 4..at + 4 + len
+    }
+
+    /// The records, packed.
+    pub fn node_bytes(&self) -> &[u8] {
+        &self.0[self.node_range()]
+    }
+
+    /// The prepared answers, if they have been prepared.
+    #[inline]
+    pub fn entry_bytes(&self) -> Option<&[u8]> {
+        (self.state() & HAS_ENTRY != 0).then(|| &self.0[self.node_range().end..])
+    }
+}
+
+/// Whether the data of type `t` ends with a name. That name is packed
+/// less the longest suffix its table leaves out of names, followed by the
+/// suffix number (`table.rs`): a PTR or SRV target costs its first labels.
+#[inline]
+pub(crate) fn ends_with_name(t: u16) -> bool {
+    matches!(t, rtype::NS | rtype::CNAME | rtype::PTR | rtype::MX | rtype::SRV)
+}
+
+/// A node's records packed as a [`Rec`] holds them (empty for an empty
+/// non-terminal), trailing names shortened by `table`'s suffixes.
+pub(crate) fn pack_node(node: &Node, table: &Table) -> Vec<u8> {
+    let mut out = Vec::new();
+    let name = |out: &mut Vec<u8>, n: &Name| {
+        let (prefix, suffix) = table.split(n.wire());
+        out.extend_from_slice(prefix);
+        out.push(suffix);
+    };
+    for set in &node.rrsets {
+        for data in &set.data {
+            out.extend_from_slice(&set.rtype.to_be_bytes());
+            let len_at = out.len();
+            out.extend_from_slice(&[0, 0]);
+            match data {
+                RData::A(ip) => out.extend_from_slice(&ip.octets()),
+                RData::Aaaa(ip) => out.extend_from_slice(&ip.octets()),
+                RData::Ns(n) | RData::Cname(n) | RData::Ptr(n) => name(&mut out, n),
+                RData::Soa(soa) => {
+                    out.extend_from_slice(soa.mname.wire());
+                    out.extend_from_slice(soa.rname.wire());
+                    for v in [soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum] {
+                        out.extend_from_slice(&v.to_be_bytes());
+                    }
+                }
+                RData::Mx { preference, exchange } => {
+                    out.extend_from_slice(&preference.to_be_bytes());
+                    name(&mut out, exchange);
+                }
+                RData::Txt(strings) => {
+                    for s in strings {
+                        out.push(s.len().min(255) as u8);
+                        out.extend_from_slice(&s[..s.len().min(255)]);
+                    }
+                }
+                RData::Srv(srv) => {
+                    for v in [srv.priority, srv.weight, srv.port] {
+                        out.extend_from_slice(&v.to_be_bytes());
+                    }
+                    name(&mut out, &srv.target);
+                }
+                RData::Other { data, .. } => out.extend_from_slice(data),
+            }
+            // Record data of the zone: far below 64 KiB.
+            let len = (out.len() - len_at - 2) as u16;
+            out[len_at..len_at + 2].copy_from_slice(&len.to_be_bytes());
+        }
+    }
+    out
+}
+
+/// The packed records of `b`, in order: type, and the data as two parts
+/// (the trailing name's suffix put back as the second).
+#[inline]
+pub(crate) fn packed_records<'a>(
+    b: &'a [u8],
+    table: &'a Table,
+) -> impl Iterator<Item = (u16, &'a [u8], &'a [u8])> + 'a {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at + 4 > b.len() {
+            return None;
+        }
+        let t = u16::from_be_bytes([b[at], b[at + 1]]);
+        let len = u16::from_be_bytes([b[at + 2], b[at + 3]]) as usize;
+        let d = &b[at + 4..at + 4 + len];
+        at += 4 + len;
+        Some(match d.split_last() {
+            Some((&suffix, head)) if ends_with_name(t) => (t, head, table.suffix(suffix)),
+            _ => (t, d, &[][..]),
+        })
+    })
+}
+
+/// The node again, as [`node_from`] made it.
+pub(crate) fn unpack_node(b: &[u8], table: &Table) -> Node {
+    let mut rrsets: Vec<RRset> = Vec::new();
+    let mut whole = Vec::new();
+    for (t, head, tail) in packed_records(b, table) {
+        let data = if tail.is_empty() {
+            unpack_rdata(t, head)
+        } else {
+            whole.clear();
+            whole.extend_from_slice(head);
+            whole.extend_from_slice(tail);
+            unpack_rdata(t, &whole)
+        };
+        match rrsets.last_mut() {
+            Some(set) if set.rtype == t => set.data.push(data),
+            _ => rrsets.push(RRset { rtype: t, data: vec![data] }),
+        }
+    }
+    Node { rrsets }
 }
 
 /// A name at the start of `d` (canonical wire form) and what follows it.
@@ -222,8 +339,10 @@ pub struct ZoneView {
     /// False until the watches hold a first complete list: until then
     /// questions about the zone get SERVFAIL rather than a wrong NXDOMAIN.
     pub(crate) synced: bool,
-    /// In-zone names and the reverse names we hold PTR records for.
-    pub(crate) nodes: Table<Packed>,
+    /// In-zone names and the reverse names we hold PTR records for, with
+    /// their prepared answers once a [`Compiled`](crate::compiled::Compiled)
+    /// has prepared them.
+    pub(crate) nodes: Table,
     /// Lowercased namespaces, for `pods insecure` names.
     pub(crate) namespaces: Arc<HashSet<Box<[u8]>>>,
     pub(crate) soa: Soa,
@@ -245,7 +364,7 @@ impl ZoneView {
     pub(crate) fn assemble(
         config: ZoneConfig,
         serial: u32,
-        nodes: Table<Packed>,
+        nodes: Table,
         namespaces: Arc<HashSet<Box<[u8]>>>,
     ) -> ZoneView {
         ZoneView {
@@ -283,17 +402,26 @@ impl ZoneView {
     /// The records at `name`, if it exists (read back from their packed
     /// form: a copy).
     pub fn node(&self, name: &Name) -> Option<Node> {
-        self.nodes.get(name.wire()).map(Packed::unpack)
+        self.rec(name.wire()).map(|r| unpack_node(r.node_bytes(), &self.nodes))
+    }
+
+    /// The stored record of the name `wire`, if it is in the view.
+    #[inline]
+    pub(crate) fn rec(&self, wire: &[u8]) -> Option<&Rec> {
+        self.nodes.get(wire).map(|s| &s.rec).filter(|r| r.in_view())
     }
 
     /// Whether `name` exists.
     pub fn contains(&self, name: &Name) -> bool {
-        self.nodes.get(name.wire()).is_some()
+        self.rec(name.wire()).is_some()
     }
 
     /// Every name with its node, in no particular order.
-    pub fn nodes(&self) -> impl Iterator<Item = (&Name, Node)> {
-        self.nodes.iter().map(|(name, node)| (name, node.unpack()))
+    pub fn nodes(&self) -> impl Iterator<Item = (Name, Node)> + '_ {
+        self.nodes
+            .iter()
+            .filter(|s| s.rec.in_view())
+            .map(|s| (self.nodes.name_of(&s.rec), unpack_node(s.rec.node_bytes(), &self.nodes)))
     }
 
     /// How many names the view holds.
@@ -481,7 +609,12 @@ impl ViewBuilder {
                 cur = next;
             }
         }
-        let nodes = nodes.into_iter().map(|(name, node)| (name, Packed::pack(&node))).collect();
+        let mut table = Table::for_zone(&zone);
+        for (name, node) in nodes {
+            let packed = pack_node(&node, &table);
+            table.put(name.wire(), true, &packed, None, None);
+        }
+        let nodes = table;
         ZoneView::assemble(config, serial, nodes, Arc::new(namespaces))
     }
 }

@@ -34,12 +34,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::build::{namespace_records, pod_records, service_records};
-use crate::compiled::{Compiled, Entry, chased_names, compile, soa_template};
+use crate::compiled::{Compiled, chased_names, compile, soa_template};
 use crate::name::Name;
 use crate::objects::{DnsPod, DnsService, DnsSlice};
+use crate::slot::{ServiceSlot, pack_pod, unpack_pod};
 use crate::table::Table;
-use crate::view::{Packed, PodsMode, Sink, ZoneConfig, ZoneView, fixed_records, node_from, soa_of, with_soa};
-use crate::wire::{RData, Srv, rtype};
+use crate::view::{
+    PodsMode, Sink, ZoneConfig, ZoneView, fixed_records, node_from, pack_node, soa_of, unpack_node, with_soa,
+};
+use crate::wire::{RData, rtype};
 
 /// The kinds of objects the zone is built from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,14 +65,91 @@ fn split(key: &str) -> (&str, &str) {
     key.split_once('/').unwrap_or(("", key))
 }
 
-/// A Service and its EndpointSlices (either may come first): the one copy
-/// of each the server holds.
-#[derive(Default)]
-struct ServiceSlot {
-    service: Option<DnsService>,
-    /// With their names, sorted by name (the order the full build reads
-    /// them in).
-    slices: Vec<(Box<str>, DnsSlice)>,
+/// An object's `namespace/name` (after its length, u16) and the object
+/// packed (`slot.rs`: a Service with its slices, or a Pod): one
+/// allocation, found by the key alone.
+struct Keyed(Box<[u8]>);
+
+impl Keyed {
+    fn new(key: &str, pack: impl FnOnce(&[u8]) -> Box<[u8]>) -> Keyed {
+        // Namespace and name are at most 63 and 253 bytes.
+        let mut head = Vec::with_capacity(2 + key.len());
+        head.extend_from_slice(&(key.len() as u16).to_be_bytes());
+        head.extend_from_slice(key.as_bytes());
+        Keyed(pack(&head))
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.0[2..2 + u16::from_be_bytes([self.0[0], self.0[1]]) as usize]
+    }
+
+    fn key_str(&self) -> String {
+        String::from_utf8_lossy(self.key()).into_owned()
+    }
+
+    /// The packed object.
+    fn slot(&self) -> &[u8] {
+        &self.0[2 + self.key().len()..]
+    }
+}
+
+impl PartialEq for Keyed {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Keyed {}
+
+impl std::hash::Hash for Keyed {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.key().hash(h);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Keyed {
+    fn borrow(&self) -> &[u8] {
+        self.key()
+    }
+}
+
+/// An EndpointSlice's `namespace/name` and, after a NUL (which no
+/// Kubernetes name holds), the name of its Service: one allocation, found
+/// by the key alone.
+struct SliceOwner(Box<str>);
+
+impl SliceOwner {
+    fn new(key: &str, service: &str) -> SliceOwner {
+        SliceOwner(format!("{key}\0{service}").into())
+    }
+
+    fn key(&self) -> &str {
+        self.0.split_once('\0').map_or(&*self.0, |(k, _)| k)
+    }
+
+    fn service(&self) -> &str {
+        self.0.split_once('\0').map_or("", |(_, s)| s)
+    }
+}
+
+impl PartialEq for SliceOwner {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for SliceOwner {}
+
+impl std::hash::Hash for SliceOwner {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.key().hash(h);
+    }
+}
+
+impl std::borrow::Borrow<str> for SliceOwner {
+    fn borrow(&self) -> &str {
+        self.key()
+    }
 }
 
 /// What one object puts in the zone, sorted and without duplicates.
@@ -148,22 +228,22 @@ pub(crate) struct LiveZone {
     recursion: bool,
     serial: u32,
     // The objects (the watcher keeps no copy of its own).
-    /// By Service.
-    services: HashMap<Key, ServiceSlot>,
+    /// By Service: the Service and its slices, packed (`slot.rs`).
+    services: HashSet<Keyed>,
     /// By slice: the Service it belongs to (its label).
-    slices: HashMap<Key, Box<str>>,
-    pods: HashMap<Key, DnsPod>,
+    slices: HashSet<SliceOwner>,
+    /// Packed (`slot.rs`).
+    pods: HashSet<Keyed>,
     namespaces: HashSet<String>,
-    // What they add up to.
-    /// How many contributions hold each name.
-    held: HashMap<Name, u32>,
+    // What they add up to. How many contributions hold each name is the
+    // count beside the name in the view's table (a name held but not yet
+    // published has a slot there that is not in the view).
     /// Records held by more than one contribution (the name's node has
     /// each record once), with how many beyond the first: rare (two
-    /// Services sharing an address), so kept apart from `held`.
+    /// Services sharing an address), so kept apart from the counts.
     shared: HashMap<Name, Vec<(RData, u32)>>,
     namespace_refs: HashMap<Box<[u8]>, u32>,
     view: ZoneView,
-    entries: Table<Entry>,
     /// A name inside a CNAME chain → the CNAME owners leading through it.
     chasers: HashMap<Name, Vec<Name>>,
     /// A CNAME owner → the names its chain leads through.
@@ -181,20 +261,18 @@ impl LiveZone {
     /// A zone holding only its fixed names; the first
     /// [`LiveZone::publish`] has serial `serial + 1`.
     pub fn new(config: ZoneConfig, recursion: bool, serial: u32) -> LiveZone {
-        let view = ZoneView::assemble(config.clone(), serial, Table::default(), Arc::default());
+        let view = ZoneView::assemble(config.clone(), serial, Table::for_zone(&config.zone), Arc::default());
         let mut zone = LiveZone {
             config,
             recursion,
             serial,
-            services: HashMap::new(),
-            slices: HashMap::new(),
-            pods: HashMap::new(),
+            services: HashSet::new(),
+            slices: HashSet::new(),
+            pods: HashSet::new(),
             namespaces: HashSet::new(),
-            held: HashMap::new(),
             shared: HashMap::new(),
             namespace_refs: HashMap::new(),
             view,
-            entries: Table::default(),
             chasers: HashMap::new(),
             chases: HashMap::new(),
             work: HashMap::new(),
@@ -215,24 +293,40 @@ impl LiveZone {
     }
 
     /// The Service `ns/name`, if the zone holds it.
-    pub fn service(&self, ns: &str, name: &str) -> Option<&DnsService> {
-        self.services.get(&*key(ns, name)).and_then(|slot| slot.service.as_ref())
+    pub fn service(&self, ns: &str, name: &str) -> Option<DnsService> {
+        self.services.get(key(ns, name).as_bytes()).and_then(|e| ServiceSlot::unpack(e.slot()).service)
+    }
+
+    /// The Service and slices stored under `key` (an empty slot if none).
+    fn slot(&self, key: &str) -> ServiceSlot {
+        self.services.get(key.as_bytes()).map(|e| ServiceSlot::unpack(e.slot())).unwrap_or_default()
+    }
+
+    /// Stores a slot, or drops it once it holds nothing.
+    fn store(&mut self, key: Key, slot: &ServiceSlot) {
+        if slot.is_empty() {
+            self.services.remove(key.as_bytes());
+        } else {
+            self.services.replace(Keyed::new(&key, |head| slot.pack_after(head)));
+        }
     }
 
     /// The `(namespace, name)` of every Service, EndpointSlice or Pod the
     /// zone holds, and every Namespace (with an empty namespace): what a
     /// new list is compared with, to find what was deleted meanwhile.
     pub fn keys(&self, kind: Kind) -> Vec<(String, String)> {
-        let pair = |k: &Key| {
+        let pair = |k: &str| {
             let (ns, name) = split(k);
             (ns.to_string(), name.to_string())
         };
         match kind {
             Kind::Service => {
-                self.services.iter().filter(|(_, slot)| slot.service.is_some()).map(|(k, _)| pair(k)).collect()
+                // A slot holds a Service unless its first byte is 0.
+                let holds_service = |e: &&Keyed| e.slot().first().is_some_and(|f| *f != 0);
+                self.services.iter().filter(holds_service).map(|e| pair(&e.key_str())).collect()
             }
-            Kind::Slice => self.slices.keys().map(pair).collect(),
-            Kind::Pod => self.pods.keys().map(pair).collect(),
+            Kind::Slice => self.slices.iter().map(|o| pair(o.key())).collect(),
+            Kind::Pod => self.pods.iter().map(|e| pair(&e.key_str())).collect(),
             Kind::Namespace => self.namespaces.iter().map(|n| (String::new(), n.clone())).collect(),
         }
     }
@@ -240,13 +334,11 @@ impl LiveZone {
     /// Sets (`Some`) or deletes (`None`) a Service.
     pub fn set_service(&mut self, ns: &str, name: &str, service: Option<DnsService>) {
         let key = key(ns, name);
-        let before = self.service_contribution(&key);
-        let slot = self.services.entry(key.clone()).or_default();
+        let mut slot = self.slot(&key);
+        let before = self.service_contribution(&key, &slot);
         slot.service = service;
-        if slot.service.is_none() && slot.slices.is_empty() {
-            self.services.remove(&key);
-        }
-        let after = self.service_contribution(&key);
+        let after = self.service_contribution(&key, &slot);
+        self.store(key, &slot);
         self.apply(before, after);
     }
 
@@ -255,30 +347,29 @@ impl LiveZone {
     pub fn set_slice(&mut self, ns: &str, name: &str, slice: Option<DnsSlice>) {
         let slice_key = key(ns, name);
         let owner = slice.as_ref().and_then(|s| s.service.as_deref()).map(|svc| key(ns, svc));
-        let previous = self.slices.get(&slice_key).map(|svc| key(ns, svc));
+        let previous = self.slices.get(&*slice_key).map(|o| key(ns, o.service()));
         let mut affected: Vec<Key> = previous.iter().chain(owner.iter()).cloned().collect();
         affected.dedup();
-        let before: Vec<Contribution> = affected.iter().map(|k| self.service_contribution(k)).collect();
+        let before: Vec<Contribution> = affected.iter().map(|k| self.service_contribution(k, &self.slot(k))).collect();
         if let Some(p) = &previous {
-            if let Some(slot) = self.services.get_mut(p) {
-                slot.slices.retain(|(n, _)| **n != *name);
-                if slot.service.is_none() && slot.slices.is_empty() {
-                    self.services.remove(p);
-                }
-            }
-            self.slices.remove(&slice_key);
+            let mut slot = self.slot(p);
+            slot.slices.retain(|(n, _)| **n != *name);
+            self.store(p.clone(), &slot);
+            self.slices.remove(&*slice_key);
         }
         if let (Some(o), Some(mut s)) = (owner, slice) {
-            // The slot is the Service's: the label need not be kept twice.
+            // The slot is the Service's: the label need not be kept twice,
+            // and the trigger time only matters as the event arrives.
             let service = s.service.take().unwrap_or_default();
-            let slices = &mut self.services.entry(o).or_default().slices;
-            let at = slices.partition_point(|(n, _)| **n < *name);
-            slices.insert(at, (name.into(), s));
-            slices.shrink_to_fit();
-            self.slices.insert(slice_key, service);
+            s.trigger_time = None;
+            let mut slot = self.slot(&o);
+            let at = slot.slices.partition_point(|(n, _)| **n < *name);
+            slot.slices.insert(at, (name.into(), s));
+            self.store(o, &slot);
+            self.slices.insert(SliceOwner::new(&slice_key, &service));
         }
         for (k, before) in affected.iter().zip(before) {
-            let after = self.service_contribution(k);
+            let after = self.service_contribution(k, &self.slot(k));
             self.apply(before, after);
         }
     }
@@ -289,11 +380,12 @@ impl LiveZone {
             return;
         }
         let key = key(ns, name);
-        let before = self.contribution(self.pods.get(&key), |c, p| pod_records(c, ns, p));
+        let stored = self.pods.get(key.as_bytes()).map(|e| unpack_pod(e.slot()));
+        let before = self.contribution(stored.as_ref(), |c, p| pod_records(c, ns, p));
         let after = self.contribution(pod.as_ref(), |c, p| pod_records(c, ns, p));
         match pod {
-            Some(p) => self.pods.insert(key, p),
-            None => self.pods.remove(&key),
+            Some(p) => self.pods.replace(Keyed::new(&key, |head| pack_pod(&p, head))).is_some(),
+            None => self.pods.remove(key.as_bytes()),
         };
         self.apply(before, after);
     }
@@ -317,8 +409,8 @@ impl LiveZone {
         c.finish()
     }
 
-    fn service_contribution(&self, key: &Key) -> Contribution {
-        let Some(ServiceSlot { service: Some(service), slices }) = self.services.get(key) else {
+    fn service_contribution(&self, key: &str, slot: &ServiceSlot) -> Contribution {
+        let ServiceSlot { service: Some(service), slices } = slot else {
             return Contribution::default();
         };
         let slices: Vec<&DnsSlice> = slices.iter().map(|(_, s)| s).collect();
@@ -336,9 +428,14 @@ impl LiveZone {
         // Names first, so that records always land on a held name; names
         // let go last, once their records are gone.
         for name in missing_from(&after.names, &before.names) {
-            let held = self.held.entry(name.clone()).or_default();
-            *held += 1;
-            if *held == 1 {
+            let held = match self.view.nodes.get_mut(name.wire()) {
+                Some(slot) => {
+                    slot.count += 1;
+                    slot.count
+                }
+                None => self.view.nodes.put(name.wire(), false, &[], None, Some(1)),
+            };
+            if held == 1 {
                 self.touch(name);
             }
         }
@@ -349,11 +446,14 @@ impl LiveZone {
             self.add_record(name, data);
         }
         for name in missing_from(&before.names, &after.names) {
-            let Some(held) = self.held.get_mut(name) else { continue };
-            *held -= 1;
-            if *held == 0 {
+            let Some(slot) = self.view.nodes.get_mut(name.wire()) else { continue };
+            slot.count = slot.count.saturating_sub(1);
+            if slot.count == 0 {
                 debug_assert!(!self.shared.contains_key(name), "{name} released with shared records");
-                self.held.remove(name);
+                if !slot.rec.in_view() {
+                    // Held and let go between two publishes.
+                    self.view.nodes.remove(name.wire());
+                }
                 self.touch(name);
             }
         }
@@ -376,27 +476,15 @@ impl LiveZone {
         self.recompile.extend(after.names);
     }
 
-    /// The one copy of a held name that the tables and records share
-    /// (each contribution computes its own).
-    fn canonical(&self, name: &Name) -> Name {
-        self.held.get_key_value(name).map_or_else(|| name.clone(), |(k, _)| k.clone())
-    }
-
-    /// `data` pointing at the shared copies of the names it holds.
-    fn canonical_data(&self, data: &RData) -> RData {
-        match data {
-            RData::Ptr(n) => RData::Ptr(self.canonical(n)),
-            RData::Cname(n) => RData::Cname(self.canonical(n)),
-            RData::Srv(srv) => RData::Srv(Srv { target: self.canonical(&srv.target), ..srv.clone() }),
-            other => other.clone(),
-        }
+    /// Whether some contribution holds `name`.
+    fn held(&self, name: &Name) -> bool {
+        self.view.nodes.get(name.wire()).is_some_and(|s| s.count > 0)
     }
 
     /// The records of `name` being edited, from the published node.
     fn touch(&mut self, name: &Name) -> &mut Vec<RData> {
-        let key = self.canonical(name);
         let view = &self.view;
-        self.work.entry(key).or_insert_with(|| {
+        self.work.entry(name.clone()).or_insert_with(|| {
             let mut data: Vec<RData> = view
                 .node(name)
                 .map(|n| {
@@ -409,15 +497,14 @@ impl LiveZone {
     }
 
     fn add_record(&mut self, name: &Name, data: &RData) {
-        let shared = self.canonical_data(data);
         let records = self.touch(name);
         match records.binary_search(data) {
-            Err(at) => records.insert(at, shared),
+            Err(at) => records.insert(at, data.clone()),
             Ok(_) => {
-                if !self.held.contains_key(name) {
+                if !self.held(name) {
                     return;
                 }
-                let shared = self.shared.entry(self.canonical(name)).or_default();
+                let shared = self.shared.entry(name.clone()).or_default();
                 match shared.iter_mut().find(|(d, _)| d == data) {
                     Some((_, extra)) => *extra += 1,
                     None => shared.push((data.clone(), 1)),
@@ -456,21 +543,27 @@ impl LiveZone {
         let zone = self.config.zone.clone();
         let mut changed = Vec::new();
         for (name, records) in std::mem::take(&mut self.work) {
-            if self.held.contains_key(&name) {
-                let node = node_from(records);
-                let node = Packed::pack(&node);
-                let unchanged = self.view.nodes.get(name.wire()).is_some_and(|n| *n == node);
+            if self.held(&name) {
+                let node = pack_node(&node_from(records), &self.view.nodes);
+                let unchanged = self.view.rec(name.wire()).is_some_and(|r| r.node_bytes() == node);
                 if !unchanged {
-                    self.view.nodes.insert(name.clone(), node);
+                    // Prepared below: every changed name is.
+                    self.view.nodes.put(name.wire(), true, &node, None, None);
                     changed.push(name);
                 }
-            } else if self.view.nodes.remove(name.wire()).is_some() {
+            } else if self.view.nodes.remove(name.wire()).is_some_and(|s| s.rec.in_view()) {
                 changed.push(name);
             }
         }
         let soa = soa_of(&self.config, self.serial);
-        let apex = self.view.node(&zone).unwrap_or_default();
-        self.view.nodes.insert(zone, Packed::pack(&with_soa(apex, &soa)));
+        // The apex's prepared answers stay: its SOA serial is written per
+        // query.
+        let (apex, prepared) = match self.view.rec(zone.wire()) {
+            Some(r) => (unpack_node(r.node_bytes(), &self.view.nodes), r.entry_bytes().map(<[u8]>::to_vec)),
+            None => (Default::default(), None),
+        };
+        let apex = pack_node(&with_soa(apex, &soa), &self.view.nodes);
+        self.view.nodes.put(zone.wire(), true, &apex, prepared.as_deref(), None);
         self.view.serial = self.serial;
         self.view.soa = soa;
         self.view.synced = true;
@@ -486,27 +579,22 @@ impl LiveZone {
         dirty.extend(changed);
         let template = soa_template(&self.view);
         for name in dirty {
-            let name = self.canonical(&name);
             self.forget_chase(&name);
-            match self.view.node(&name) {
-                Some(node) => {
-                    let entry = compile(&self.view, &template, &name, &node);
-                    let through = chased_names(&self.view, &node);
-                    self.entries.insert(name.clone(), entry);
-                    if !through.is_empty() {
-                        for t in &through {
-                            self.chasers.entry(t.clone()).or_default().push(name.clone());
-                        }
-                        self.chases.insert(name, through);
-                    }
+            // A name no longer in the view has nothing to prepare.
+            let Some(rec) = self.view.rec(name.wire()).cloned() else { continue };
+            let node = unpack_node(rec.node_bytes(), &self.view.nodes);
+            let entry = compile(&self.view, &template, &name, rec.node_bytes());
+            let through = chased_names(&self.view, &node);
+            self.view.nodes.put(name.wire(), true, rec.node_bytes(), Some(&entry), None);
+            if !through.is_empty() {
+                for t in &through {
+                    self.chasers.entry(t.clone()).or_default().push(name.clone());
                 }
-                None => {
-                    self.entries.remove(name.wire());
-                }
+                self.chases.insert(name, through);
             }
         }
         let view = Arc::new(self.view.clone());
-        Some(Arc::new(Compiled::assemble(view, self.entries.clone(), self.recursion)))
+        Some(Arc::new(Compiled::assemble(view, self.recursion)))
     }
 
     fn forget_chase(&mut self, owner: &Name) {
