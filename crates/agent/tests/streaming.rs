@@ -454,9 +454,12 @@ async fn kubectl_exec_with_a_terminal_gets_a_pty() {
     h.create_pod("web", &["main"], Some("node-1")).await;
     let _c = h.start_container("web", "main").await;
     // script(1) gives kubectl a terminal, sized so that kubectl sends a
-    // resize; `-e` returns the exit code of kubectl.
+    // resize; `-e` returns the exit code of kubectl. The resize travels
+    // beside the process's start (as with the kubelet), so the command
+    // gives it a moment before reading the size: on a loaded machine
+    // `stty size` could otherwise run first.
     let inner = format!(
-        "stty cols 91 rows 27; {KUBECTL} --kubeconfig {} exec -it web -- sh -c 'tty; stty size; echo \"TERM=$TERM\"; exit 5'",
+        "stty cols 91 rows 27; {KUBECTL} --kubeconfig {} exec -it web -- sh -c 'tty; sleep 1; stty size; echo \"TERM=$TERM\"; exit 5'",
         h.kubeconfig.display()
     );
     let mut cmd = tokio::process::Command::new("script");
