@@ -153,12 +153,13 @@ async fn keep_fresh(client: Client, zone: ZoneConfig, shared: Arc<Shared>) {
     let mut synced = unsynced();
     let mut serial = jiff::Timestamp::now().as_second() as u32;
     let mut live = Some(Box::new(LiveZone::new(zone.clone(), shared.recursion, serial)));
+    let updater = Updater::start();
     loop {
         let events = changes.take();
         let Some(mut current) = live.take() else { break };
         let started = Instant::now();
         let mut flags = synced;
-        let updated = tokio::task::spawn_blocking(move || {
+        let updated = updater.run(move || {
             let triggers: Vec<_> = events.into_iter().filter_map(|e| apply(&mut current, e, &mut flags)).collect();
             // Nothing is published until every kind has been listed.
             let published = if flags.iter().all(|s| *s) { current.publish() } else { None };
@@ -198,6 +199,45 @@ async fn keep_fresh(client: Client, zone: ZoneConfig, shared: Arc<Shared>) {
             }
         }
         changes.notify.notified().await;
+    }
+}
+
+/// One long-lived thread that applies changes to the zone. Every update
+/// runs on it, rather than on whichever of tokio's blocking-pool threads is
+/// free: with glibc, each thread that allocates may take a malloc arena of
+/// its own, and the zone's memory spread over several arenas keeps more
+/// free space resident than the same memory in one.
+struct Updater {
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+impl Updater {
+    fn start() -> Updater {
+        let (jobs, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        // The thread ends when the `Updater` (and with it the sender) is
+        // dropped.
+        let spawned = std::thread::Builder::new().name("dns-zone".into()).spawn(move || {
+            while let Ok(job) = rx.recv() {
+                job();
+            }
+        });
+        if let Err(e) = spawned {
+            // `run` then reports every update as failed.
+            tracing::error!(error = %e, "could not start the DNS zone thread");
+        }
+        Updater { jobs }
+    }
+
+    /// Runs `f` on the zone thread. A panic in `f` (or a thread that is
+    /// gone) is an error, as a failed `spawn_blocking` task would be.
+    async fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> Result<R, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = Box::new(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = tx.send(result.map_err(|_| "the zone update panicked".to_string()));
+        });
+        self.jobs.send(job).map_err(|_| "the DNS zone thread is gone".to_string())?;
+        rx.await.map_err(|_| "the DNS zone thread is gone".to_string())?
     }
 }
 
