@@ -238,7 +238,7 @@ impl<K: Object> Reflector<K> {
                         Next::Watch(rv)
                     }
                     Err(e) => {
-                        let delay = backoff.next();
+                        let delay = backoff.delay();
                         tracing::warn!(kind = K::KIND, error = %chain(&e), ?delay, "listing failed; retrying");
                         tokio::time::sleep(delay).await;
                         Next::List
@@ -320,7 +320,7 @@ impl<K: Object> Reflector<K> {
                 WatchEvent::Deleted(o) => self.delete(o),
                 WatchEvent::Bookmark { .. } => {}
                 WatchEvent::Error(e) => {
-                    let delay = backoff.next();
+                    let delay = backoff.delay();
                     tracing::warn!(kind = K::KIND, error = %e, ?delay, "watch ended with an error; re-listing");
                     tokio::time::sleep(delay).await;
                     return Next::List;
@@ -332,7 +332,7 @@ impl<K: Object> Reflector<K> {
         // is retried after a pause, so a server that closes watches at once
         // cannot make us spin.
         if !received {
-            tokio::time::sleep(backoff.next()).await;
+            tokio::time::sleep(backoff.delay()).await;
         }
         Next::Watch(rv)
     }
@@ -342,7 +342,7 @@ impl<K: Object> Reflector<K> {
             tracing::info!(kind = K::KIND, resource_version = %rv, "resourceVersion expired; re-listing");
             return Next::List;
         }
-        let delay = backoff.next();
+        let delay = backoff.delay();
         // The server refused the watch itself (bad request, forbidden, ...):
         // start over from a list. Transport trouble (server restarting,
         // network) or overload: resume the watch.
@@ -404,19 +404,21 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Exponential backoff with ±25% jitter, so that many reflectors that lost
-/// the same server do not all come back in the same instant.
-struct Backoff {
+/// the same server do not all come back in the same instant. Also for
+/// watchers written on top of [`Api::watch`](crate::Api::watch).
+pub struct Backoff {
     initial: Duration,
     max: Duration,
     current: Duration,
 }
 
 impl Backoff {
-    fn new(initial: Duration, max: Duration) -> Self {
+    pub fn new(initial: Duration, max: Duration) -> Self {
         Backoff { initial, max, current: initial }
     }
 
-    fn next(&mut self) -> Duration {
+    /// The next delay: the current one, jittered, which then doubles.
+    pub fn delay(&mut self) -> Duration {
         let base = self.current;
         self.current = (self.current * 2).min(self.max);
         // RandomState is randomly seeded per instance: enough randomness
@@ -426,7 +428,8 @@ impl Backoff {
         base.mul_f64(factor)
     }
 
-    fn reset(&mut self) {
+    /// Back to the initial delay, after a success.
+    pub fn reset(&mut self) {
         self.current = self.initial;
     }
 }
@@ -438,7 +441,7 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_its_bound_and_resets() {
         let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(400));
-        let delays: Vec<Duration> = (0..5).map(|_| b.next()).collect();
+        let delays: Vec<Duration> = (0..5).map(|_| b.delay()).collect();
         let within = |d: Duration, base: u64| {
             d >= Duration::from_millis(base * 3 / 4) && d <= Duration::from_millis(base * 5 / 4)
         };
@@ -447,6 +450,6 @@ mod tests {
             "{delays:?}"
         );
         b.reset();
-        assert!(within(b.next(), 100));
+        assert!(within(b.delay(), 100));
     }
 }

@@ -20,7 +20,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use svcnet_client::{Api, Client, Error, ListParams, Object, WatchEvent, WatchParams};
+use svcnet_client::{Api, Backoff, Client, Error, ListParams, Object, WatchEvent, WatchParams};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
@@ -261,7 +261,7 @@ where
         let list = match api.list_all(&ListParams { limit: Some(PAGE), ..ListParams::default() }).await {
             Ok(list) => list,
             Err(e) => {
-                let delay = backoff.next();
+                let delay = backoff.delay();
                 tracing::warn!(?kind, error = %e, ?delay, "listing failed; retrying");
                 tokio::time::sleep(delay).await;
                 continue;
@@ -311,7 +311,7 @@ where
                     WatchEvent::Deleted(o) => (o, false),
                     WatchEvent::Bookmark { .. } => continue,
                     WatchEvent::Error(e) => {
-                        let delay = backoff.next();
+                        let delay = backoff.delay();
                         tracing::warn!(?kind, error = %e, ?delay, "watch ended with an error; listing again");
                         tokio::time::sleep(delay).await;
                         continue 'list;
@@ -325,7 +325,7 @@ where
             // after a pause, so that a server closing watches at once
             // cannot make us spin.
             if !received {
-                tokio::time::sleep(backoff.next()).await;
+                tokio::time::sleep(backoff.delay()).await;
             }
         }
     }
@@ -341,7 +341,7 @@ async fn after_error(e: &Error, kind: Kind, backoff: &mut Backoff) -> Next {
         tracing::info!(?kind, "resourceVersion expired; listing again");
         return Next::List;
     }
-    let delay = backoff.next();
+    let delay = backoff.delay();
     // The server refused the watch itself (bad request, forbidden, ...):
     // start over from a list. Transport trouble or overload: resume.
     let refused = e.code().is_some_and(|c| (400..500).contains(&c) && c != 429);
@@ -350,25 +350,3 @@ async fn after_error(e: &Error, kind: Kind, backoff: &mut Backoff) -> Next {
     if refused { Next::List } else { Next::Watch }
 }
 
-/// Exponential backoff with ±25% jitter.
-struct Backoff {
-    initial: Duration,
-    max: Duration,
-    current: Duration,
-}
-
-impl Backoff {
-    fn new(initial: Duration, max: Duration) -> Self {
-        Backoff { initial, max, current: initial }
-    }
-
-    fn next(&mut self) -> Duration {
-        let base = self.current;
-        self.current = (self.current * 2).min(self.max);
-        base.mul_f64(0.75 + rand::random::<f64>() / 2.0)
-    }
-
-    fn reset(&mut self) {
-        self.current = self.initial;
-    }
-}
