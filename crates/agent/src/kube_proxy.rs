@@ -55,6 +55,9 @@ const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// The mode a pod's proxy runs in, on the pod.
 const MODE_ANNOTATION: &str = "svcnet.io/proxy-mode";
 const IMAGE: &str = "svcnet/kube-proxy";
+/// How long a just-published pod may be missing from the watch before its
+/// absence counts as a deletion (a force delete the watch never showed).
+const WATCH_LAG: Duration = Duration::from_secs(10);
 
 /// Whether a pod is a mirror pod: the agent reflects something it runs
 /// itself, so the pod runtime leaves it alone.
@@ -313,9 +316,10 @@ impl KubeProxy {
 struct Published {
     uid: String,
     name: String,
-    /// Whether the watch has shown the pod yet: until then its absence
-    /// from the store is the watch lagging, not a deletion.
+    /// Whether the watch has shown the pod yet: until then (for a while)
+    /// its absence from the store is the watch lagging, not a deletion.
     seen: bool,
+    at: std::time::Instant,
     /// Whether its status (Running, Ready) is written.
     status: Option<serde_json::Value>,
 }
@@ -375,7 +379,7 @@ impl Supervisor {
         let mut restart_for = None;
         if let Some(published) = self.pod.as_mut() {
             match pods.iter().find(|p| p.metadata.uid.as_deref() == Some(published.uid.as_str())) {
-                None if published.seen => restart_for = Some(None),
+                None if published.seen || published.at.elapsed() > WATCH_LAG => restart_for = Some(None),
                 None => {}
                 Some(p) if p.metadata.deletion_timestamp.is_some() => restart_for = Some(Some(p.clone())),
                 Some(_) => published.seen = true,
@@ -585,6 +589,7 @@ impl Supervisor {
             uid: created.metadata.uid.clone().unwrap_or_default(),
             name: name.clone(),
             seen: false,
+            at: std::time::Instant::now(),
             status: Some(status),
         });
         self.write_status().await;
