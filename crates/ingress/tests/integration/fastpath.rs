@@ -13,7 +13,7 @@ use svcnet_ingress::testkit::{IngressBuilder, slice};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::harness::{World, backend, http_service, proxy, scrape};
+use crate::harness::{World, backend, http_service, proxy, read_head, scrape};
 
 /// A response as a raw client reads it.
 #[derive(Debug)]
@@ -295,19 +295,7 @@ async fn idle_closing_backend() -> (SocketAddr, Arc<AtomicUsize>, tokio::task::J
             let r = r.clone();
             tokio::spawn(async move {
                 let mut stream = BufReader::new(stream);
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                }
+                let Some(length) = read_head(&mut stream).await else { return };
                 let mut body = vec![0; length];
                 let _ = stream.read_exact(&mut body).await;
                 r.fetch_add(1, Ordering::SeqCst);

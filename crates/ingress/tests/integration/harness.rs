@@ -273,3 +273,23 @@ pub async fn closed_port() -> SocketAddr {
 pub async fn scrape(proxy: &Proxy, path: &str) -> Reply {
     get(proxy.server.metrics_addr().expect("metrics listener"), "metrics", path, &[]).await
 }
+
+/// Reads one request head from a raw test backend's connection and gives
+/// its Content-Length (0 without one); `None` when the connection ends
+/// first.
+pub async fn read_head(stream: &mut tokio::io::BufReader<TcpStream>) -> Option<usize> {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        if line == "\r\n" {
+            return Some(length);
+        }
+    }
+}

@@ -22,7 +22,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, Buf
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use crate::harness::{Proxy, World, backend, h1, http_service, proxy, read_reply, request, scrape};
+use crate::harness::{Proxy, World, backend, h1, http_service, proxy, read_head, read_reply, request, scrape};
 
 /// A body fed through a channel (`http_body_util`'s needs a feature we do
 /// not build): dropping the sender ends it.
@@ -380,19 +380,7 @@ async fn closing_backend() -> (SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>, t
             tokio::spawn(async move {
                 let mut stream = BufReader::new(stream);
                 for n in 0.. {
-                    let mut length = 0usize;
-                    loop {
-                        let mut line = String::new();
-                        if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
+                    let Some(length) = read_head(&mut stream).await else { return };
                     let mut body = vec![0u8; length];
                     if stream.read_exact(&mut body).await.is_err() {
                         return;
