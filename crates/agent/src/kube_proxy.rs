@@ -136,7 +136,11 @@ fn mode_value(mode: svcnet_proxy::Mode) -> &'static str {
 
 /// Creates the ConfigMap, or sets its mode when it exists (other edits in
 /// it are kept only when the mode already matches).
-pub async fn publish_config(client: &Client, mode: svcnet_proxy::Mode, cluster_cidr: &str) -> svcnet_client::Result<()> {
+pub async fn publish_config(
+    client: &Client,
+    mode: svcnet_proxy::Mode,
+    cluster_cidr: &str,
+) -> svcnet_client::Result<()> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
     let text = config_text(mode, cluster_cidr);
     match api.get_opt(NAME).await? {
@@ -248,7 +252,9 @@ impl ProxyLogs {
             return None;
         }
         Some(match state.current.as_ref().filter(|_| !previous) {
-            Some(r) => Ok(LogRef { container: NAME.to_string(), path: r.path.clone(), finished: r.finished.subscribe() }),
+            Some(r) => {
+                Ok(LogRef { container: NAME.to_string(), path: r.path.clone(), finished: r.finished.subscribe() })
+            }
             None => Err(AccessError::bad_request(format!(
                 "previous terminated container \"{NAME}\" in pod \"{pod}\" not found"
             ))),
@@ -395,7 +401,9 @@ impl Supervisor {
             // Neither mode started at the last restart: keep trying.
             match start_rebinding(&self.client, &self.settings.config).await {
                 Ok(p) => self.proxy = Some(p),
-                Err(e) => tracing::warn!(node = %self.settings.node, error = %e, "kube-proxy: starting the proxy failed; retrying"),
+                Err(e) => {
+                    tracing::warn!(node = %self.settings.node, error = %e, "kube-proxy: starting the proxy failed; retrying")
+                }
             }
         }
         if self.pod.is_none() {
@@ -494,7 +502,9 @@ impl Supervisor {
         match api.patch_status(&published.name, &PatchParams::default(), &Patch::Merge(status)).await {
             Ok(_) => published.status = None,
             Err(e) if e.is_not_found() => published.status = None,
-            Err(e) => tracing::debug!(node = %self.settings.node, error = %e, "writing the kube-proxy pod's status failed; retrying"),
+            Err(e) => {
+                tracing::debug!(node = %self.settings.node, error = %e, "writing the kube-proxy pod's status failed; retrying")
+            }
         }
     }
 
@@ -648,7 +658,9 @@ mod tests {
 
     #[test]
     fn the_published_config_reads_back_as_its_mode() {
-        for mode in [Mode::Nftables, Mode::Iptables, Mode::Userspace(svcnet_proxy::userspace::Balance::LeastConnections)] {
+        for mode in
+            [Mode::Nftables, Mode::Iptables, Mode::Userspace(svcnet_proxy::userspace::Balance::LeastConnections)]
+        {
             let text = config_text(mode, "10.244.0.0/16");
             let requested = requested_mode(&text).unwrap();
             assert_eq!(resolve_mode(&requested).unwrap().mode, mode, "{text}");

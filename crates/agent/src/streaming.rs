@@ -194,7 +194,13 @@ impl Server {
 }
 
 impl Server {
-    fn attach(&self, mut req: Request<Incoming>, namespace: &str, pod: &str, container: &str) -> Result<Response<Body>, AccessError> {
+    fn attach(
+        &self,
+        mut req: Request<Incoming>,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<Response<Body>, AccessError> {
         // Only a running container can be attached to (the kubelet's rule);
         // kubectl then falls back to the log.
         let running = self.access.container(namespace, pod, Some(container))?;
@@ -211,7 +217,12 @@ impl Server {
         Ok(resp)
     }
 
-    fn port_forward(&self, mut req: Request<Incoming>, namespace: &str, pod: &str) -> Result<Response<Body>, AccessError> {
+    fn port_forward(
+        &self,
+        mut req: Request<Incoming>,
+        namespace: &str,
+        pod: &str,
+    ) -> Result<Response<Body>, AccessError> {
         // Any running container of the pod: they share its network namespace.
         let container = self.access.container(namespace, pod, None)?;
         let handshake = portforward::Handshake::from_request(&req)?;

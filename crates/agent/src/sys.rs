@@ -441,10 +441,22 @@ mod tests {
             return;
         }
         let argv = ["missing".to_string()];
-        let exec = Exec { program: Path::new("/nonexistent/missing"), argv: &argv, env: &[], dir: Path::new("/"), stdin: true };
+        let exec = Exec {
+            program: Path::new("/nonexistent/missing"),
+            argv: &argv,
+            env: &[],
+            dir: Path::new("/"),
+            stdin: true,
+        };
         let e = spawn_in_pod(&exec, &placement()).err().expect("fails");
         assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
-        let exec = Exec { program: Path::new("/bin/true"), argv: &argv, env: &[], dir: Path::new("/nonexistent"), stdin: false };
+        let exec = Exec {
+            program: Path::new("/bin/true"),
+            argv: &argv,
+            env: &[],
+            dir: Path::new("/nonexistent"),
+            stdin: false,
+        };
         let e = spawn_in_pod(&exec, &placement()).err().expect("fails");
         assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
     }

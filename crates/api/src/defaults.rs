@@ -117,7 +117,7 @@ fn pod_spec(spec: &mut Value) {
             }
         }
     }
-    for field in ["initContainers", "containers"] {
+    for field in ["initContainers", "containers", "ephemeralContainers"] {
         for c in array_mut(spec, field) {
             container(c);
         }

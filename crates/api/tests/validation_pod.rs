@@ -219,3 +219,73 @@ fn a_running_pod_may_only_change_its_images() {
         validate_update("Pod", &two, &old, &Context::default()).iter().map(|e| e.message()).collect();
     assert_eq!(errs, vec!["spec.containers: Forbidden: pod updates may not add or remove containers"]);
 }
+
+fn with_ephemeral(list: Value) -> Value {
+    defaulted(pod(json!({ "containers": [nginx(json!({}))], "ephemeralContainers": list })))
+}
+
+fn update_messages(new: &Value, old: &Value) -> Vec<String> {
+    validate_update("Pod", new, old, &Context::default()).iter().map(|e| e.message()).collect()
+}
+
+#[test]
+fn ephemeral_containers_are_only_added_and_only_with_what_kube_allows_them() {
+    let none = with_ephemeral(json!([]));
+    let debugger = json!({ "name": "debugger", "image": "busybox", "stdin": true, "tty": true, "targetContainerName": "nginx" });
+    let one = with_ephemeral(json!([debugger.clone()]));
+    assert_eq!(update_messages(&one, &none), Vec::<String>::new(), "adding one is an update like any other");
+
+    let second = with_ephemeral(json!([debugger.clone(), { "name": "debugger-2", "image": "busybox" }]));
+    assert_eq!(update_messages(&second, &one), Vec::<String>::new());
+
+    assert_eq!(
+        update_messages(&none, &one),
+        vec!["spec.ephemeralContainers: Forbidden: existing ephemeral containers \"debugger\" may not be removed\n"]
+    );
+    let changed = with_ephemeral(json!([{ "name": "debugger", "image": "alpine", "stdin": true, "tty": true, "targetContainerName": "nginx" }]));
+    assert_eq!(
+        update_messages(&changed, &one),
+        vec!["spec.ephemeralContainers: Forbidden: existing ephemeral containers \"debugger\" may not be changed\n"]
+    );
+
+    let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+        (
+            "a name taken by a container",
+            json!([{ "name": "nginx", "image": "busybox" }]),
+            vec![r#"spec.ephemeralContainers[0].name: Duplicate value: "nginx""#],
+        ),
+        (
+            "an image is required",
+            json!([{ "name": "debugger" }]),
+            vec!["spec.ephemeralContainers[0].image: Required value"],
+        ),
+        (
+            "the target must be one of the pod's containers",
+            json!([{ "name": "debugger", "image": "busybox", "targetContainerName": "web" }]),
+            vec![r#"spec.ephemeralContainers[0].targetContainerName: Not found: "web""#],
+        ),
+        (
+            "ports and probes are for the pod's own containers",
+            json!([{ "name": "debugger", "image": "busybox", "ports": [{ "containerPort": 80 }],
+                     "readinessProbe": { "tcpSocket": { "port": 80 } } }]),
+            vec![
+                "spec.ephemeralContainers[0].ports: Forbidden: cannot be set for an Ephemeral Container",
+                "spec.ephemeralContainers[0].readinessProbe: Forbidden: cannot be set for an Ephemeral Container",
+            ],
+        ),
+    ];
+    for (name, list, want) in cases {
+        assert_eq!(update_messages(&with_ephemeral(list), &none), want, "{name}");
+    }
+
+    let mut mirror = none.clone();
+    mirror["metadata"]["annotations"] = json!({ "kubernetes.io/config.mirror": "abc" });
+    let mut mirror_one = one.clone();
+    mirror_one["metadata"]["annotations"] = mirror["metadata"]["annotations"].clone();
+    assert_eq!(update_messages(&mirror_one, &mirror), vec![": Forbidden: static pods do not support ephemeral containers"]);
+
+    assert_eq!(
+        messages(json!({ "containers": [nginx(json!({}))], "ephemeralContainers": [debugger] })),
+        vec!["spec.ephemeralContainers: Forbidden: cannot be set on create"]
+    );
+}

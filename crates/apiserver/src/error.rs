@@ -208,6 +208,9 @@ impl ApiError {
                     .collect();
                 Some(d)
             }
+            // kube's `NewNotFound(GroupResource{}, "")`: empty details,
+            // which clients (kubectl debug) read without a nil check.
+            ApiError::NoRoute => Some(json!({})),
             _ => None,
         };
         if let Some(d) = details {

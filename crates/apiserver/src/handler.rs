@@ -171,7 +171,10 @@ impl Api {
             return Ok(json_response(StatusCode::CREATED, &status));
         }
         if let Some(s) = sub {
-            let known = (s == "status" && res.has_status) || (s == "scale" && res.has_scale) || (s == "finalize" && res.plural == "namespaces");
+            let known = (s == "status" && res.has_status)
+                || (s == "scale" && res.has_scale)
+                || (s == "finalize" && res.plural == "namespaces")
+                || (s == "ephemeralcontainers" && res.plural == "pods");
             if !known {
                 return Err(ApiError::NoRoute);
             }

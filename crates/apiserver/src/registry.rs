@@ -493,6 +493,9 @@ impl Registry {
         match sub {
             None => strategy.prepare_for_update(resource, &mut obj, old),
             Some("status") => strategy.prepare_for_status_update(resource, &mut obj, old),
+            Some("ephemeralcontainers") if resource.plural == "pods" => {
+                strategy.prepare_for_ephemeral_containers_update(&mut obj, old)
+            }
             Some("finalize") if resource.plural == "namespaces" => {
                 let finalizers = obj.pointer("/spec/finalizers").cloned();
                 let mut merged = old.clone();

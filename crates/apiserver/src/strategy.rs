@@ -52,6 +52,22 @@ pub trait Strategy: Send + Sync {
         if resource.plural == "services" {
             svcnet_api::validation::prepare_service_update(new, old);
         }
+        if resource.plural == "pods" {
+            // Ephemeral containers change only through /ephemeralcontainers.
+            keep_ephemeral_containers(new, old);
+        }
+    }
+
+    /// Called on an update of `pods/{name}/ephemeralcontainers`: only
+    /// spec.ephemeralContainers is taken from the request (kube's
+    /// `dropNonEphemeralContainerUpdates`).
+    fn prepare_for_ephemeral_containers_update(&self, new: &mut Value, old: &Value) {
+        let mut merged = old.clone();
+        keep_ephemeral_containers(&mut merged, new);
+        if let (Some(rv), Some(meta)) = (new.pointer("/metadata/resourceVersion").cloned(), object::meta_mut(&mut merged)) {
+            meta.insert("resourceVersion".into(), rv);
+        }
+        *new = merged;
     }
 
     /// Called on an update of `/status`: everything but the status is kept.
@@ -88,6 +104,16 @@ pub trait Strategy: Send + Sync {
 /// starts with an empty status, which only `/status` writes fill.
 fn keeps_status_on_create(resource: &ResourceInfo) -> bool {
     matches!(resource.plural, "nodes" | "pods")
+}
+
+/// Sets `into`'s spec.ephemeralContainers to `from`'s.
+fn keep_ephemeral_containers(into: &mut Value, from: &Value) {
+    let list = from.pointer("/spec/ephemeralContainers").cloned();
+    let Some(spec) = into.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    match list {
+        Some(l) => spec.insert("ephemeralContainers".into(), l),
+        None => spec.remove("ephemeralContainers"),
+    };
 }
 
 fn copy_field(new: &mut Value, old: &Value, field: &str) {

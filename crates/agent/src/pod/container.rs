@@ -43,9 +43,24 @@ pub struct ContainerIo {
     pub stdin: Option<crate::access::StdinRef>,
 }
 
+/// The spec of the runtime's container `i`: one of the pod's containers,
+/// or (past them) an ephemeral container, found by name.
 fn container_spec(run: &PodRun, i: usize) -> Container {
     let pod = run.pod();
-    pod.spec.as_ref().and_then(|s| s.containers.get(i).cloned()).unwrap_or_default()
+    let Some(spec) = pod.spec.as_ref() else { return Container::default() };
+    let (name, ephemeral) = {
+        let s = run.state.lock().unwrap_or_else(|e| e.into_inner());
+        (s.containers[i].name.clone(), s.containers[i].ephemeral)
+    };
+    if !ephemeral {
+        return spec.containers.get(i).cloned().unwrap_or_default();
+    }
+    spec.ephemeral_containers
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| serde_json::to_value(e).and_then(serde_json::from_value).ok())
+        .unwrap_or_default()
 }
 
 fn stopping(run: &PodRun) -> Option<u64> {
@@ -248,8 +263,13 @@ async fn after_exit(
     ran: Duration,
     stop: &mut watch::Receiver<Option<u64>>,
 ) -> bool {
-    let policy = run.state.lock().unwrap_or_else(|e| e.into_inner()).restart_policy.clone();
+    let (policy, ephemeral) = {
+        let s = run.state.lock().unwrap_or_else(|e| e.into_inner());
+        (s.restart_policy.clone(), s.containers[i].ephemeral)
+    };
+    // Ephemeral containers are never restarted.
     let restart = stopping(run).is_none()
+        && !ephemeral
         && match policy.as_str() {
             "Never" => false,
             "OnFailure" => t.exit_code != 0,

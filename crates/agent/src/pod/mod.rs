@@ -105,7 +105,15 @@ impl PodRun {
     pub fn event(&self, inner: &Inner, container: Option<&str>, warning: bool, reason: &str, message: String) {
         let pod = self.pod();
         let mut object = reference("Pod", "v1", &pod.metadata);
-        object.field_path = container.map(|c| format!("spec.containers{{{c}}}"));
+        let ephemeral = |c: &str| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.ephemeral_containers.as_ref())
+                .is_some_and(|l| l.iter().any(|e| e.name == c))
+        };
+        object.field_path = container.map(|c| {
+            if ephemeral(c) { format!("spec.ephemeralContainers{{{c}}}") } else { format!("spec.containers{{{c}}}") }
+        });
         let kind = if warning { EventType::Warning } else { EventType::Normal };
         inner.recorder.record(object, kind, reason, message);
     }
@@ -519,7 +527,20 @@ async fn run_pod(inner: &Arc<Inner>, run: &Arc<PodRun>) {
         for i in 0..count {
             set.spawn(container::supervise(inner.clone(), run.clone(), i, placement.clone()));
         }
-        while set.join_next().await.is_some() {}
+        // Ephemeral containers (`kubectl debug`) join the running pod as
+        // its spec gains them.
+        let mut specs = run.spec.subscribe();
+        specs.mark_changed();
+        loop {
+            tokio::select! {
+                done = set.join_next() => if done.is_none() { break },
+                Ok(()) = specs.changed() => {
+                    for i in add_ephemeral_containers(run) {
+                        set.spawn(container::supervise(inner.clone(), run.clone(), i, placement.clone()));
+                    }
+                }
+            }
+        }
     }
     // Every container has stopped for good; wait for the pod to be deleted
     // (a completed pod keeps its object and status).
@@ -542,6 +563,35 @@ async fn run_pod(inner: &Arc<Inner>, run: &Arc<PodRun>) {
     if pod.metadata.deletion_timestamp.is_some() {
         finish_delete(inner, &pod).await;
     }
+}
+
+/// Takes on the ephemeral containers the pod's spec has and the runtime
+/// does not, returning their indexes. One that the pod's status already
+/// shows as terminated (run before this agent started) is not run again.
+fn add_ephemeral_containers(run: &PodRun) -> Vec<usize> {
+    let pod = run.pod();
+    let Some(list) = pod.spec.as_ref().and_then(|s| s.ephemeral_containers.as_ref()) else { return Vec::new() };
+    let ran_before = |name: &str| {
+        pod.status.as_ref().and_then(|s| s.ephemeral_container_statuses.as_ref()).is_some_and(|l| {
+            l.iter().any(|c| c.name == name && c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
+        })
+    };
+    let mut added = Vec::new();
+    let mut state = lock(&run.state);
+    let mut io = lock(&run.io);
+    for e in list {
+        if state.containers.iter().any(|c| c.name == e.name) || ran_before(&e.name) {
+            continue;
+        }
+        added.push(state.containers.len());
+        state.containers.push(ContainerState::ephemeral(&e.name, e.image.as_deref().unwrap_or("")));
+        io.push(container::ContainerIo::default());
+    }
+    drop((state, io));
+    if !added.is_empty() {
+        run.touch();
+    }
+    added
 }
 
 /// The pod's address as the probes reach it.

@@ -42,6 +42,10 @@ pub struct ContainerState {
     pub pid: Option<u32>,
     /// The container will not run again (restart policy says so).
     pub done: bool,
+    /// One of `spec.ephemeralContainers` (`kubectl debug`): never
+    /// restarted, no part of the pod's phase or readiness, reported in
+    /// `ephemeralContainerStatuses`.
+    pub ephemeral: bool,
 }
 
 impl ContainerState {
@@ -57,7 +61,13 @@ impl ContainerState {
             container_id: String::new(),
             pid: None,
             done: false,
+            ephemeral: false,
         }
+    }
+
+    /// The state of a newly added ephemeral container.
+    pub fn ephemeral(name: &str, image: &str) -> Self {
+        ContainerState { ephemeral: true, ..ContainerState::new(name, image) }
     }
 
     pub fn is_running(&self) -> bool {
@@ -125,7 +135,7 @@ pub fn pod_phase(state: &PodState) -> &'static str {
     let mut pending = false;
     let mut running = false;
     let mut failed = false;
-    for c in &state.containers {
+    for c in state.containers.iter().filter(|c| !c.ephemeral) {
         match &c.phase {
             ContainerPhase::Running { .. } => running = true,
             ContainerPhase::Waiting { .. } => {
@@ -191,9 +201,9 @@ pub fn pod_status(pod: &Pod, state: &PodState, now: Timestamp) -> Value {
         .map(|cs| cs.iter().filter_map(|c| serde_json::to_value(c).ok()).collect())
         .unwrap_or_default();
     let phase = pod_phase(state);
-    let not_ready: Vec<&str> =
-        state.containers.iter().filter(|c| !(c.ready && c.is_running())).map(|c| c.name.as_str()).collect();
-    let all_ready = not_ready.is_empty() && !state.containers.is_empty() && phase == "Running";
+    let regular = || state.containers.iter().filter(|c| !c.ephemeral);
+    let not_ready: Vec<&str> = regular().filter(|c| !(c.ready && c.is_running())).map(|c| c.name.as_str()).collect();
+    let all_ready = not_ready.is_empty() && regular().next().is_some() && phase == "Running";
     let unready_msg =
         (!not_ready.is_empty()).then(|| format!("containers with unready status: [{}]", not_ready.join(" ")));
     let unready_reason = (!not_ready.is_empty()).then_some("ContainersNotReady");
@@ -227,26 +237,24 @@ pub fn pod_status(pod: &Pod, state: &PodState, now: Timestamp) -> Value {
     } else {
         conditions.push(condition("PodScheduled", true, None, None, &previous, &now_s));
     }
-    let statuses: Vec<Value> = state
-        .containers
-        .iter()
-        .map(|c| {
-            let mut s = json!({
-                "name": c.name,
-                "image": c.image,
-                "imageID": "",
-                "ready": c.ready && c.is_running(),
-                "started": c.started && c.is_running(),
-                "restartCount": c.restart_count,
-                "state": phase_json(&c.phase),
-                "lastState": c.last.as_ref().map(|t| json!({ "terminated": terminated_json(t) })).unwrap_or_else(|| json!({})),
-            });
-            if !c.container_id.is_empty() {
-                s["containerID"] = json!(c.container_id);
-            }
-            s
-        })
-        .collect();
+    let status_of = |c: &ContainerState| {
+        let mut s = json!({
+            "name": c.name,
+            "image": c.image,
+            "imageID": "",
+            "ready": !c.ephemeral && c.ready && c.is_running(),
+            "started": c.started && c.is_running(),
+            "restartCount": c.restart_count,
+            "state": phase_json(&c.phase),
+            "lastState": c.last.as_ref().map(|t| json!({ "terminated": terminated_json(t) })).unwrap_or_else(|| json!({})),
+        });
+        if !c.container_id.is_empty() {
+            s["containerID"] = json!(c.container_id);
+        }
+        s
+    };
+    let statuses: Vec<Value> = regular().map(status_of).collect();
+    let ephemeral: Vec<Value> = state.containers.iter().filter(|c| c.ephemeral).map(status_of).collect();
     let mut status = json!({
         "phase": phase,
         "conditions": conditions,
@@ -256,6 +264,9 @@ pub fn pod_status(pod: &Pod, state: &PodState, now: Timestamp) -> Value {
         "containerStatuses": statuses,
         "qosClass": qos_class(pod),
     });
+    if !ephemeral.is_empty() {
+        status["ephemeralContainerStatuses"] = json!(ephemeral);
+    }
     match state.pod_ip {
         Some(ip) => {
             status["podIP"] = json!(ip.to_string());

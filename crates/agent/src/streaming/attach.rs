@@ -63,7 +63,8 @@ where
     let file = match logs::open(&log, &options).await {
         Ok(f) => f,
         Err(e) => {
-            let status = json!({ "metadata": {}, "status": "Failure", "message": e.message, "reason": "InternalError" });
+            let status =
+                json!({ "metadata": {}, "status": "Failure", "message": e.message, "reason": "InternalError" });
             finish(out_tx, writer, reader, status).await;
             return;
         }

@@ -254,7 +254,12 @@ where
     (out_tx, writer, incoming)
 }
 
-pub(super) async fn finish(out_tx: mpsc::Sender<Message>, writer: JoinHandle<()>, mut reader: JoinHandle<()>, status: Value) {
+pub(super) async fn finish(
+    out_tx: mpsc::Sender<Message>,
+    writer: JoinHandle<()>,
+    mut reader: JoinHandle<()>,
+    status: Value,
+) {
     let status = serde_json::to_vec(&status).unwrap_or_default();
     let _ = out_tx.send(frame(ERROR, &status)).await;
     // client-go takes anything but a normal closure for an error.

@@ -380,8 +380,10 @@ impl Session {
         if self.sockets.is_none() {
             // Entering the namespace starts a thread and waits for it.
             let netns = self.target.netns.clone();
-            self.sockets =
-                tokio::task::spawn_blocking(move || svcnet_netns::NetnsSockets::enter(&netns).ok()).await.ok().flatten();
+            self.sockets = tokio::task::spawn_blocking(move || svcnet_netns::NetnsSockets::enter(&netns).ok())
+                .await
+                .ok()
+                .flatten();
         }
         let sockets = self.sockets.clone();
         let out = self.out.clone();
@@ -497,8 +499,11 @@ mod tests {
 
     #[test]
     fn other_protocols_are_refused_with_the_reason() {
-        let e = Handshake::from_request(&request(&[("Upgrade", "SPDY/3.1"), ("X-Stream-Protocol-Version", "v4.channel.k8s.io")]))
-            .unwrap_err();
+        let e = Handshake::from_request(&request(&[
+            ("Upgrade", "SPDY/3.1"),
+            ("X-Stream-Protocol-Version", "v4.channel.k8s.io"),
+        ]))
+        .unwrap_err();
         assert!(e.message.contains("unable to negotiate protocol"), "{e}");
         let e = Handshake::from_request(&request(&[
             ("Upgrade", "websocket"),

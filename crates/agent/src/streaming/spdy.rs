@@ -155,17 +155,37 @@ pub type HeaderBlock = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
-    SynStream { stream: u32, fin: bool, headers: HeaderBlock },
-    SynReply { stream: u32, fin: bool },
-    RstStream { stream: u32, status: u32 },
+    SynStream {
+        stream: u32,
+        fin: bool,
+        headers: HeaderBlock,
+    },
+    SynReply {
+        stream: u32,
+        fin: bool,
+    },
+    RstStream {
+        stream: u32,
+        status: u32,
+    },
     Settings,
-    Ping { id: u32 },
+    Ping {
+        id: u32,
+    },
     GoAway,
-    Headers { stream: u32 },
+    Headers {
+        stream: u32,
+    },
     WindowUpdate,
-    Data { stream: u32, fin: bool, data: Vec<u8> },
+    Data {
+        stream: u32,
+        fin: bool,
+        data: Vec<u8>,
+    },
     /// A control frame of a type this server does not act on.
-    Other { kind: u16 },
+    Other {
+        kind: u16,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -223,9 +243,7 @@ impl Reader {
         }
         let kind = (word & 0xffff) as u16;
         let u32_at = |at: usize, what| {
-            body.get(at..at + 4)
-                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                .ok_or(SpdyError::Malformed(what))
+            body.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok_or(SpdyError::Malformed(what))
         };
         let frame = match kind {
             SYN_STREAM => {
@@ -471,7 +489,8 @@ mod tests {
     /// with the dictionary (its head names it), best compression, a sync
     /// flush after each block. Made with Python's zlib (`compressobj(9,
     /// zdict=...)`), as Go's `zlib.NewWriterLevelDict` would.
-    const CLIENT_BLOCK_1: &str = "78f9e3c6a7c202253a48f95b044eea16061606409ab308125f99a074cc68004e892545a989b9d0c2863515141500000000ffff";
+    const CLIENT_BLOCK_1: &str =
+        "78f9e3c6a7c202253a48f95b044eea16061606409ab308125f99a074cc68004e892545a989b9d0c2863515141500000000ffff";
     const CLIENT_BLOCK_2: &str = "225333a8a44a04000000ffff";
 
     fn unhex(s: &str) -> Vec<u8> {

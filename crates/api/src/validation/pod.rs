@@ -772,6 +772,8 @@ pub(crate) fn validate_pod_update(new: &Value, old: &Value) -> Vec<FieldError> {
         ));
     }
 
+    errs.extend(ephemeral_containers_update_errors(new, old));
+
     // Everything else in the spec must stay as it was.
     let mut munged = ns.as_object().cloned().unwrap_or_default();
     let old_map = os.as_object().cloned().unwrap_or_default();
@@ -802,6 +804,82 @@ pub(crate) fn validate_pod_update(new: &Value, old: &Value) -> Vec<FieldError> {
             "spec",
             format!("pod updates may not change fields other than {UPDATABLE}\n{}", spec_diff(&old_map, &munged)),
         ));
+    }
+    errs
+}
+
+/// Fields an ephemeral container may not set, in the order of kube's
+/// `EphemeralContainerCommon` (its allow-list names the rest).
+const NOT_FOR_EPHEMERAL: [&str; 7] =
+    ["ports", "resources", "resizePolicy", "lifecycle", "livenessProbe", "readinessProbe", "startupProbe"];
+
+/// `validateEphemeralContainers` on the new pod and
+/// `ValidatePodEphemeralContainersUpdate`'s rule that ephemeral
+/// containers, once added, are neither changed nor removed. (An update of
+/// the pod itself keeps the old list, so only the `ephemeralcontainers`
+/// subresource changes it.)
+fn ephemeral_containers_update_errors(new: &Value, old: &Value) -> Vec<FieldError> {
+    let (ns, os) = (obj(new, "spec"), obj(old, "spec"));
+    let (added, before) = (list(ns, "ephemeralContainers"), list(os, "ephemeralContainers"));
+    if added == before {
+        return Vec::new();
+    }
+    if get(obj(obj(old, "metadata"), "annotations"), "kubernetes.io/config.mirror").is_some() {
+        return vec![FieldError::forbidden("", "static pods do not support ephemeral containers")];
+    }
+    let path = Path::root("spec").child("ephemeralContainers");
+    let mut errs = Vec::new();
+    let (volumes, _) = volumes_errors(list(ns, "volumes"), &Path::root("spec").child("volumes"));
+    let others: BTreeSet<&str> =
+        list(ns, "containers").iter().chain(list(ns, "initContainers")).map(|c| str_of(c, "name")).collect();
+    let mut names = others.clone();
+    for (i, c) in added.iter().enumerate() {
+        let cp = path.index(i);
+        errs.extend(container_common_errors(c, &volumes, &cp));
+        let name = str_of(c, "name");
+        if !name.is_empty() && !names.insert(name) {
+            errs.push(FieldError::duplicate(cp.child("name"), name));
+        }
+        let target = str_of(c, "targetContainerName");
+        if !target.is_empty() && !others.contains(target) {
+            errs.push(FieldError::not_found(cp.child("targetContainerName"), target));
+        }
+        for field in NOT_FOR_EPHEMERAL {
+            let set = match get(c, field) {
+                None | Some(Value::Null) => false,
+                Some(Value::Object(m)) => !m.is_empty(),
+                Some(Value::Array(a)) => !a.is_empty(),
+                Some(_) => true,
+            };
+            if set {
+                errs.push(FieldError::forbidden(cp.child(field), "cannot be set for an Ephemeral Container"));
+            }
+        }
+        for (j, m) in list(c, "volumeMounts").iter().enumerate() {
+            if !str_of(m, "subPath").is_empty() {
+                errs.push(FieldError::forbidden(
+                    cp.child("volumeMounts").index(j).child("subPath"),
+                    "cannot be set for an Ephemeral Container",
+                ));
+            }
+        }
+        if present(c, "restartPolicy") {
+            errs.push(FieldError::forbidden(cp.child("restartPolicy"), "cannot be set for an Ephemeral Container"));
+        }
+    }
+    for o in before {
+        let name = str_of(o, "name");
+        match added.iter().find(|n| str_of(n, "name") == name) {
+            None => errs.push(FieldError::forbidden(
+                &path,
+                format!("existing ephemeral containers {name:?} may not be removed\n"),
+            )),
+            Some(n) if n != o => errs.push(FieldError::forbidden(
+                &path,
+                format!("existing ephemeral containers {name:?} may not be changed\n"),
+            )),
+            Some(_) => {}
+        }
     }
     errs
 }

@@ -648,3 +648,74 @@ fn fingerprint(data: &[u8]) -> (usize, u64) {
     }
     (data.len(), h)
 }
+
+/// `kubectl debug` adds an ephemeral container to a running pod: it runs
+/// in the pod's network namespace, kubectl attaches to it, the pod stays
+/// Ready, it is not restarted, and the API server keeps ephemeral
+/// containers append-only.
+#[test]
+fn kubectl_debug_runs_an_ephemeral_container_in_the_pod() {
+    let c = Cluster::with_nodes(1);
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: target}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: svcnet/echoserver\n    ports: [{containerPort: 80}]\n",
+    );
+    wait_ready(&c, "target");
+    let ip = c.ok(&["get", "pod", "target", "-o", "jsonpath={.status.podIP}"]);
+    let run = c.kubectl_with(
+        crate::harness::KUBECTL,
+        &["debug", "target", "-i", "--image=busybox", "--container=dbg", "--target=web", "--profile=general", "--", "sh"],
+        // As with a kubelet, closing stdin does not end the session of a
+        // container whose stdin outlives it (no stdinOnce): its end does.
+        Some("wget -qO- http://localhost:80/ | head -1\necho from-$(hostname)\nexit 0\n"),
+    );
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "kubectl debug: {said} {}", String::from_utf8_lossy(&run.stderr));
+    assert!(said.contains(&format!("target {ip}")), "localhost is the pod's own: {said}");
+    assert!(said.contains("from-target"), "the pod's hostname: {said}");
+
+    let exit_code = |name: &str| {
+        let path = format!("jsonpath={{.status.ephemeralContainerStatuses[?(@.name==\"{name}\")].state.terminated.exitCode}}");
+        c.ok(&["get", "pod", "target", "-o", &path])
+    };
+    assert_eventually!(10, exit_code("dbg") == "0", "dbg never ended: {}", c.ok(&["get", "pod", "target", "-o", "yaml"]));
+    let pod = json(&c.ok(&["get", "pod", "target", "-o", "json"]));
+    let statuses = pod["status"]["ephemeralContainerStatuses"].as_array().cloned().unwrap_or_default();
+    assert_eq!(statuses.len(), 1, "{pod}");
+    assert_eq!(statuses[0]["name"], "dbg");
+    assert_eq!(statuses[0]["state"]["terminated"]["exitCode"], 0, "{pod}");
+    assert_eq!(pod["status"]["containerStatuses"].as_array().map(Vec::len), Some(1), "{pod}");
+    assert!(ready(&pod), "an ephemeral container does not change readiness: {pod}");
+    assert!(c.ok(&["describe", "pod", "target"]).contains("Ephemeral Containers:"));
+    let events = c.ok(&["get", "events", "--field-selector", "involvedObject.name=target", "-o", "json"]);
+    assert!(events.contains("spec.ephemeralContainers{dbg}"), "{events}");
+
+    // Append-only, and only what an ephemeral container may have.
+    let err = c.fails(
+        &["patch", "pod", "target", "--subresource=ephemeralcontainers", "--type=json",
+          "-p", r#"[{"op":"remove","path":"/spec/ephemeralContainers/0"}]"#],
+        None,
+    );
+    assert!(err.contains(r#"existing ephemeral containers "dbg" may not be removed"#), "{err}");
+    let err = c.fails(
+        &["patch", "pod", "target", "--subresource=ephemeralcontainers", "--type=strategic",
+          "-p", r#"{"spec":{"ephemeralContainers":[{"name":"bad","image":"busybox","ports":[{"containerPort":81}]}]}}"#],
+        None,
+    );
+    assert!(err.contains("spec.ephemeralContainers[0].ports: Forbidden: cannot be set for an Ephemeral Container"), "{err}");
+    // An update of the pod itself leaves them alone.
+    c.ok(&["label", "pod", "target", "debugged=yes"]);
+    let kept = c.ok(&["get", "pod", "target", "-o", "jsonpath={.spec.ephemeralContainers[*].name}"]);
+    assert_eq!(kept, "dbg");
+    // Without -i kubectl leaves it running on its own.
+    c.ok(&["debug", "target", "--image=busybox", "--container=once", "--profile=general", "--", "sh", "-c", "echo done-once"]);
+    assert_eventually!(
+        30,
+        exit_code("once") == "0",
+        "the ephemeral container never finished: {}",
+        c.ok(&["get", "pod", "target", "-o", "yaml"])
+    );
+    assert_eq!(c.ok(&["logs", "target", "-c", "once"]).trim(), "done-once");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let restarts = c.ok(&["get", "pod", "target", "-o", "jsonpath={.status.ephemeralContainerStatuses[?(@.name==\"once\")].restartCount}"]);
+    assert_eq!(restarts, "0");
+}

@@ -129,7 +129,10 @@ fn images_without_an_entrypoint_run_their_args_or_their_cmd() {
     // A command still replaces everything.
     assert_eq!(run(r#"{"name":"t","image":"busybox","command":["sleep"],"args":["9"]}"#).unwrap(), ["sleep", "9"]);
     // curlimages/curl: curl with the args, unless the first is a program.
-    assert_eq!(run(r#"{"name":"t","image":"curlimages/curl","args":["-s","http://web"]}"#).unwrap(), ["curl", "-s", "http://web"]);
+    assert_eq!(
+        run(r#"{"name":"t","image":"curlimages/curl","args":["-s","http://web"]}"#).unwrap(),
+        ["curl", "-s", "http://web"]
+    );
     assert_eq!(run(r#"{"name":"t","image":"curlimages/curl","args":["sh","-c","x"]}"#).unwrap(), ["sh", "-c", "x"]);
     // An image with an entrypoint svcnet does not have still waits.
     assert_eq!(run(r#"{"name":"t","image":"nginx","args":["-g","daemon off;"]}"#).unwrap_err().reason, "ErrImagePull");
