@@ -43,13 +43,25 @@ pub struct ContainerRef {
     pub stdin: Option<StdinRef>,
 }
 
-/// The write end of a container's stdin pipe, shared by the attaches to
-/// it; `None` inside once it is closed.
-#[derive(Debug, Clone)]
+/// A writer of a container's stdin: a pipe, or its terminal.
+pub type StdinWriter = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+
+/// The write end of a container's stdin (a pipe, or with `tty: true` its
+/// terminal), shared by the attaches to it; `None` inside once it is
+/// closed.
+#[derive(Clone)]
 pub struct StdinRef {
-    pub pipe: std::sync::Arc<tokio::sync::Mutex<Option<tokio::net::unix::pipe::Sender>>>,
+    pub pipe: std::sync::Arc<tokio::sync::Mutex<Option<StdinWriter>>>,
     /// `stdinOnce`: the first attach that ends closes it for good.
     pub once: bool,
+    /// The container's terminal, which attaches resize.
+    pub terminal: Option<crate::streaming::PtyMaster>,
+}
+
+impl std::fmt::Debug for StdinRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StdinRef").field("once", &self.once).field("terminal", &self.terminal.is_some()).finish()
+    }
 }
 
 /// One attempt's log file.
@@ -60,6 +72,10 @@ pub struct LogRef {
     /// Becomes `true` when this attempt has exited (and its log is
     /// complete); `follow` stops there. Already `true` for `previous`.
     pub finished: watch::Receiver<bool>,
+    /// The attempt's output as it is read, before it is cut into log
+    /// records (a prompt without a newline, a terminal's echo): what
+    /// attach passes on. `None` where only the file is kept.
+    pub live: Option<tokio::sync::broadcast::Sender<bytes::Bytes>>,
 }
 
 /// What the streaming server asks of the pod runtime.

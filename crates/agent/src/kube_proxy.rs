@@ -252,9 +252,12 @@ impl ProxyLogs {
             return None;
         }
         Some(match state.current.as_ref().filter(|_| !previous) {
-            Some(r) => {
-                Ok(LogRef { container: NAME.to_string(), path: r.path.clone(), finished: r.finished.subscribe() })
-            }
+            Some(r) => Ok(LogRef {
+                container: NAME.to_string(),
+                path: r.path.clone(),
+                finished: r.finished.subscribe(),
+                live: None,
+            }),
             None => Err(AccessError::bad_request(format!(
                 "previous terminated container \"{NAME}\" in pod \"{pod}\" not found"
             ))),

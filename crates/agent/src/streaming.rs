@@ -24,6 +24,8 @@ mod query;
 mod spdy;
 mod sys;
 
+pub use process::PtyMaster;
+
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;

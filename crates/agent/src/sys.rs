@@ -57,6 +57,9 @@ pub struct Exec<'a> {
     /// Give the process a stdin pipe (a container with `stdin: true`)
     /// rather than `/dev/null`.
     pub stdin: bool,
+    /// Give it a terminal (a container with `tty: true`): a pty whose
+    /// slave is its stdin, stdout, stderr and controlling terminal.
+    pub tty: bool,
 }
 
 /// A container process started by [`spawn_in_pod`], with the read ends of
@@ -66,9 +69,13 @@ pub struct PodChild {
     pub pid: u32,
     /// Becomes readable when the process ends; reaped through [`reap`].
     pub pidfd: OwnedFd,
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
+    /// The output pipes' read ends (none with a terminal).
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
     pub stdin: Option<OwnedFd>,
+    /// With [`Exec::tty`]: the pty master (non-blocking), which carries
+    /// the process's input and output both.
+    pub terminal: Option<OwnedFd>,
 }
 
 /// Everything the new process needs, made before `clone`: it runs on a
@@ -85,6 +92,8 @@ struct ChildPlan {
     _strings: Vec<CString>,
     dir: CString,
     stdio: [RawFd; 3],
+    /// Make stdin (a pty slave) the controlling terminal of the new session.
+    controlling_tty: bool,
     /// The agent's pid: the child's parent, until the agent dies.
     parent: libc::pid_t,
     /// The errno of the step that failed, written by the child before it
@@ -157,6 +166,9 @@ fn child_steps(p: &ChildPlan) -> Result<(), i32> {
         }
         check(libc::sethostname(p.hostname.as_ptr(), p.hostname.as_bytes().len()))?;
         check(libc::setsid())?;
+        if p.controlling_tty {
+            check(libc::ioctl(0, libc::TIOCSCTTY, 0))?;
+        }
         check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong))?;
         // The agent may have died before PDEATHSIG was armed (the vfork wait
         // is killable): the child has been reparented and nothing would
@@ -227,15 +239,29 @@ pub fn spawn_in_pod(exec: &Exec<'_>, placement: &Placement) -> io::Result<PodChi
     let ptrs = |s: &[CString]| s.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect::<Vec<_>>();
     let (argv, envp) = (ptrs(&strings[..exec.argv.len()]), ptrs(&strings[exec.argv.len()..]));
     // Read-write, as `Stdio::null` opens it; or a pipe whose write end the
-    // agent keeps.
-    let (stdin, stdin_w): (OwnedFd, Option<OwnedFd>) = if exec.stdin {
+    // agent keeps; or a terminal, whose master the agent keeps.
+    let mut terminal = None;
+    let (stdin, stdin_w): (OwnedFd, Option<OwnedFd>) = if exec.tty {
+        let pty = nix::pty::openpty(None, None).map_err(errno)?;
+        for fd in [&pty.master, &pty.slave] {
+            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(errno)?;
+        }
+        nix::fcntl::fcntl(&pty.master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).map_err(errno)?;
+        terminal = Some(pty.master);
+        (pty.slave, None)
+    } else if exec.stdin {
         let (r, w) = io::pipe()?;
         (r.into(), Some(w.into()))
     } else {
         (File::options().read(true).write(true).open("/dev/null")?.into(), None)
     };
-    let (out_r, out_w) = io::pipe()?;
-    let (err_r, err_w) = io::pipe()?;
+    let (out_r, out_w, err_r, err_w): (Option<OwnedFd>, OwnedFd, Option<OwnedFd>, OwnedFd) = if exec.tty {
+        (None, stdin.try_clone()?, None, stdin.try_clone()?)
+    } else {
+        let (out_r, out_w) = io::pipe()?;
+        let (err_r, err_w) = io::pipe()?;
+        (Some(out_r.into()), out_w.into(), Some(err_r.into()), err_w.into())
+    };
     let plan = ChildPlan {
         netns: netns.as_raw_fd(),
         binds,
@@ -246,6 +272,7 @@ pub fn spawn_in_pod(exec: &Exec<'_>, placement: &Placement) -> io::Result<PodChi
         _strings: strings,
         dir: cstring(exec.dir)?,
         stdio: [stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+        controlling_tty: exec.tty,
         parent: std::process::id() as libc::pid_t,
         error: AtomicI32::new(0),
     };
@@ -312,8 +339,10 @@ pub fn spawn_in_pod(exec: &Exec<'_>, placement: &Placement) -> io::Result<PodChi
         {}
         return Err(io::Error::from_raw_os_error(error));
     }
+    // With a terminal, the master reads EOF (EIO) once the process and
+    // its children have closed the slave: the agent keeps no copy.
     drop((out_w, err_w, stdin, netns));
-    Ok(PodChild { pid: pid as u32, pidfd, stdout: out_r.into(), stderr: err_r.into(), stdin: stdin_w })
+    Ok(PodChild { pid: pid as u32, pidfd, stdout: out_r, stderr: err_r, stdin: stdin_w, terminal })
 }
 
 /// Registers a [`PodChild`]'s pidfd with the runtime's reactor, which sees
@@ -423,12 +452,19 @@ mod tests {
         }
         let argv = ["sh".to_string(), "-c".into(), "echo \"$A $(hostname) $(pwd)\"; echo err >&2; exit 3".into()];
         let env = [("A".to_string(), "x".to_string()), ("PATH".into(), "/usr/bin:/bin".into())];
-        let exec = Exec { program: Path::new("/bin/sh"), argv: &argv, env: &env, dir: Path::new("/tmp"), stdin: false };
+        let exec = Exec {
+            program: Path::new("/bin/sh"),
+            argv: &argv,
+            env: &env,
+            dir: Path::new("/tmp"),
+            stdin: false,
+            tty: false,
+        };
         let child = spawn_in_pod(&exec, &placement()).expect("spawns");
         assert!(child.stdin.is_none());
         let (mut out, mut err) = (String::new(), String::new());
-        File::from(child.stdout).read_to_string(&mut out).expect("stdout");
-        File::from(child.stderr).read_to_string(&mut err).expect("stderr");
+        File::from(child.stdout.expect("a pipe")).read_to_string(&mut out).expect("stdout");
+        File::from(child.stderr.expect("a pipe")).read_to_string(&mut err).expect("stderr");
         assert_eq!(out, "x spawn-test /tmp\n");
         assert_eq!(err, "err\n");
         assert_eq!(wait(&child.pidfd).code(), Some(3));
@@ -447,6 +483,7 @@ mod tests {
             env: &[],
             dir: Path::new("/"),
             stdin: true,
+            tty: false,
         };
         let e = spawn_in_pod(&exec, &placement()).err().expect("fails");
         assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
@@ -456,6 +493,7 @@ mod tests {
             env: &[],
             dir: Path::new("/nonexistent"),
             stdin: false,
+            tty: false,
         };
         let e = spawn_in_pod(&exec, &placement()).err().expect("fails");
         assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
@@ -469,14 +507,55 @@ mod tests {
         use std::io::Write as _;
         let argv = ["sh".to_string(), "-c".into(), "read a; read b; echo \"$a+$b\"; cat".into()];
         let env = [("PATH".to_string(), "/usr/bin:/bin".to_string())];
-        let exec = Exec { program: Path::new("/bin/sh"), argv: &argv, env: &env, dir: Path::new("/"), stdin: true };
+        let exec = Exec {
+            program: Path::new("/bin/sh"),
+            argv: &argv,
+            env: &env,
+            dir: Path::new("/"),
+            stdin: true,
+            tty: false,
+        };
         let child = spawn_in_pod(&exec, &placement()).expect("spawns");
         let mut stdin = File::from(child.stdin.expect("a stdin pipe"));
         stdin.write_all(b"one\ntwo\nrest\n").unwrap();
         drop(stdin); // EOF ends `cat`
         let mut out = String::new();
-        File::from(child.stdout).read_to_string(&mut out).expect("stdout");
+        File::from(child.stdout.expect("a pipe")).read_to_string(&mut out).expect("stdout");
         assert_eq!(out, "one+two\nrest\n");
         assert_eq!(wait(&child.pidfd).code(), Some(0));
+    }
+
+    #[test]
+    fn a_child_with_a_terminal_has_it_as_stdio_and_controlling_terminal() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        use std::io::Write as _;
+        // `tty` names the slave; reading /dev/tty works only with a
+        // controlling terminal; what is typed comes back echoed.
+        let argv = ["sh".to_string(), "-c".into(), "tty; read line </dev/tty; echo \"got $line\"; exit 5".into()];
+        let env = [("PATH".to_string(), "/usr/bin:/bin".to_string())];
+        let exec =
+            Exec { program: Path::new("/bin/sh"), argv: &argv, env: &env, dir: Path::new("/"), stdin: true, tty: true };
+        let child = spawn_in_pod(&exec, &placement()).expect("spawns");
+        assert!(child.stdout.is_none() && child.stderr.is_none() && child.stdin.is_none());
+        let master = child.terminal.expect("a terminal");
+        nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty())).unwrap();
+        let mut term = File::from(master);
+        term.write_all(b"hello\n").unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 256];
+        // Linux answers EIO once the last slave descriptor is closed.
+        while let Ok(n) = term.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.lines().any(|l| l.starts_with("/dev/pts/")), "{out}");
+        assert!(out.contains("hello\r\n"), "echoed by the terminal: {out}");
+        assert!(out.contains("got hello\r\n"), "{out}");
+        assert_eq!(wait(&child.pidfd).code(), Some(5));
     }
 }

@@ -85,7 +85,7 @@ impl PodAccess for Runtime {
             return Err(AccessError::bad_request("previous terminated container not found"));
         }
         let c = self.find(namespace, pod, container)?;
-        Ok(LogRef { container: c.name, path: c.log, finished: c.finished })
+        Ok(LogRef { container: c.name, path: c.log, finished: c.finished, live: None })
     }
 }
 

@@ -13,14 +13,16 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Probe};
 use nix::sys::signal::Signal;
+use tokio::io::AsyncWrite;
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::probe::{self, Outcome};
 use super::spec::{self, PodFacts};
 use super::state::{ContainerPhase, Terminated};
 use super::{Inner, PodRun, logs};
+use crate::streaming::PtyMaster;
 use crate::sys::{self, Placement};
 
 const BACKOFF_START: Duration = Duration::from_secs(10);
@@ -31,7 +33,13 @@ const BACKOFF_RESET: Duration = Duration::from_secs(600);
 pub struct Attempt {
     pub path: PathBuf,
     pub finished: watch::Sender<bool>,
+    /// Its output as read, for attaches.
+    pub live: broadcast::Sender<bytes::Bytes>,
 }
+
+/// How many reads of output an attach may fall behind by before it
+/// misses some (the log file still has them).
+const LIVE_BACKLOG: usize = 256;
 
 /// What exec and logs need about a container.
 #[derive(Default)]
@@ -107,6 +115,11 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
         let facts = PodFacts { pod: &pod, pod_ip: ip, host_ip: inner.cfg.node_ip, node_name: &inner.cfg.node_name };
         let mut env = spec::environment(&c, &facts, &placement.hostname);
         env.extend(launch.env.clone());
+        let tty = c.tty.unwrap_or(false);
+        if tty && !env.iter().any(|(k, _)| k == "TERM") {
+            // What container runtimes give a container with a terminal.
+            env.push(("TERM".into(), "xterm".into()));
+        }
         let argv = spec::expand_argv(&launch.argv, &env);
         let working_dir = c.working_dir.clone().filter(|w| !w.is_empty()).map(PathBuf::from);
 
@@ -125,11 +138,12 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
             .unwrap_or_else(|e| Err(std::io::Error::other(e)))
         };
         let (finished_tx, _) = watch::channel(false);
+        let (live, _) = broadcast::channel(LIVE_BACKLOG);
         {
             let mut io = run.io.lock().unwrap_or_else(|e| e.into_inner());
             io[i].env = env.clone();
             io[i].working_dir = working_dir.clone();
-            io[i].attempts.push(Attempt { path: log_path.clone(), finished: finished_tx.clone() });
+            io[i].attempts.push(Attempt { path: log_path.clone(), finished: finished_tx.clone(), live: live.clone() });
         }
         let uid8: String = run.uid.chars().filter(char::is_ascii_hexdigit).take(12).collect();
         let container_id = format!("svcnet://{uid8}-{}-{attempt_no}", c.name);
@@ -137,7 +151,7 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
 
         let spawned = match file {
             Err(e) => Err(format!("creating the log file {}: {e}", log_path.display())),
-            Ok(file) => spawn(&argv, &env, working_dir.as_deref(), c.stdin.unwrap_or(false), &placement)
+            Ok(file) => spawn(&argv, &env, working_dir.as_deref(), c.stdin.unwrap_or(false), tty, &placement)
                 .map(|child| (child, file)),
         };
         let (mut child, file) = match spawned {
@@ -180,17 +194,25 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
             s.started = c.startup_probe.is_none();
             s.ready = c.readiness_probe.is_none() && c.startup_probe.is_none();
         });
-        if let Some(stdin) = child.stdin.take() {
+        let stdin: Option<Box<dyn AsyncWrite + Send + Unpin>> = match (&child.terminal, child.stdin.take()) {
+            (Some(t), _) if c.stdin.unwrap_or(false) => Some(Box::new(t.clone())),
+            (_, Some(pipe)) => Some(Box::new(pipe)),
+            _ => None,
+        };
+        if let Some(stdin) = stdin {
             let mut io = run.io.lock().unwrap_or_else(|e| e.into_inner());
             io[i].stdin = Some(crate::access::StdinRef {
                 pipe: Arc::new(tokio::sync::Mutex::new(Some(stdin))),
                 once: c.stdin_once.unwrap_or(false),
+                terminal: child.terminal.clone(),
             });
         }
         let file = Arc::new(Mutex::new(file));
+        // A terminal's output is the container's stdout, as a runtime logs it.
         let pumps = [
-            child.stdout.take().map(|o| tokio::spawn(logs::pump(o, "stdout", file.clone()))),
-            child.stderr.take().map(|e| tokio::spawn(logs::pump(e, "stderr", file.clone()))),
+            child.stdout.take().map(|o| tokio::spawn(logs::pump(o, "stdout", file.clone(), live.clone()))),
+            child.stderr.take().map(|e| tokio::spawn(logs::pump(e, "stderr", file.clone(), live.clone()))),
+            child.terminal.take().map(|t| tokio::spawn(logs::pump(t, "stdout", file.clone(), live.clone()))),
         ];
         let (kill_tx, mut kill_rx) = mpsc::channel::<()>(1);
         let probes = tokio::spawn(probe_loop(inner.clone(), run.clone(), i, c.clone(), pid, env.clone(), kill_tx));
@@ -342,6 +364,8 @@ struct Process {
     stdout: Option<pipe::Receiver>,
     stderr: Option<pipe::Receiver>,
     stdin: Option<pipe::Sender>,
+    /// A container with `tty: true`: its terminal, input and output both.
+    terminal: Option<PtyMaster>,
 }
 
 impl Process {
@@ -416,6 +440,7 @@ fn spawn(
     env: &[(String, String)],
     working_dir: Option<&std::path::Path>,
     stdin: bool,
+    tty: bool,
     placement: &Placement,
 ) -> Result<Process, String> {
     let program = argv.first().ok_or("no command")?;
@@ -443,10 +468,15 @@ fn spawn(
         env: &vars,
         dir: working_dir.unwrap_or(std::path::Path::new("/")),
         stdin,
+        tty,
     };
     let child = sys::spawn_in_pod(&exec, placement).map_err(|e| format!("starting {program:?}: {e}"))?;
-    let receiver = |fd: OwnedFd| pipe::Receiver::from_owned_fd(fd).ok();
+    let receiver = |fd: Option<OwnedFd>| fd.and_then(|fd| pipe::Receiver::from_owned_fd(fd).ok());
     let pidfd = sys::watch_exit(child.pidfd).map_err(|e| format!("watching {program:?}: {e}"))?;
+    let terminal = match child.terminal {
+        Some(fd) => Some(PtyMaster::new(fd).map_err(|e| format!("the terminal of {program:?}: {e}"))?),
+        None => None,
+    };
     Ok(Process {
         pid: child.pid,
         pidfd: Some(pidfd),
@@ -454,6 +484,7 @@ fn spawn(
         stdout: receiver(child.stdout),
         stderr: receiver(child.stderr),
         stdin: child.stdin.and_then(|fd| pipe::Sender::from_owned_fd(fd).ok()),
+        terminal,
     })
 }
 
@@ -615,7 +646,7 @@ mod tests {
             Placement { netns: "/proc/self/ns/net".into(), binds: Vec::new(), hostname: "reap-test".into() };
         let argv = ["sleep".to_string(), "0.3".into()];
         let env = [("PATH".to_string(), "/usr/bin:/bin".to_string())];
-        Some(spawn(&argv, &env, None, false, &placement).expect("spawns"))
+        Some(spawn(&argv, &env, None, false, false, &placement).expect("spawns"))
     }
 
     /// The process's state letter, or `None` once it is gone (reaped).

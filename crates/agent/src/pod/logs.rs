@@ -6,7 +6,9 @@ use std::fs::File;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::broadcast;
 
 /// Longest record; longer lines are split into partial records, as
 /// containerd does at 16 KiB.
@@ -31,8 +33,14 @@ fn write_record(file: &Mutex<File>, stream: &str, tag: char, text: &[u8]) {
     let _ = f.write_all(&rec);
 }
 
-/// Copies `reader` into `file` as records of `stream` until EOF.
-pub async fn pump(mut reader: impl AsyncRead + Unpin, stream: &'static str, file: Arc<Mutex<File>>) {
+/// Copies `reader` into `file` as records of `stream` until EOF, and as
+/// read to `live`'s receivers (attaches), if any.
+pub async fn pump(
+    mut reader: impl AsyncRead + Unpin,
+    stream: &'static str,
+    file: Arc<Mutex<File>>,
+    live: broadcast::Sender<Bytes>,
+) {
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 8192];
     loop {
@@ -40,6 +48,9 @@ pub async fn pump(mut reader: impl AsyncRead + Unpin, stream: &'static str, file
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if live.receiver_count() > 0 {
+            let _ = live.send(Bytes::copy_from_slice(&buf[..n]));
+        }
         pending.extend_from_slice(&buf[..n]);
         let mut start = 0;
         while let Some(nl) = pending[start..].iter().position(|b| *b == b'\n') {
@@ -67,7 +78,7 @@ mod tests {
         let path = dir.path().join("0.log");
         let file = Arc::new(Mutex::new(File::create(&path).unwrap()));
         let input: &[u8] = b"one\ntwo\nthree";
-        pump(input, "stdout", file.clone()).await;
+        pump(input, "stdout", file.clone(), broadcast::channel(1).0).await;
         let text = std::fs::read_to_string(&path).unwrap();
         let recs: Vec<(&str, &str, &str)> = text
             .lines()
@@ -88,7 +99,7 @@ mod tests {
         let file = Arc::new(Mutex::new(File::create(&path).unwrap()));
         let mut input = vec![b'x'; MAX_RECORD + 10];
         input.push(b'\n');
-        pump(input.as_slice(), "stderr", file).await;
+        pump(input.as_slice(), "stderr", file, broadcast::channel(1).0).await;
         let text = std::fs::read_to_string(&path).unwrap();
         let tags: Vec<&str> = text.lines().map(|l| l.split(' ').nth(2).unwrap()).collect();
         assert_eq!(tags, ["P", "F"]);

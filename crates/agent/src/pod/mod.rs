@@ -307,7 +307,12 @@ impl PodAccess for Runtime {
         let attempts = &io[i].attempts;
         let pick = if previous { attempts.len().checked_sub(2) } else { attempts.len().checked_sub(1) };
         match pick.map(|a| &attempts[a]) {
-            Some(a) => Ok(LogRef { container: name, path: a.path.clone(), finished: a.finished.subscribe() }),
+            Some(a) => Ok(LogRef {
+                container: name,
+                path: a.path.clone(),
+                finished: a.finished.subscribe(),
+                live: Some(a.live.clone()),
+            }),
             None if previous => Err(AccessError::bad_request(format!(
                 "previous terminated container {name:?} in pod {pod:?} not found"
             ))),

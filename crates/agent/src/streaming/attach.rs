@@ -1,25 +1,27 @@
 //! `kubectl attach` (and `kubectl run -i`): the running container's output
 //! from now on, over the same WebSocket protocols as exec. Output goes out
-//! on channel 1 as the container writes it (read from its log, so stdout
-//! and stderr arrive merged, in order); when the container exits the
-//! success status goes out on channel 3 and the stream closes. As with the
-//! kubelet, what the container wrote before the attach is not replayed.
+//! on channel 1 as the container writes it (as the agent reads it, before
+//! it is cut into log lines, so a prompt shows before its newline; stdout
+//! and stderr merged); when the container exits the success status goes
+//! out on channel 3 and the stream closes. As with the kubelet, what the
+//! container wrote before the attach is not replayed.
 //!
 //! A container with `stdin: true` (what `kubectl run -i` makes) has a
 //! stdin pipe: what the client sends on channel 0 is written to it. With
 //! `stdinOnce`, the first attach closes it when the client closes its
-//! stdin (v5's close of channel 0) or goes. Containers have no terminal,
-//! so `-t` gets a plain pipe (kubectl says so) and resizes are dropped.
+//! stdin (v5's close of channel 0) or goes. A container with `tty: true`
+//! (`kubectl run -it`, `kubectl debug -it`) has a terminal instead: input
+//! goes to it, its output is the log's, and resizes (channel 4) size it.
 
 use futures_util::StreamExt as _;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 
 use tokio::io::AsyncWriteExt as _;
 
-use super::exec::{CLOSE, STDIN, STDOUT, accept, finish, frame};
+use super::exec::{CLOSE, RESIZE, STDIN, STDOUT, TerminalSize, accept, finish, frame};
 use super::logs::{self, LogOptions};
 use crate::access::{LogRef, StdinRef};
 
@@ -40,18 +42,59 @@ where
                         }
                     }
                 }
+                (Some(&RESIZE), Some(StdinRef { terminal: Some(t), .. })) => {
+                    if let Ok(size) = serde_json::from_slice::<TerminalSize>(&data[1..]) {
+                        t.resize(size.width, size.height);
+                    }
+                }
                 (Some(&CLOSE), Some(stdin)) if data.get(1) == Some(&STDIN) && stdin.once => {
-                    stdin.pipe.lock().await.take();
+                    close(stdin).await;
                 }
                 _ => {}
             }
         }
         if let Some(stdin) = stdin.filter(|s| s.once) {
-            stdin.pipe.lock().await.take();
+            close(&stdin).await;
         }
     });
 
-    // The log from its current end, followed until the container exits.
+    // The output as the container writes it, until it exits.
+    if let Some(live) = &log.live {
+        let mut output = live.subscribe();
+        let mut finished = log.finished.clone();
+        loop {
+            tokio::select! {
+                chunk = output.recv() => match chunk {
+                    Ok(bytes) => {
+                        if out_tx.send(frame(STDOUT, &bytes)).await.is_err() {
+                            break;
+                        }
+                    }
+                    // Fell behind: what was missed is in the log file.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = async { finished.wait_for(|done| *done).await.map(drop) } => {
+                    // Its output was all read before it was marked finished.
+                    while let Ok(bytes) = output.try_recv() {
+                        if out_tx.send(frame(STDOUT, &bytes)).await.is_err() {
+                            break;
+                        }
+                    }
+                    break;
+                }
+                // The client went away: nobody reads what follows.
+                _ = &mut reader => {
+                    writer.abort();
+                    return;
+                }
+            }
+        }
+        finish(out_tx, writer, reader, json!({ "metadata": {}, "status": "Success" })).await;
+        return;
+    }
+    // Without it, the log from its current end, followed until the
+    // container exits.
     let options = LogOptions {
         follow: true,
         previous: false,
@@ -91,4 +134,16 @@ where
     }
     follower.abort();
     finish(out_tx, writer, reader, json!({ "metadata": {}, "status": "Success" })).await;
+}
+
+/// Closes a container's stdin for good (`stdinOnce`): a pipe's write end
+/// closes; a terminal, which cannot be half-closed, gets the EOF
+/// character, as from a user's ^D.
+async fn close(stdin: &StdinRef) {
+    let mut pipe = stdin.pipe.lock().await;
+    if let Some(mut w) = pipe.take()
+        && stdin.terminal.is_some()
+    {
+        let _ = w.write_all(b"\x04").await;
+    }
 }

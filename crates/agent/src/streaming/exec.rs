@@ -157,11 +157,11 @@ pub(super) fn frame(channel: u8, data: &[u8]) -> Message {
 
 /// The body of `{"Width":w,"Height":h}` on the resize channel.
 #[derive(Debug, serde::Deserialize)]
-struct TerminalSize {
+pub(super) struct TerminalSize {
     #[serde(rename = "Width")]
-    width: u16,
+    pub width: u16,
     #[serde(rename = "Height")]
-    height: u16,
+    pub height: u16,
 }
 
 /// Runs one exec over an upgraded connection.

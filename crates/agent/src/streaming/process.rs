@@ -191,13 +191,14 @@ fn errno(e: &io::Error) -> nix::Error {
 pub struct PtyMaster(Arc<AsyncFd<OwnedFd>>);
 
 impl PtyMaster {
-    fn new(fd: OwnedFd) -> io::Result<PtyMaster> {
+    /// Takes a non-blocking pty master.
+    pub fn new(fd: OwnedFd) -> io::Result<PtyMaster> {
         Ok(PtyMaster(Arc::new(sys::register(fd)?)))
     }
 
     pub fn resize(&self, columns: u16, rows: u16) {
         if let Err(e) = sys::set_window_size(self.0.get_ref().as_fd(), columns, rows) {
-            tracing::debug!(error = %e, "resizing an exec terminal failed");
+            tracing::debug!(error = %e, "resizing a terminal failed");
         }
     }
 }

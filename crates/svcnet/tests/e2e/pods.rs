@@ -719,3 +719,59 @@ fn kubectl_debug_runs_an_ephemeral_container_in_the_pod() {
     let restarts = c.ok(&["get", "pod", "target", "-o", "jsonpath={.status.ephemeralContainerStatuses[?(@.name==\"once\")].restartCount}"]);
     assert_eq!(restarts, "0");
 }
+
+/// `kubectl run -it` and `kubectl debug -it` give the container a
+/// terminal: a prompt, echo, `tty` names a pty, and the shell's exit code
+/// comes back. kubectl only asks for one when its own stdin is a terminal,
+/// so it runs under `script`.
+#[test]
+fn kubectl_run_it_and_debug_it_give_the_container_a_terminal() {
+    let c = Cluster::with_nodes(1);
+    let in_terminal = |kubectl_args: &str, input: &str| {
+        let command = format!(
+            "{} --kubeconfig {} {kubectl_args}",
+            crate::harness::KUBECTL,
+            c.kubeconfig().display()
+        );
+        // The input waits for the session (typed earlier, it would sit in
+        // script's terminal, which is fine, but the prompt would not show).
+        let script = format!("(sleep 4; {input}; sleep 2) | script -qfec \"{command}\" /dev/null");
+        let out = Command::new("timeout").args(["60", "sh", "-c", &script]).output().expect("script");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).replace('\r', ""))
+    };
+    let (code, said) = in_terminal(
+        "run -it --rm term --image=busybox --restart=Never -- sh",
+        "printf 'tty\\n'; sleep 1; printf 'echo $((6*7))\\n'; sleep 1; printf 'exit 7\\n'",
+    );
+    assert_eq!(code, Some(7), "kubectl run -it: {said}");
+    assert!(said.lines().any(|l| l.starts_with("/dev/pts/")), "a terminal: {said}");
+    assert!(said.contains("# echo $((6*7))\n42\n") || said.contains("$ echo $((6*7))\n42\n"), "prompt and echo: {said}");
+
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: target}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: svcnet/echoserver\n    ports: [{containerPort: 80}]\n",
+    );
+    wait_ready(&c, "target");
+    let (_, said) = in_terminal(
+        "debug target -it --image=busybox --container=term --profile=general -- sh",
+        "printf 'tty; hostname\\n'; sleep 1; printf 'exit 0\\n'",
+    );
+    assert!(said.lines().any(|l| l.starts_with("/dev/pts/")), "a terminal: {said}");
+    assert!(said.lines().any(|l| l == "target"), "in the pod: {said}");
+    let tty = c.ok(&["get", "pod", "target", "-o", "jsonpath={.spec.ephemeralContainers[0].tty}"]);
+    assert_eq!(tty, "true");
+
+    // Attach passes output on as it is written, not line by line: a
+    // prompt without a newline arrives while the container waits.
+    c.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: asks}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'sleep 6; printf \"name? \"; sleep 60']\n",
+    );
+    wait_ready(&c, "asks");
+    let out = Command::new("timeout")
+        .args(["12", crate::harness::KUBECTL, "--kubeconfig"])
+        .arg(c.kubeconfig())
+        .args(["attach", "asks"])
+        .output()
+        .expect("kubectl attach");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("name? "), "the prompt came through before any newline: {said:?}");
+}
