@@ -13,10 +13,11 @@
 //! (`kubectl run -it`, `kubectl debug -it`) has a terminal instead: input
 //! goes to it, its output is the log's, and resizes (channel 4) size it.
 
+use bytes::Bytes;
 use futures_util::StreamExt as _;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use tokio::io::AsyncWriteExt as _;
@@ -58,62 +59,31 @@ where
         }
     });
 
-    // The output as the container writes it, until it exits.
-    if let Some(live) = &log.live {
-        let mut output = live.subscribe();
-        let mut finished = log.finished.clone();
-        loop {
-            tokio::select! {
-                chunk = output.recv() => match chunk {
-                    Ok(bytes) => {
-                        if out_tx.send(frame(STDOUT, &bytes)).await.is_err() {
-                            break;
-                        }
-                    }
-                    // Fell behind: what was missed is in the log file.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
-                _ = async { finished.wait_for(|done| *done).await.map(drop) } => {
-                    // Its output was all read before it was marked finished.
-                    while let Ok(bytes) = output.try_recv() {
-                        if out_tx.send(frame(STDOUT, &bytes)).await.is_err() {
-                            break;
-                        }
-                    }
-                    break;
-                }
-                // The client went away: nobody reads what follows.
-                _ = &mut reader => {
-                    writer.abort();
+    // The output as the container writes it, until it exits; without a
+    // live feed, the log from its current end, followed.
+    let (tx, mut rx) = mpsc::channel(16);
+    let follower = match &log.live {
+        Some(live) => tokio::spawn(forward_live(live.subscribe(), log.finished.clone(), tx)),
+        None => {
+            let options = LogOptions {
+                follow: true,
+                previous: false,
+                tail_lines: Some(0),
+                timestamps: false,
+                since: None,
+                limit_bytes: None,
+            };
+            match logs::open(&log, &options).await {
+                Ok(file) => tokio::spawn(logs::stream(file, log.finished.clone(), options, tx)),
+                Err(e) => {
+                    let status =
+                        json!({ "metadata": {}, "status": "Failure", "message": e.message, "reason": "InternalError" });
+                    finish(out_tx, writer, reader, status).await;
                     return;
                 }
             }
         }
-        finish(out_tx, writer, reader, json!({ "metadata": {}, "status": "Success" })).await;
-        return;
-    }
-    // Without it, the log from its current end, followed until the
-    // container exits.
-    let options = LogOptions {
-        follow: true,
-        previous: false,
-        tail_lines: Some(0),
-        timestamps: false,
-        since: None,
-        limit_bytes: None,
     };
-    let file = match logs::open(&log, &options).await {
-        Ok(f) => f,
-        Err(e) => {
-            let status =
-                json!({ "metadata": {}, "status": "Failure", "message": e.message, "reason": "InternalError" });
-            finish(out_tx, writer, reader, status).await;
-            return;
-        }
-    };
-    let (tx, mut rx) = mpsc::channel(16);
-    let follower = tokio::spawn(logs::stream(file, log.finished.clone(), options, tx));
     loop {
         tokio::select! {
             chunk = rx.recv() => match chunk {
@@ -134,6 +104,37 @@ where
     }
     follower.abort();
     finish(out_tx, writer, reader, json!({ "metadata": {}, "status": "Success" })).await;
+}
+
+/// Passes an attempt's output on as it is read, until the attempt ends
+/// (all of its output was read before it is marked finished).
+async fn forward_live(
+    mut output: broadcast::Receiver<Bytes>,
+    mut finished: watch::Receiver<bool>,
+    tx: mpsc::Sender<Bytes>,
+) {
+    loop {
+        tokio::select! {
+            chunk = output.recv() => match chunk {
+                Ok(bytes) => {
+                    if tx.send(bytes).await.is_err() {
+                        return;
+                    }
+                }
+                // Fell behind: what was missed is in the log file.
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = async { finished.wait_for(|done| *done).await.map(drop) } => {
+                while let Ok(bytes) = output.try_recv() {
+                    if tx.send(bytes).await.is_err() {
+                        return;
+                    }
+                }
+                return;
+            }
+        }
+    }
 }
 
 /// Closes a container's stdin for good (`stdinOnce`): a pipe's write end
