@@ -19,6 +19,7 @@ pub fn apply(kind: &str, obj: &mut Value) {
         }
         "Deployment" => deployment(obj),
         "ReplicaSet" => replica_set(obj),
+        "StatefulSet" => stateful_set(obj),
         "Secret" => set_default(obj, "type", json!("Opaque")),
         "Endpoints" => {
             for subset in array_mut(obj, "subsets") {
@@ -32,10 +33,9 @@ pub fn apply(kind: &str, obj: &mut Value) {
                 set_default(port, "protocol", json!("TCP"));
             }
         }
-        "Event"
-            if obj.get("type").is_none() => {
-                set_default(obj, "type", json!("Normal"));
-            }
+        "Event" if obj.get("type").is_none() => {
+            set_default(obj, "type", json!("Normal"));
+        }
         _ => {}
     }
 }
@@ -124,7 +124,12 @@ fn pod_spec(spec: &mut Value) {
     }
     if let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
         for v in volumes {
-            for (source, mode_field) in [("configMap", "defaultMode"), ("secret", "defaultMode"), ("projected", "defaultMode"), ("downwardAPI", "defaultMode")] {
+            for (source, mode_field) in [
+                ("configMap", "defaultMode"),
+                ("secret", "defaultMode"),
+                ("projected", "defaultMode"),
+                ("downwardAPI", "defaultMode"),
+            ] {
                 if let Some(src) = object_mut(v, source) {
                     src.entry(mode_field).or_insert(json!(420));
                 }
@@ -186,6 +191,29 @@ fn deployment(obj: &mut Value) {
                 set_default(ru, "maxSurge", json!("25%"));
             }
         }
+    }
+    template(obj);
+}
+
+fn stateful_set(obj: &mut Value) {
+    let Some(spec) = obj.get_mut("spec") else { return };
+    set_default(spec, "replicas", json!(1));
+    set_default(spec, "podManagementPolicy", json!("OrderedReady"));
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    set_default(spec, "updateStrategy", json!({}));
+    if let Some(strategy) = spec.get_mut("updateStrategy") {
+        set_default(strategy, "type", json!("RollingUpdate"));
+        if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+            set_default(strategy, "rollingUpdate", json!({}));
+            if let Some(ru) = strategy.get_mut("rollingUpdate") {
+                set_default(ru, "partition", json!(0));
+            }
+        }
+    }
+    set_default(spec, "persistentVolumeClaimRetentionPolicy", json!({}));
+    if let Some(policy) = spec.get_mut("persistentVolumeClaimRetentionPolicy") {
+        set_default(policy, "whenDeleted", json!("Retain"));
+        set_default(policy, "whenScaled", json!("Retain"));
     }
     template(obj);
 }

@@ -36,10 +36,7 @@ mod v3;
 pub type PatchMeta<'a> = &'a dyn Fn(&str, &str) -> Option<(&'static str, Option<&'static str>)>;
 
 /// A [`PatchMeta`] that knows no patch strategies.
-pub fn no_patch_meta(
-    _definition: &str,
-    _field: &str,
-) -> Option<(&'static str, Option<&'static str>)> {
+pub fn no_patch_meta(_definition: &str, _field: &str) -> Option<(&'static str, Option<&'static str>)> {
     None
 }
 
@@ -56,8 +53,7 @@ pub const V2_PROTOBUF_ACCEPT: &str = "application/com.github.proto-openapi.spec.
 /// valid MIME token character, so kube-apiserver answers with this dotted
 /// spelling; echoing the '@' form makes kubectl fail with "mime: unexpected
 /// content after media subtype".
-pub const V2_PROTOBUF_CONTENT_TYPE: &str =
-    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+pub const V2_PROTOBUF_CONTENT_TYPE: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
 /// The Swagger 2.0 document of /openapi/v2.
 ///

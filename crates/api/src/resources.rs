@@ -26,11 +26,7 @@ pub struct ResourceInfo {
 impl ResourceInfo {
     /// "v1" for the core group, "apps/v1" otherwise.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.to_string()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
     }
 
     /// The URL prefix of the group version: "/api/v1" or "/apis/apps/v1".
@@ -89,6 +85,11 @@ pub static RESOURCES: &[ResourceInfo] = &[
         categories: ["all"], status: true, scale: true, def: "io.k8s.api.apps.v1.Deployment"),
     resource!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", short: ["rs"], namespaced: true,
         categories: ["all"], status: true, scale: true, def: "io.k8s.api.apps.v1.ReplicaSet"),
+    resource!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", short: ["sts"], namespaced: true,
+        categories: ["all"], status: true, scale: true, def: "io.k8s.api.apps.v1.StatefulSet"),
+    resource!("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", short: [],
+        namespaced: true, categories: [], status: false, scale: false,
+        def: "io.k8s.api.apps.v1.ControllerRevision"),
     resource!("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", short: ["ing"], namespaced: true,
         categories: [], status: true, scale: false, def: "io.k8s.api.networking.v1.Ingress"),
     resource!("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", short: [],
@@ -98,12 +99,8 @@ pub static RESOURCES: &[ResourceInfo] = &[
 
 /// The API groups served, with their single version, in discovery order.
 /// The core group ("") is served under /api, the others under /apis.
-pub static GROUPS: &[(&str, &str)] = &[
-    ("", "v1"),
-    ("apps", "v1"),
-    ("discovery.k8s.io", "v1"),
-    ("networking.k8s.io", "v1"),
-];
+pub static GROUPS: &[(&str, &str)] =
+    &[("", "v1"), ("apps", "v1"), ("discovery.k8s.io", "v1"), ("networking.k8s.io", "v1")];
 
 /// Looks a resource up by group and plural name.
 pub fn by_plural(group: &str, plural: &str) -> Option<&'static ResourceInfo> {

@@ -100,6 +100,8 @@ impl Schemas {
         generator.subschema_for::<discovery::EndpointSlice>();
         generator.subschema_for::<apps::Deployment>();
         generator.subschema_for::<apps::ReplicaSet>();
+        generator.subschema_for::<apps::StatefulSet>();
+        generator.subschema_for::<apps::ControllerRevision>();
         generator.subschema_for::<networking::Ingress>();
         generator.subschema_for::<networking::IngressClass>();
         generator.subschema_for::<autoscaling::Scale>();
@@ -126,11 +128,8 @@ impl Schemas {
 fn add_list_definitions(definitions: &mut Map<String, Value>) {
     for resource in RESOURCES {
         let Some(item) = definitions.get(resource.definition) else { continue };
-        let describe = |field: &str| {
-            item.pointer(&format!("/properties/{field}/description"))
-                .cloned()
-                .unwrap_or(Value::Null)
-        };
+        let describe =
+            |field: &str| item.pointer(&format!("/properties/{field}/description")).cloned().unwrap_or(Value::Null);
         let (api_version, kind) = (describe("apiVersion"), describe("kind"));
         let list = json!({
             "description": format!("{} is a list of {} objects.", resource.list_kind, resource.kind),
@@ -300,10 +299,7 @@ impl<'a> SchemaNode<'a> {
 
     /// The field's description, preferring the one written at the field.
     pub fn description(&self) -> Option<&'a str> {
-        self.field
-            .and_then(|f| f.get("description"))
-            .or_else(|| self.schema.get("description"))
-            .and_then(Value::as_str)
+        self.field.and_then(|f| f.get("description")).or_else(|| self.schema.get("description")).and_then(Value::as_str)
     }
 
     /// A map (`additionalProperties`) rather than a struct.
@@ -313,10 +309,7 @@ impl<'a> SchemaNode<'a> {
 
     /// Whether this node is a struct with the named field.
     pub fn has_property(&self, name: &str) -> bool {
-        self.schema
-            .get("properties")
-            .and_then(Value::as_object)
-            .is_some_and(|p| p.contains_key(name))
+        self.schema.get("properties").and_then(Value::as_object).is_some_and(|p| p.contains_key(name))
     }
 
     /// The schema of a struct field, carrying the field's patch metadata.
@@ -342,12 +335,7 @@ impl<'a> SchemaNode<'a> {
 
     /// Names listed under `required`.
     pub fn required(&self) -> impl Iterator<Item = &'a str> {
-        self.schema
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
+        self.schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
     }
 
     /// The schema of list items.

@@ -144,14 +144,20 @@ fn two_appliers_keep_their_own_ports_and_dropping_one_removes_only_it() {
     let both = apply(Some(&created), &metrics, "monitoring", false, SERVICE, T1).expect("second port");
     let ports: Vec<&Value> = both["spec"]["ports"].as_array().into_iter().flatten().map(|p| &p["port"]).collect();
     assert_eq!(ports, [&json!(80), &json!(9100)]);
-    assert!(entry(&both, "monitoring")["fieldsV1"]["f:spec"]["f:ports"]["k:{\"port\":9100,\"protocol\":\"TCP\"}"].is_object());
+    assert!(
+        entry(&both, "monitoring")["fieldsV1"]["f:spec"]["f:ports"]["k:{\"port\":9100,\"protocol\":\"TCP\"}"]
+            .is_object()
+    );
 
     // ci stops applying port 80 (it applies a new one instead): only 80 goes.
     let moved = apply(Some(&both), &service(json!([{"port": 443}])), "ci", false, SERVICE, T2).expect("reapplied");
     let ports: Vec<&Value> = moved["spec"]["ports"].as_array().into_iter().flatten().map(|p| &p["port"]).collect();
     assert_eq!(ports, [&json!(9100), &json!(443)]);
     let ci = &entry(&moved, "ci")["fieldsV1"]["f:spec"]["f:ports"];
-    assert!(ci.get("k:{\"port\":80,\"protocol\":\"TCP\"}").is_none() && ci.get("k:{\"port\":443,\"protocol\":\"TCP\"}").is_some());
+    assert!(
+        ci.get("k:{\"port\":80,\"protocol\":\"TCP\"}").is_none()
+            && ci.get("k:{\"port\":443,\"protocol\":\"TCP\"}").is_some()
+    );
 
     // monitoring drops its port: the list keeps ci's.
     let mut none = metrics.clone();
@@ -240,7 +246,10 @@ fn an_object_without_managed_fields_is_first_attributed_to_before_first_apply() 
     let mut config = service(json!([http()]));
     config["spec"]["type"] = json!("ClusterIP");
     let error = conflicts(apply(Some(&live), &config, "ci", false, SERVICE, T1));
-    assert_eq!(error.to_string(), r#"Apply failed with 1 conflict: conflict with "before-first-apply" using v1: .spec.type"#);
+    assert_eq!(
+        error.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "before-first-apply" using v1: .spec.type"#
+    );
     let applied = apply(Some(&live), &service(json!([http()])), "ci", false, SERVICE, T1).expect("same values");
     assert_eq!(managers(&applied), ["ci/Apply", "before-first-apply/Update"]);
 }
@@ -277,8 +286,9 @@ fn deployment_containers_merge_by_name_and_their_ports_by_port_and_protocol() {
 
     // A sidecar injected by a controller survives the next apply.
     let mut injected = created.clone();
-    if let Some(c) = injected["spec"]["template"]["spec"]["containers"]
-        .as_array_mut() { c.push(json!({"name": "proxy", "image": "envoy"})) }
+    if let Some(c) = injected["spec"]["template"]["spec"]["containers"].as_array_mut() {
+        c.push(json!({"name": "proxy", "image": "envoy"}))
+    }
     track_update(Some(&created), &mut injected, "injector", None, DEPLOYMENT, T1);
     let mut bumped = config.clone();
     bumped["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.27");

@@ -110,7 +110,8 @@ fn removed_fields_leave_every_managers_set() {
 
 #[test]
 fn entries_list_appliers_first_then_updaters_oldest_first() {
-    let config = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"type": "ClusterIP"}});
+    let config =
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"type": "ClusterIP"}});
     let mut created = service();
     track_update(None, &mut created, "zeta", None, SERVICE, T1);
     let mut labelled = created.clone();
@@ -119,7 +120,14 @@ fn entries_list_appliers_first_then_updaters_oldest_first() {
     let applied = apply(Some(&labelled), &config, "ops", false, SERVICE, T2).expect("applied");
     let order: Vec<String> = entries(&applied)
         .iter()
-        .map(|e| format!("{} {} {}", e["operation"].as_str().unwrap_or(""), e["manager"].as_str().unwrap_or(""), e["time"].as_str().unwrap_or("")))
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["operation"].as_str().unwrap_or(""),
+                e["manager"].as_str().unwrap_or(""),
+                e["time"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     assert_eq!(order, [format!("Apply ops {T2}"), format!("Update zeta {T1}"), format!("Update alpha {T2}")]);
 }
@@ -152,7 +160,14 @@ fn more_than_ten_updaters_fold_the_oldest_into_ancient_changes() {
         let mut labels = object["metadata"]["labels"].as_object().cloned().unwrap_or_default();
         labels.insert(format!("l{i}"), json!("x"));
         next["metadata"]["labels"] = Value::Object(labels);
-        track_update(Some(&object), &mut next, &format!("m{i:02}"), None, SERVICE, &format!("2025-01-01T00:00:{:02}Z", i + 1));
+        track_update(
+            Some(&object),
+            &mut next,
+            &format!("m{i:02}"),
+            None,
+            SERVICE,
+            &format!("2025-01-01T00:00:{:02}Z", i + 1),
+        );
         object = next;
     }
     let names: Vec<String> = entries(&object).iter().filter_map(|e| e["manager"].as_str().map(String::from)).collect();

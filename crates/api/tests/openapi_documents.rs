@@ -16,64 +16,34 @@ fn definitions() -> &'static Map<String, Value> {
     static DEFS: OnceLock<Map<String, Value>> = OnceLock::new();
     DEFS.get_or_init(|| {
         use k8s_openapi::api::{
-            apps::v1 as apps, core::v1 as core, discovery::v1 as discovery,
-            networking::v1 as networking,
+            apps::v1 as apps, core::v1 as core, discovery::v1 as discovery, networking::v1 as networking,
         };
         use schemars::JsonSchema;
         let mut generator = schemars::generate::SchemaSettings::draft07()
             .with(|s| s.definitions_path = "#/definitions/".into())
             .into_generator();
         let mut covered = BTreeSet::new();
-        let mut add = |name: std::borrow::Cow<'static, str>,
-                       f: &mut dyn FnMut(&mut schemars::SchemaGenerator)| {
+        let mut add = |name: std::borrow::Cow<'static, str>, f: &mut dyn FnMut(&mut schemars::SchemaGenerator)| {
             f(&mut generator);
             covered.insert(name.into_owned());
         };
-        add(core::Namespace::schema_name(), &mut |g| {
-            drop(g.subschema_for::<core::Namespace>())
-        });
-        add(core::Node::schema_name(), &mut |g| {
-            drop(g.subschema_for::<core::Node>())
-        });
-        add(core::Pod::schema_name(), &mut |g| {
-            drop(g.subschema_for::<core::Pod>())
-        });
-        add(core::Service::schema_name(), &mut |g| {
-            drop(g.subschema_for::<core::Service>())
-        });
-        add(core::Endpoints::schema_name(), &mut |g| {
-            drop(g.subschema_for::<core::Endpoints>())
-        });
-        add(core::Secret::schema_name(), &mut |g| {
-            drop(g.subschema_for::<core::Secret>())
-        });
-        add(core::ConfigMap::schema_name(), &mut |g| {
-            drop(g.subschema_for::<core::ConfigMap>())
-        });
-        add(core::Event::schema_name(), &mut |g| {
-            drop(g.subschema_for::<core::Event>())
-        });
-        add(discovery::EndpointSlice::schema_name(), &mut |g| {
-            drop(g.subschema_for::<discovery::EndpointSlice>())
-        });
-        add(apps::Deployment::schema_name(), &mut |g| {
-            drop(g.subschema_for::<apps::Deployment>())
-        });
-        add(apps::ReplicaSet::schema_name(), &mut |g| {
-            drop(g.subschema_for::<apps::ReplicaSet>())
-        });
-        add(networking::Ingress::schema_name(), &mut |g| {
-            drop(g.subschema_for::<networking::Ingress>())
-        });
-        add(networking::IngressClass::schema_name(), &mut |g| {
-            drop(g.subschema_for::<networking::IngressClass>())
-        });
+        add(core::Namespace::schema_name(), &mut |g| drop(g.subschema_for::<core::Namespace>()));
+        add(core::Node::schema_name(), &mut |g| drop(g.subschema_for::<core::Node>()));
+        add(core::Pod::schema_name(), &mut |g| drop(g.subschema_for::<core::Pod>()));
+        add(core::Service::schema_name(), &mut |g| drop(g.subschema_for::<core::Service>()));
+        add(core::Endpoints::schema_name(), &mut |g| drop(g.subschema_for::<core::Endpoints>()));
+        add(core::Secret::schema_name(), &mut |g| drop(g.subschema_for::<core::Secret>()));
+        add(core::ConfigMap::schema_name(), &mut |g| drop(g.subschema_for::<core::ConfigMap>()));
+        add(core::Event::schema_name(), &mut |g| drop(g.subschema_for::<core::Event>()));
+        add(discovery::EndpointSlice::schema_name(), &mut |g| drop(g.subschema_for::<discovery::EndpointSlice>()));
+        add(apps::Deployment::schema_name(), &mut |g| drop(g.subschema_for::<apps::Deployment>()));
+        add(apps::ReplicaSet::schema_name(), &mut |g| drop(g.subschema_for::<apps::ReplicaSet>()));
+        add(apps::StatefulSet::schema_name(), &mut |g| drop(g.subschema_for::<apps::StatefulSet>()));
+        add(apps::ControllerRevision::schema_name(), &mut |g| drop(g.subschema_for::<apps::ControllerRevision>()));
+        add(networking::Ingress::schema_name(), &mut |g| drop(g.subschema_for::<networking::Ingress>()));
+        add(networking::IngressClass::schema_name(), &mut |g| drop(g.subschema_for::<networking::IngressClass>()));
         for r in RESOURCES {
-            assert!(
-                covered.contains(r.definition),
-                "fixture lacks {}",
-                r.definition
-            );
+            assert!(covered.contains(r.definition), "fixture lacks {}", r.definition);
         }
         generator.take_definitions(true)
     })
@@ -125,14 +95,7 @@ mod field_validation {
         for r in RESOURCES {
             let ops: Vec<&&Value> = patches
                 .iter()
-                .filter(|op| {
-                    gvk_matches(
-                        op.get("x-kubernetes-group-version-kind"),
-                        r.group,
-                        r.version,
-                        r.kind,
-                    )
-                })
+                .filter(|op| gvk_matches(op.get("x-kubernetes-group-version-kind"), r.group, r.version, r.kind))
                 .collect();
             assert!(!ops.is_empty(), "no PATCH operation for {}", r.kind);
             for op in ops {
@@ -153,26 +116,12 @@ mod field_validation {
     /// Asserts, for one group version's document, what [`assert_v2`] does,
     /// with the parameter inline.
     pub(super) fn assert_v3(group: &str, version: &str, doc: &Value) {
-        let patches: Vec<&Value> = doc["paths"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter_map(|(_, item)| item.get("patch"))
-            .collect();
-        for r in RESOURCES
-            .iter()
-            .filter(|r| r.group == group && r.version == version)
-        {
+        let patches: Vec<&Value> =
+            doc["paths"].as_object().into_iter().flatten().filter_map(|(_, item)| item.get("patch")).collect();
+        for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
             let ops: Vec<&&Value> = patches
                 .iter()
-                .filter(|op| {
-                    gvk_matches(
-                        op.get("x-kubernetes-group-version-kind"),
-                        r.group,
-                        r.version,
-                        r.kind,
-                    )
-                })
+                .filter(|op| gvk_matches(op.get("x-kubernetes-group-version-kind"), r.group, r.version, r.kind))
                 .collect();
             assert!(!ops.is_empty(), "no PATCH operation for {}", r.kind);
             for op in ops {
@@ -198,14 +147,8 @@ mod field_validation {
     #[test]
     fn scale_subresources_patch_as_autoscaling_v1_scale() {
         let doc = v3("apps", "v1");
-        let op =
-            &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["patch"];
-        assert!(gvk_matches(
-            op.get("x-kubernetes-group-version-kind"),
-            "autoscaling",
-            "v1",
-            "Scale"
-        ));
+        let op = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["patch"];
+        assert!(gvk_matches(op.get("x-kubernetes-group-version-kind"), "autoscaling", "v1", "Scale"));
         assert_eq!(op["operationId"], "patchAppsV1NamespacedDeploymentScale");
     }
 }
@@ -218,19 +161,10 @@ mod explain {
     fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
         let target = schema
             .get("$ref")
-            .or_else(|| {
-                schema
-                    .get("allOf")
-                    .and_then(|a| a.get(0))
-                    .and_then(|s| s.get("$ref"))
-            })
+            .or_else(|| schema.get("allOf").and_then(|a| a.get(0)).and_then(|s| s.get("$ref")))
             .or_else(|| schema.get("items").and_then(|i| i.get("$ref")))
             .or_else(|| {
-                schema
-                    .get("items")
-                    .and_then(|i| i.get("allOf"))
-                    .and_then(|a| a.get(0))
-                    .and_then(|s| s.get("$ref"))
+                schema.get("items").and_then(|i| i.get("allOf")).and_then(|a| a.get(0)).and_then(|s| s.get("$ref"))
             });
         match target.and_then(Value::as_str) {
             Some(r) => &doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")],
@@ -241,54 +175,30 @@ mod explain {
     #[test]
     fn service_spec_ports_is_found_by_group_version_kind_and_described() {
         let doc = v3("", "v1");
-        let schemas = doc["components"]["schemas"]
-            .as_object()
-            .into_iter()
-            .flatten();
+        let schemas = doc["components"]["schemas"].as_object().into_iter().flatten();
         let kinds: Vec<(&String, &Value)> = schemas
             .filter(|(_, s)| {
                 s["x-kubernetes-group-version-kind"]
                     .as_array()
-                    .is_some_and(|l| {
-                        l.contains(&json!({ "group": "", "kind": "Service", "version": "v1" }))
-                    })
+                    .is_some_and(|l| l.contains(&json!({ "group": "", "kind": "Service", "version": "v1" })))
             })
             .collect();
         assert_eq!(kinds.len(), 1);
         let service = kinds[0].1;
-        assert!(
-            service["description"]
-                .as_str()
-                .is_some_and(|d| !d.is_empty())
-        );
+        assert!(service["description"].as_str().is_some_and(|d| !d.is_empty()));
         let spec_field = &service["properties"]["spec"];
-        assert!(
-            spec_field["description"]
-                .as_str()
-                .is_some_and(|d| !d.is_empty())
-        );
+        assert!(spec_field["description"].as_str().is_some_and(|d| !d.is_empty()));
         let spec = resolve(&doc, spec_field);
         let ports_field = &spec["properties"]["ports"];
         assert_eq!(ports_field["type"], "array");
-        assert!(
-            ports_field["description"]
-                .as_str()
-                .is_some_and(|d| d.contains("ports"))
-        );
+        assert!(ports_field["description"].as_str().is_some_and(|d| d.contains("ports")));
         assert_eq!(ports_field["x-kubernetes-patch-merge-key"], "port");
         let port = resolve(&doc, ports_field);
-        assert!(
-            port["description"]
-                .as_str()
-                .is_some_and(|d| d.starts_with("ServicePort"))
-        );
+        assert!(port["description"].as_str().is_some_and(|d| d.starts_with("ServicePort")));
         assert_eq!(port["required"], json!(["port"]));
         let target = resolve(&doc, &port["properties"]["targetPort"]);
         assert_eq!(target["format"], "int-or-string");
-        assert_eq!(
-            target["oneOf"],
-            json!([{ "type": "integer" }, { "type": "string" }])
-        );
+        assert_eq!(target["oneOf"], json!([{ "type": "integer" }, { "type": "string" }]));
     }
 
     #[test]
@@ -296,31 +206,18 @@ mod explain {
         let defs = v2()["definitions"].as_object().cloned().unwrap_or_default();
         for r in RESOURCES {
             let gvk = json!([{ "group": r.group, "kind": r.kind, "version": r.version }]);
-            assert_eq!(
-                defs[r.definition]["x-kubernetes-group-version-kind"], gvk,
-                "{}",
-                r.kind
-            );
+            assert_eq!(defs[r.definition]["x-kubernetes-group-version-kind"], gvk, "{}", r.kind);
             let list = format!("{}List", r.definition);
             let list_gvk = json!([{ "group": r.group, "kind": r.list_kind, "version": r.version }]);
-            assert_eq!(
-                defs[&list]["x-kubernetes-group-version-kind"], list_gvk,
-                "{}",
-                r.list_kind
-            );
+            assert_eq!(defs[&list]["x-kubernetes-group-version-kind"], list_gvk, "{}", r.list_kind);
             let v3doc = v3(r.group, r.version);
-            assert_eq!(
-                v3doc["components"]["schemas"][r.definition]["x-kubernetes-group-version-kind"],
-                gvk
-            );
+            assert_eq!(v3doc["components"]["schemas"][r.definition]["x-kubernetes-group-version-kind"], gvk);
         }
-        let delete_options = &defs["io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"]["x-kubernetes-group-version-kind"];
+        let delete_options =
+            &defs["io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"]["x-kubernetes-group-version-kind"];
         assert_eq!(delete_options.as_array().map(Vec::len), Some(GROUPS.len()));
         for (name, kind) in [
-            (
-                "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent",
-                "WatchEvent",
-            ),
+            ("io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent", "WatchEvent"),
             ("io.k8s.apimachinery.pkg.apis.meta.v1.Status", "Status"),
             ("io.k8s.api.autoscaling.v1.Scale", "Scale"),
         ] {
@@ -335,10 +232,7 @@ mod explain {
     fn kinds_do_not_require_metadata() {
         let defs = &v2()["definitions"];
         assert!(defs["io.k8s.api.core.v1.Service"].get("required").is_none());
-        assert_eq!(
-            defs["io.k8s.api.core.v1.ServiceList"]["required"],
-            json!(["items"])
-        );
+        assert_eq!(defs["io.k8s.api.core.v1.ServiceList"]["required"], json!(["items"]));
     }
 }
 
@@ -373,10 +267,7 @@ mod references {
         let mut all = Vec::new();
         refs(doc, &mut all);
         assert!(all.len() > 10);
-        all.into_iter()
-            .filter(|r| !resolves(doc, r))
-            .map(str::to_string)
-            .collect()
+        all.into_iter().filter(|r| !resolves(doc, r)).map(str::to_string).collect()
     }
 
     #[test]
@@ -408,10 +299,7 @@ mod references {
         assert!(!defs.contains_key("io.k8s.api.core.v1.PodTemplate"));
         assert!(defs.contains_key("io.k8s.api.core.v1.ServicePort"));
         let core = v3("", "v1");
-        let schemas = core["components"]["schemas"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
+        let schemas = core["components"]["schemas"].as_object().cloned().unwrap_or_default();
         assert!(!schemas.contains_key("io.k8s.api.apps.v1.Deployment"));
         assert!(!schemas.contains_key("io.k8s.api.autoscaling.v1.Scale"));
     }
@@ -419,10 +307,7 @@ mod references {
     fn check_v2_schema(path: &str, s: &Value, problems: &mut Vec<String>) {
         let Value::Object(m) = s else { return };
         for (k, v) in m {
-            if matches!(
-                k.as_str(),
-                "nullable" | "oneOf" | "anyOf" | "const" | "$defs" | "definitions" | "$schema"
-            ) {
+            if matches!(k.as_str(), "nullable" | "oneOf" | "anyOf" | "const" | "$defs" | "definitions" | "$schema") {
                 problems.push(format!("{path}: {k}"));
             }
             if k == "type" && !v.is_string() {
@@ -458,26 +343,11 @@ mod references {
         let problems = v2_keyword_problems(v2());
         assert!(problems.is_empty(), "{problems:?}");
         let defs = &v2()["definitions"];
-        assert_eq!(
-            defs["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["format"],
-            "int-or-string"
-        );
-        assert_eq!(
-            defs["io.k8s.apimachinery.pkg.apis.meta.v1.Time"]["format"],
-            "date-time"
-        );
-        assert_eq!(
-            defs["io.k8s.api.core.v1.Secret"]["properties"]["data"]["additionalProperties"]["format"],
-            "byte"
-        );
-        assert_eq!(
-            defs["io.k8s.apimachinery.pkg.api.resource.Quantity"]["type"],
-            "string"
-        );
-        assert_eq!(
-            defs["io.k8s.apimachinery.pkg.runtime.RawExtension"]["type"],
-            "object"
-        );
+        assert_eq!(defs["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["format"], "int-or-string");
+        assert_eq!(defs["io.k8s.apimachinery.pkg.apis.meta.v1.Time"]["format"], "date-time");
+        assert_eq!(defs["io.k8s.api.core.v1.Secret"]["properties"]["data"]["additionalProperties"]["format"], "byte");
+        assert_eq!(defs["io.k8s.apimachinery.pkg.api.resource.Quantity"]["type"], "string");
+        assert_eq!(defs["io.k8s.apimachinery.pkg.runtime.RawExtension"]["type"], "object");
     }
 
     #[test]
@@ -485,12 +355,9 @@ mod references {
         let spec = &v2()["definitions"]["io.k8s.api.core.v1.ServiceSpec"]["properties"]["ports"];
         assert_eq!(spec["x-kubernetes-patch-strategy"], "merge");
         assert_eq!(spec["x-kubernetes-patch-merge-key"], "port");
-        assert_eq!(
-            spec["items"]["$ref"],
-            "#/definitions/io.k8s.api.core.v1.ServicePort"
-        );
-        let finalizers = &v2()["definitions"]["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"]
-            ["finalizers"];
+        assert_eq!(spec["items"]["$ref"], "#/definitions/io.k8s.api.core.v1.ServicePort");
+        let finalizers =
+            &v2()["definitions"]["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"]["finalizers"];
         assert_eq!(finalizers["x-kubernetes-patch-strategy"], "merge");
         assert!(finalizers.get("x-kubernetes-patch-merge-key").is_none());
     }
@@ -506,16 +373,11 @@ mod references {
             .collect();
         let pairs: Vec<(&str, &str)> = docs.iter().map(|(p, h)| (p.as_str(), h.as_str())).collect();
         let root = openapi::v3_root(&pairs);
-        let url = root["paths"]["apis/apps/v1"]["serverRelativeURL"]
-            .as_str()
-            .unwrap_or_default();
+        let url = root["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap_or_default();
         assert!(url.starts_with("/openapi/v3/apis/apps/v1?hash="));
         let hash = url.rsplit('=').next().unwrap_or_default();
         assert_eq!(hash.len(), 128);
-        assert!(
-            hash.chars()
-                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
-        );
+        assert!(hash.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
         assert!(root["paths"]["api/v1"].is_object());
         // Stable: building again gives the same bytes, hence the same URL.
         let again = serde_json::to_vec(&v3("apps", "v1")).unwrap_or_default();
@@ -551,12 +413,7 @@ mod paths {
             assert_eq!(paths, expected);
         }
         let collection = &v2()["paths"]["/api/v1/namespaces/{namespace}/services"];
-        let methods: Vec<&str> = collection
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, _)| k.as_str())
-            .collect();
+        let methods: Vec<&str> = collection.as_object().into_iter().flatten().map(|(k, _)| k.as_str()).collect();
         assert_eq!(methods, ["delete", "get", "parameters", "post"]);
         let actions: Vec<(&str, &str)> = ["delete", "get", "post"]
             .iter()
@@ -570,43 +427,23 @@ mod paths {
         assert_eq!(
             actions,
             [
-                (
-                    "deleteCoreV1CollectionNamespacedService",
-                    "deletecollection"
-                ),
+                ("deleteCoreV1CollectionNamespacedService", "deletecollection"),
                 ("listCoreV1NamespacedService", "list"),
                 ("createCoreV1NamespacedService", "post"),
             ]
         );
         let item = &v2()["paths"]["/api/v1/namespaces/{namespace}/services/{name}"];
         assert_eq!(item["patch"]["operationId"], "patchCoreV1NamespacedService");
-        assert_eq!(
-            item["patch"]["consumes"][2],
-            "application/strategic-merge-patch+json"
-        );
-        assert_eq!(
-            v2()["paths"]["/api/v1/services"]["get"]["operationId"],
-            "listCoreV1ServiceForAllNamespaces"
-        );
-        assert_eq!(
-            v2()["paths"]["/api/v1/watch/services"]["get"]["x-kubernetes-action"],
-            "watchlist"
-        );
+        assert_eq!(item["patch"]["consumes"][2], "application/strategic-merge-patch+json");
+        assert_eq!(v2()["paths"]["/api/v1/services"]["get"]["operationId"], "listCoreV1ServiceForAllNamespaces");
+        assert_eq!(v2()["paths"]["/api/v1/watch/services"]["get"]["x-kubernetes-action"], "watchlist");
     }
 
     #[test]
     fn cluster_scoped_kinds_have_no_namespace_or_all_namespaces_paths() {
-        let paths: Vec<String> = v2()["paths"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(p, _)| p.clone())
-            .collect();
-        let nodes: Vec<&str> = paths
-            .iter()
-            .map(String::as_str)
-            .filter(|p| p.split('/').any(|s| s == "nodes"))
-            .collect();
+        let paths: Vec<String> = v2()["paths"].as_object().into_iter().flatten().map(|(p, _)| p.clone()).collect();
+        let nodes: Vec<&str> =
+            paths.iter().map(String::as_str).filter(|p| p.split('/').any(|s| s == "nodes")).collect();
         assert_eq!(
             nodes,
             [
@@ -621,22 +458,15 @@ mod paths {
             v2()["paths"]["/api/v1/namespaces"].get("delete").is_none(),
             "kube has no deletecollection for namespaces"
         );
-        assert_eq!(
-            v2()["paths"]["/api/v1/nodes"]["delete"]["operationId"],
-            "deleteCoreV1CollectionNode"
-        );
+        assert_eq!(v2()["paths"]["/api/v1/nodes"]["delete"]["operationId"], "deleteCoreV1CollectionNode");
     }
 
     #[test]
     fn list_operations_take_the_list_query_parameters() {
         let doc = v3("", "v1");
         let list = &doc["paths"]["/api/v1/namespaces/{namespace}/services"]["get"];
-        let names: Vec<&str> = list["parameters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p["name"].as_str())
-            .collect();
+        let names: Vec<&str> =
+            list["parameters"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
         assert_eq!(
             names,
             [
@@ -651,12 +481,8 @@ mod paths {
             ]
         );
         let delete = &doc["paths"]["/api/v1/namespaces/{namespace}/services/{name}"]["delete"];
-        let names: Vec<&str> = delete["parameters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p["name"].as_str())
-            .collect();
+        let names: Vec<&str> =
+            delete["parameters"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
         assert_eq!(names, ["dryRun", "gracePeriodSeconds", "propagationPolicy"]);
         assert_eq!(
             delete["requestBody"]["content"]["*/*"]["schema"]["$ref"],
@@ -806,12 +632,7 @@ mod protobuf {
     fn named(msg: &Msg, n: u32, value: impl Fn(&Msg) -> Value) -> Map<String, Value> {
         msg.msgs(n)
             .into_iter()
-            .map(|pair| {
-                (
-                    pair.string(1).unwrap_or_default(),
-                    pair.msg(2).map(|v| value(&v)).unwrap_or(Value::Null),
-                )
-            })
+            .map(|pair| (pair.string(1).unwrap_or_default(), pair.msg(2).map(|v| value(&v)).unwrap_or(Value::Null)))
             .collect()
     }
 
@@ -836,11 +657,7 @@ mod protobuf {
         put(&mut m, "uniqueItems", s.bool(16).map(Value::from));
         put(&mut m, "required", strings(s.strings(19)));
         let enums: Vec<Value> = s.msgs(20).iter().map(any_value).collect();
-        put(
-            &mut m,
-            "enum",
-            (!enums.is_empty()).then(|| Value::Array(enums)),
-        );
+        put(&mut m, "enum", (!enums.is_empty()).then(|| Value::Array(enums)));
         if let Some(ap) = s.msg(21) {
             let v = match (ap.msg(1), ap.all(2).last()) {
                 (Some(sub), _) => schema(&sub),
@@ -860,11 +677,7 @@ mod protobuf {
             m.insert("items".into(), schema(&all.remove(0)));
         }
         let all_of: Vec<Value> = s.msgs(24).iter().map(schema).collect();
-        put(
-            &mut m,
-            "allOf",
-            (!all_of.is_empty()).then(|| Value::Array(all_of)),
-        );
+        put(&mut m, "allOf", (!all_of.is_empty()).then(|| Value::Array(all_of)));
         if let Some(props) = s.msg(25) {
             m.insert("properties".into(), Value::Object(named(&props, 1, schema)));
         }
@@ -885,9 +698,7 @@ mod protobuf {
             extensions(&mut m, &body, 6);
             return Value::Object(m);
         }
-        let Some(non_body) = p.msg(2) else {
-            panic!("Parameter oneof unset")
-        };
+        let Some(non_body) = p.msg(2) else { panic!("Parameter oneof unset") };
         // query = 3 (with allowEmptyValue = 5), path = 4.
         let (sub, off) = match (non_body.msg(3), non_body.msg(4)) {
             (Some(q), None) => (q, 1),
@@ -928,16 +739,13 @@ mod protobuf {
         put(&mut m, "parameters", parameters_items(o, 8));
         if let Some(responses) = o.msg(9) {
             let codes = named(&responses, 1, |rv| {
-                let Some(r) = rv.msg(1) else {
-                    panic!("ResponseValue is not a Response")
-                };
+                let Some(r) = rv.msg(1) else { panic!("ResponseValue is not a Response") };
                 let mut m = Map::new();
                 put(&mut m, "description", r.string(1).map(Value::from));
                 put(
                     &mut m,
                     "schema",
-                    r.msg(2)
-                        .map(|item| schema(&item.msg(1).unwrap_or_else(|| panic!("SchemaItem")))),
+                    r.msg(2).map(|item| schema(&item.msg(1).unwrap_or_else(|| panic!("SchemaItem")))),
                 );
                 Value::Object(m)
             });
@@ -953,21 +761,12 @@ mod protobuf {
         let mut m = Map::new();
         put(&mut m, "swagger", d.string(1).map(Value::from));
         if let Some(info) = d.msg(2) {
-            m.insert(
-                "info".into(),
-                json!({ "title": info.string(1), "version": info.string(2) }),
-            );
+            m.insert("info".into(), json!({ "title": info.string(1), "version": info.string(2) }));
         }
         if let Some(paths) = d.msg(8) {
             let items = named(&paths, 2, |item| {
                 let mut m = Map::new();
-                for (n, method) in [
-                    (2, "get"),
-                    (3, "put"),
-                    (4, "post"),
-                    (5, "delete"),
-                    (8, "patch"),
-                ] {
+                for (n, method) in [(2, "get"), (3, "put"), (4, "post"), (5, "delete"), (8, "patch")] {
                     put(&mut m, method, item.msg(n).map(|o| operation(&o)));
                 }
                 put(&mut m, "parameters", parameters_items(item, 9));
@@ -979,26 +778,14 @@ mod protobuf {
             m.insert("definitions".into(), Value::Object(named(&defs, 1, schema)));
         }
         if let Some(params) = d.msg(10) {
-            m.insert(
-                "parameters".into(),
-                Value::Object(named(&params, 1, parameter)),
-            );
+            m.insert("parameters".into(), Value::Object(named(&params, 1, parameter)));
         }
-        let security: Vec<Value> = d
-            .msgs(12)
-            .iter()
-            .map(|req| Value::Object(named(req, 1, |a| json!(a.strings(1)))))
-            .collect();
-        put(
-            &mut m,
-            "security",
-            (!security.is_empty()).then(|| Value::Array(security)),
-        );
+        let security: Vec<Value> =
+            d.msgs(12).iter().map(|req| Value::Object(named(req, 1, |a| json!(a.strings(1))))).collect();
+        put(&mut m, "security", (!security.is_empty()).then(|| Value::Array(security)));
         if let Some(sd) = d.msg(13) {
             let items = named(&sd, 1, |item| {
-                let Some(k) = item.msg(2) else {
-                    panic!("only apiKey security is published")
-                };
+                let Some(k) = item.msg(2) else { panic!("only apiKey security is published") };
                 json!({ "type": k.string(1), "name": k.string(2), "in": k.string(3), "description": k.string(4) })
             });
             m.insert("securityDefinitions".into(), Value::Object(items));
@@ -1011,13 +798,7 @@ mod protobuf {
         let bytes = openapi::v2_protobuf(v2());
         let decoded = document(&bytes);
         // Compare section by section so a failure names what differs.
-        for key in [
-            "swagger",
-            "info",
-            "security",
-            "securityDefinitions",
-            "parameters",
-        ] {
+        for key in ["swagger", "info", "security", "securityDefinitions", "parameters"] {
             assert_eq!(decoded[key], v2()[key], "{key}");
         }
         for (path, item) in v2()["paths"].as_object().into_iter().flatten() {
@@ -1033,16 +814,9 @@ mod protobuf {
     fn protobuf_keeps_the_json_order_of_paths_and_properties() {
         let bytes = openapi::v2_protobuf(v2());
         let d = Msg::parse(&bytes);
-        let Some(paths) = d.msg(8) else {
-            panic!("no paths")
-        };
+        let Some(paths) = d.msg(8) else { panic!("no paths") };
         let names: Vec<String> = paths.msgs(2).iter().filter_map(|p| p.string(1)).collect();
-        let expected: Vec<String> = v2()["paths"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, _)| k.clone())
-            .collect();
+        let expected: Vec<String> = v2()["paths"].as_object().into_iter().flatten().map(|(k, _)| k.clone()).collect();
         assert_eq!(names, expected);
     }
 
@@ -1051,10 +825,7 @@ mod protobuf {
         let bytes = openapi::v2_protobuf(v2());
         let decoded = document(&bytes);
         let op = &decoded["paths"]["/api/v1/namespaces/{namespace}/services/{name}"]["patch"];
-        assert_eq!(
-            op["x-kubernetes-group-version-kind"],
-            json!({ "group": "", "kind": "Service", "version": "v1" })
-        );
+        assert_eq!(op["x-kubernetes-group-version-kind"], json!({ "group": "", "kind": "Service", "version": "v1" }));
         assert_eq!(op["x-kubernetes-action"], "patch");
     }
 }
@@ -1078,9 +849,7 @@ mod crate_schemas {
         let ports = &doc["definitions"]["io.k8s.api.core.v1.ServiceSpec"]["properties"]["ports"];
         assert_eq!(ports["x-kubernetes-patch-merge-key"], "port");
         for (group, version) in GROUPS {
-            let Some(v3doc) =
-                openapi::v3_group_version(group, version, defs, &openapi::no_patch_meta)
-            else {
+            let Some(v3doc) = openapi::v3_group_version(group, version, defs, &openapi::no_patch_meta) else {
                 panic!("{group}/{version} is served")
             };
             field_validation::assert_v3(group, version, &v3doc);
@@ -1118,12 +887,6 @@ fn documents_are_dumped_for_external_checks_when_asked() {
         write(&format!("v3-{}.json", key.replace('/', "_")), &bytes);
         hashes.push((key, openapi::content_hash(&bytes)));
     }
-    let pairs: Vec<(&str, &str)> = hashes
-        .iter()
-        .map(|(k, h)| (k.as_str(), h.as_str()))
-        .collect();
-    write(
-        "v3-root.json",
-        &serde_json::to_vec(&openapi::v3_root(&pairs)).unwrap_or_default(),
-    );
+    let pairs: Vec<(&str, &str)> = hashes.iter().map(|(k, h)| (k.as_str(), h.as_str())).collect();
+    write("v3-root.json", &serde_json::to_vec(&openapi::v3_root(&pairs)).unwrap_or_default());
 }

@@ -3,7 +3,9 @@
 //! own serialisation.
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{Container, ContainerPort, PodSpec, PodTemplateSpec, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, PodSpec, PodTemplateSpec, Service, ServicePort, ServiceSpec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
@@ -79,43 +81,82 @@ fn realistic_manifests_of_every_served_kind_decode_strictly() {
         "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}],
         "nodeSelector": {"disk": "ssd"},
     });
-    assert_decodes_strictly("Namespace", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}, "status": {"phase": "Active"}}));
-    assert_decodes_strictly("Node", json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+    assert_decodes_strictly(
+        "Namespace",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}, "status": {"phase": "Active"}}),
+    );
+    assert_decodes_strictly(
+        "Node",
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
         "spec": {"podCIDR": "10.0.0.0/24", "podCIDRs": ["10.0.0.0/24"], "taints": [{"key": "k", "effect": "NoSchedule"}]},
         "status": {"addresses": [{"type": "InternalIP", "address": "10.1.0.1"}], "capacity": {"pods": "110"},
-            "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "2024-05-01T10:00:00Z"}]}}));
-    assert_decodes_strictly("Pod", json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec,
-        "status": {"phase": "Running", "podIP": "10.0.0.5", "podIPs": [{"ip": "10.0.0.5"}]}}));
-    assert_decodes_strictly("Service", json!({"apiVersion": "v1", "kind": "Service", "metadata": meta,
+            "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "2024-05-01T10:00:00Z"}]}}),
+    );
+    assert_decodes_strictly(
+        "Pod",
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec,
+        "status": {"phase": "Running", "podIP": "10.0.0.5", "podIPs": [{"ip": "10.0.0.5"}]}}),
+    );
+    assert_decodes_strictly(
+        "Service",
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": meta,
         "spec": {"type": "NodePort", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"], "ipFamilies": ["IPv4"],
             "ports": [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080}], "selector": {"app": "web"}},
-        "status": {"loadBalancer": {}}}));
-    assert_decodes_strictly("Endpoints", json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": meta,
-        "subsets": [{"addresses": [{"ip": "10.0.0.5", "targetRef": {"kind": "Pod", "name": "x"}}], "ports": [{"port": 8080}]}]}));
-    assert_decodes_strictly("Secret", json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque",
-        "data": {"password": "c2VjcmV0"}, "stringData": {"user": "admin"}}));
-    assert_decodes_strictly("ConfigMap", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
-        "data": {"a": "b"}, "binaryData": {"bin": "AAEC"}}));
-    assert_decodes_strictly("Event", json!({"apiVersion": "v1", "kind": "Event", "metadata": meta,
+        "status": {"loadBalancer": {}}}),
+    );
+    assert_decodes_strictly(
+        "Endpoints",
+        json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": meta,
+        "subsets": [{"addresses": [{"ip": "10.0.0.5", "targetRef": {"kind": "Pod", "name": "x"}}], "ports": [{"port": 8080}]}]}),
+    );
+    assert_decodes_strictly(
+        "Secret",
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque",
+        "data": {"password": "c2VjcmV0"}, "stringData": {"user": "admin"}}),
+    );
+    assert_decodes_strictly(
+        "ConfigMap",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+        "data": {"a": "b"}, "binaryData": {"bin": "AAEC"}}),
+    );
+    assert_decodes_strictly(
+        "Event",
+        json!({"apiVersion": "v1", "kind": "Event", "metadata": meta,
         "involvedObject": {"kind": "Pod", "name": "x"}, "reason": "Started", "message": "ok", "type": "Normal",
         "count": 1, "firstTimestamp": "2024-05-01T10:00:00Z", "eventTime": "2024-05-01T10:00:00.123456Z",
-        "source": {"component": "kubelet"}}));
-    assert_decodes_strictly("EndpointSlice", json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "source": {"component": "kubelet"}}),
+    );
+    assert_decodes_strictly(
+        "EndpointSlice",
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": meta, "addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": true}}],
-        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}));
-    assert_decodes_strictly("Deployment", json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}),
+    );
+    assert_decodes_strictly(
+        "Deployment",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
-            "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod_spec}}}));
-    assert_decodes_strictly("ReplicaSet", json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta,
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod_spec}}}),
+    );
+    assert_decodes_strictly(
+        "ReplicaSet",
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta,
         "spec": {"replicas": 1, "selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]},
-            "template": {"spec": pod_spec}}, "status": {"replicas": 1, "readyReplicas": 1}}));
-    assert_decodes_strictly("Ingress", json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta,
+            "template": {"spec": pod_spec}}, "status": {"replicas": 1, "readyReplicas": 1}}),
+    );
+    assert_decodes_strictly(
+        "Ingress",
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta,
         "spec": {"ingressClassName": "svcnet", "rules": [{"host": "a.example", "http": {"paths": [{"path": "/",
             "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}],
-            "tls": [{"hosts": ["a.example"], "secretName": "tls"}]}}));
-    assert_decodes_strictly("IngressClass", json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
-        "metadata": {"name": "svcnet"}, "spec": {"controller": "svcnet.dev/ingress"}}));
+            "tls": [{"hosts": ["a.example"], "secretName": "tls"}]}}),
+    );
+    assert_decodes_strictly(
+        "IngressClass",
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+        "metadata": {"name": "svcnet"}, "spec": {"controller": "svcnet.dev/ingress"}}),
+    );
 }
 
 #[test]

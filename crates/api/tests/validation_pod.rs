@@ -231,7 +231,8 @@ fn update_messages(new: &Value, old: &Value) -> Vec<String> {
 #[test]
 fn ephemeral_containers_are_only_added_and_only_with_what_kube_allows_them() {
     let none = with_ephemeral(json!([]));
-    let debugger = json!({ "name": "debugger", "image": "busybox", "stdin": true, "tty": true, "targetContainerName": "nginx" });
+    let debugger =
+        json!({ "name": "debugger", "image": "busybox", "stdin": true, "tty": true, "targetContainerName": "nginx" });
     let one = with_ephemeral(json!([debugger.clone()]));
     assert_eq!(update_messages(&one, &none), Vec::<String>::new(), "adding one is an update like any other");
 
@@ -242,7 +243,9 @@ fn ephemeral_containers_are_only_added_and_only_with_what_kube_allows_them() {
         update_messages(&none, &one),
         vec!["spec.ephemeralContainers: Forbidden: existing ephemeral containers \"debugger\" may not be removed\n"]
     );
-    let changed = with_ephemeral(json!([{ "name": "debugger", "image": "alpine", "stdin": true, "tty": true, "targetContainerName": "nginx" }]));
+    let changed = with_ephemeral(
+        json!([{ "name": "debugger", "image": "alpine", "stdin": true, "tty": true, "targetContainerName": "nginx" }]),
+    );
     assert_eq!(
         update_messages(&changed, &one),
         vec!["spec.ephemeralContainers: Forbidden: existing ephemeral containers \"debugger\" may not be changed\n"]
@@ -282,7 +285,10 @@ fn ephemeral_containers_are_only_added_and_only_with_what_kube_allows_them() {
     mirror["metadata"]["annotations"] = json!({ "kubernetes.io/config.mirror": "abc" });
     let mut mirror_one = one.clone();
     mirror_one["metadata"]["annotations"] = mirror["metadata"]["annotations"].clone();
-    assert_eq!(update_messages(&mirror_one, &mirror), vec![": Forbidden: static pods do not support ephemeral containers"]);
+    assert_eq!(
+        update_messages(&mirror_one, &mirror),
+        vec![": Forbidden: static pods do not support ephemeral containers"]
+    );
 
     assert_eq!(
         messages(json!({ "containers": [nginx(json!({}))], "ephemeralContainers": [debugger] })),

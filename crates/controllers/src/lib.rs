@@ -11,5 +11,6 @@ pub mod endpointslice;
 pub mod loadbalancer;
 pub mod runtime;
 pub mod scheduler;
+pub mod statefulset;
 
 pub use runtime::{ControllerConfig, ControllerManager};

@@ -456,9 +456,10 @@ fn prefer_close_hints_each_endpoint_for_its_own_zone_and_turning_it_off_clears_t
             .endpoints
             .iter()
             .map(|e| {
-                e.hints.as_ref().and_then(|h| h.for_zones.as_ref()).map(|z| {
-                    z.iter().map(|z| z.name.as_str()).collect::<Vec<_>>().join(",")
-                })
+                e.hints
+                    .as_ref()
+                    .and_then(|h| h.for_zones.as_ref())
+                    .map(|z| z.iter().map(|z| z.name.as_str()).collect::<Vec<_>>().join(","))
             })
             .collect()
     };

@@ -7,11 +7,11 @@ use serde_json::{Value, json};
 use super::entries::{Entry, Managed};
 use super::fieldpath::{FieldSet, values_equal, write_go_json};
 use super::typed::{compare, drop_null_fields, fill_value_structs, merge, prune, to_field_set, validate};
+use super::update::record_update;
 use super::{
     ApplyError, BEFORE_FIRST_APPLY, Conflict, KUBECTL, Kind, LAST_APPLIED, Operation, UNKNOWN_MANAGER,
     managed_fields_of, set_managed_fields, stripped_fields, without_managed_fields,
 };
-use super::update::record_update;
 
 /// Applies the configuration `applied` for `manager` to `live` (`None`
 /// creates the object from it) and returns the resulting object with its
@@ -117,12 +117,8 @@ fn check_configuration(kind: &Kind, applied: &Value) -> Result<(), ApplyError> {
         return Ok(());
     }
     let metadata = |field: &str| applied.pointer(&format!("/metadata/{field}")).and_then(Value::as_str).unwrap_or("");
-    let object = format!(
-        "{}/{}; {}",
-        metadata("namespace"),
-        metadata("name"),
-        group_version_kind(api_version, kind_name)
-    );
+    let object =
+        format!("{}/{}; {}", metadata("namespace"), metadata("name"), group_version_kind(api_version, kind_name));
     let errors = match errors.as_slice() {
         [one] => one.clone(),
         many => format!("errors:\n  {}", many.join("\n  ")),
@@ -338,9 +334,12 @@ mod tests {
         let applied = apply(Some(&created), &relabelled, KUBECTL, false, SERVICE, NOW).expect("taken over");
         assert_eq!(applied["metadata"]["labels"]["tier"], "back");
         let annotation = applied["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap_or("");
-        assert!(annotation.ends_with("}\n") && annotation.contains(r#""tier":"back""#) && !annotation.contains("ClusterIP"));
+        assert!(
+            annotation.ends_with("}\n") && annotation.contains(r#""tier":"back""#) && !annotation.contains("ClusterIP")
+        );
         let entries = applied["metadata"]["managedFields"].as_array().cloned().unwrap_or_default();
-        let client_side = entries.iter().find(|e| e["manager"] == "kubectl-client-side-apply").cloned().unwrap_or_default();
+        let client_side =
+            entries.iter().find(|e| e["manager"] == "kubectl-client-side-apply").cloned().unwrap_or_default();
         assert!(client_side["fieldsV1"]["f:metadata"]["f:labels"].get("f:tier").is_none());
     }
 }

@@ -75,10 +75,7 @@ impl Entry {
     /// Seconds since the epoch of the entry's time (0 without one), the
     /// precision Kubernetes sorts by.
     pub(crate) fn seconds(&self) -> i64 {
-        self.time
-            .as_deref()
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .map_or(0, |t| t.as_second())
+        self.time.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok()).map_or(0, |t| t.as_second())
     }
 
     fn encode(&self) -> Value {
@@ -261,7 +258,10 @@ mod tests {
         let apply = Entry::new("kubectl", Operation::Apply, "v1", "");
         assert_eq!(apply.identifier(), r#"{"manager":"kubectl","operation":"Apply"}"#);
         let update = Entry::new("kubelet", Operation::Update, "v1", "status");
-        assert_eq!(update.identifier(), r#"{"manager":"kubelet","operation":"Update","apiVersion":"v1","subresource":"status"}"#);
+        assert_eq!(
+            update.identifier(),
+            r#"{"manager":"kubelet","operation":"Update","apiVersion":"v1","subresource":"status"}"#
+        );
     }
 
     #[test]
@@ -276,7 +276,8 @@ mod tests {
         ]);
         let managed = Managed::decode(Some(&fields)).expect("decodes");
         let encoded = managed.encode().expect("entries");
-        let managers: Vec<&str> = encoded.as_array().into_iter().flatten().filter_map(|e| e["manager"].as_str()).collect();
+        let managers: Vec<&str> =
+            encoded.as_array().into_iter().flatten().filter_map(|e| e["manager"].as_str()).collect();
         assert_eq!(managers, ["z", "b", "a"]);
         assert_eq!(encoded[0], fields[1]);
         let bad = json!([{"manager": "x", "operation": "Patch", "apiVersion": "v1", "fieldsType": "FieldsV1"}]);

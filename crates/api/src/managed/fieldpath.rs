@@ -238,10 +238,9 @@ impl FieldSet {
         for (element, mine) in &self.nodes {
             let node = match other.nodes.get(element) {
                 None => mine.clone(),
-                Some(theirs) => Node {
-                    member: mine.member && !theirs.member,
-                    children: mine.children.difference(&theirs.children),
-                },
+                Some(theirs) => {
+                    Node { member: mine.member && !theirs.member, children: mine.children.difference(&theirs.children) }
+                }
             };
             if !node.is_empty() {
                 out.nodes.insert(element.clone(), node);
@@ -255,10 +254,8 @@ impl FieldSet {
         let mut out = FieldSet::new();
         for (element, mine) in &self.nodes {
             let Some(theirs) = other.nodes.get(element) else { continue };
-            let node = Node {
-                member: mine.member && theirs.member,
-                children: mine.children.intersection(&theirs.children),
-            };
+            let node =
+                Node { member: mine.member && theirs.member, children: mine.children.intersection(&theirs.children) };
             if !node.is_empty() {
                 out.nodes.insert(element.clone(), node);
             }
@@ -274,10 +271,9 @@ impl FieldSet {
             let node = match other.nodes.get(element) {
                 None => mine.clone(),
                 Some(theirs) if theirs.member => continue,
-                Some(theirs) => Node {
-                    member: mine.member,
-                    children: mine.children.recursive_difference(&theirs.children),
-                },
+                Some(theirs) => {
+                    Node { member: mine.member, children: mine.children.recursive_difference(&theirs.children) }
+                }
             };
             if !node.is_empty() {
                 out.nodes.insert(element.clone(), node);
@@ -453,7 +449,13 @@ fn value_to_string(value: &Value) -> String {
 /// from 1e6.
 fn go_float(f: f64) -> String {
     if !f.is_finite() {
-        return if f.is_nan() { "NaN".into() } else if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f.is_nan() {
+            "NaN".into()
+        } else if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let sci = format!("{f:e}");
     let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));

@@ -80,10 +80,7 @@ static LISTS: &[(&str, &[(&str, ListType)])] = &[
     ("io.k8s.api.core.v1.EphemeralContainer", &CONTAINER_LISTS),
     (
         "io.k8s.api.core.v1.ContainerStatus",
-        &[
-            ("allocatedResourcesStatus", ListType::Map(&["name"])),
-            ("volumeMounts", ListType::Map(&["mountPath"])),
-        ],
+        &[("allocatedResourcesStatus", ListType::Map(&["name"])), ("volumeMounts", ListType::Map(&["mountPath"]))],
     ),
     ("io.k8s.api.core.v1.ResourceRequirements", &[("claims", ListType::Map(&["name"]))]),
     ("io.k8s.api.core.v1.ResourceStatus", &[("resources", ListType::Map(&["resourceID"]))]),
@@ -103,6 +100,7 @@ static LISTS: &[(&str, &[(&str, ListType)])] = &[
     ("io.k8s.api.core.v1.ServiceStatus", &[CONDITIONS]),
     ("io.k8s.api.apps.v1.DeploymentStatus", &[CONDITIONS]),
     ("io.k8s.api.apps.v1.ReplicaSetStatus", &[CONDITIONS]),
+    ("io.k8s.api.apps.v1.StatefulSetStatus", &[CONDITIONS]),
     ("io.k8s.api.discovery.v1.Endpoint", &[("addresses", ListType::Set)]),
 ];
 
@@ -136,6 +134,7 @@ static ATOMIC_STRUCTS: &[&str] = &[
 static VALUE_STRUCTS: &[(&str, &[&str])] = &[
     ("io.k8s.api.apps.v1.DeploymentSpec", &["strategy", "template"]),
     ("io.k8s.api.apps.v1.ReplicaSetSpec", &["template"]),
+    ("io.k8s.api.apps.v1.StatefulSetSpec", &["template", "updateStrategy"]),
     ("io.k8s.api.core.v1.PodTemplateSpec", &["metadata", "spec"]),
     ("io.k8s.api.core.v1.Container", &["resources"]),
     ("io.k8s.api.core.v1.EphemeralContainer", &["resources"]),
@@ -263,7 +262,10 @@ mod tests {
             assert_eq!(node(definition).kind(), SchemaKind::Object, "{definition}");
         }
         for (definition, field) in NULL_WHEN_EMPTY {
-            assert!(node(definition).property(field).is_some_and(|p| p.kind() == SchemaKind::Array), "{definition}.{field}");
+            assert!(
+                node(definition).property(field).is_some_and(|p| p.kind() == SchemaKind::Array),
+                "{definition}.{field}"
+            );
         }
         for (definition, field) in value_structs() {
             let property = node(definition).property(field).unwrap_or_else(|| panic!("{definition}.{field}"));

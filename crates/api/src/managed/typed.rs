@@ -48,9 +48,19 @@ pub(crate) enum Relation {
 /// The merge topology of one position in an object.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Ty<'a> {
-    Struct { node: SchemaNode<'a>, atomic: bool, top: bool },
-    Map { node: SchemaNode<'a>, atomic: bool },
-    List { node: SchemaNode<'a>, relation: Relation },
+    Struct {
+        node: SchemaNode<'a>,
+        atomic: bool,
+        top: bool,
+    },
+    Map {
+        node: SchemaNode<'a>,
+        atomic: bool,
+    },
+    List {
+        node: SchemaNode<'a>,
+        relation: Relation,
+    },
     Scalar,
     /// No schema: objects are granular maps of untyped values, lists atomic.
     Deduced,
@@ -411,9 +421,7 @@ pub(crate) fn merge(l: Option<&Value>, r: Option<&Value>, ty: Ty<'_>) -> Option<
             Some(Value::Object(out))
         }
         Shape::List if not_array(l) || not_array(r) || (is_empty_collection(l) && is_empty_collection(r)) => leaf(),
-        Shape::List => {
-            Some(Value::Array(merge_items(&ty, items_of(l), items_of(r))))
-        }
+        Shape::List => Some(Value::Array(merge_items(&ty, items_of(l), items_of(r)))),
     }
 }
 
@@ -503,7 +511,8 @@ pub(crate) fn prune(value: &mut Value, ty: Ty<'_>, last: &FieldSet, owned: &Fiel
                 let (child_ty, named) = ty.field_or_deduced(&key);
                 let claimed = |set: &FieldSet| set.is_member(&pe) || (named && set.touches(&pe));
                 let Some(child) = map.get_mut(&key) else { continue };
-                let empty_list = child.as_array().is_some_and(Vec::is_empty) && matches!(child_ty.shape(None, None), Shape::List);
+                let empty_list =
+                    child.as_array().is_some_and(Vec::is_empty) && matches!(child_ty.shape(None, None), Shape::List);
                 if claimed(last) && !claimed(owned) && !empty_list {
                     map.remove(&key);
                 } else if let Some(below) = last.child(&pe).filter(|s| !s.is_empty()) {
@@ -755,7 +764,10 @@ mod tests {
         let config = json!({"spec": {"bogus": 1, "ports": [{"port": 80}, {"port": 80, "protocol": "TCP"}]}});
         assert_eq!(
             validate(&config, service()),
-            [".spec.bogus: field not declared in schema", ".spec.ports: duplicate entries for key [port=80,protocol=\"TCP\"]"]
+            [
+                ".spec.bogus: field not declared in schema",
+                ".spec.ports: duplicate entries for key [port=80,protocol=\"TCP\"]"
+            ]
         );
         let config = json!({"metadata": {"finalizers": [{"a": 1}]}});
         assert_eq!(

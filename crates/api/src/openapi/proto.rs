@@ -104,12 +104,7 @@ impl Writer {
     }
 
     /// An optional object-valued submessage.
-    fn object(
-        &mut self,
-        field: u32,
-        value: Option<&Value>,
-        encode: impl FnOnce(&mut Writer, &Map<String, Value>),
-    ) {
+    fn object(&mut self, field: u32, value: Option<&Value>, encode: impl FnOnce(&mut Writer, &Map<String, Value>)) {
         if let Some(Value::Object(map)) = value {
             self.message(field, |w| encode(w, map));
         }
@@ -148,12 +143,7 @@ impl Writer {
 
     /// A JSON object as `repeated Named<T>` pairs (name = 1, value = 2),
     /// skipping `x-` keys, which gnostic reads as extensions instead.
-    fn named(
-        &mut self,
-        field: u32,
-        map: &Map<String, Value>,
-        encode: impl Fn(&mut Writer, &Value),
-    ) {
+    fn named(&mut self, field: u32, map: &Map<String, Value>, encode: impl Fn(&mut Writer, &Value)) {
         for (name, value) in map.iter().filter(|(k, _)| !k.starts_with("x-")) {
             self.message(field, |w| {
                 w.bytes(1, name.as_bytes());
@@ -182,18 +172,14 @@ fn document(w: &mut Writer, d: &Map<String, Value>) {
     w.strings(7, d.get("produces"));
     w.object(8, d.get("paths"), paths);
     w.object(9, d.get("definitions"), |w, m| w.named(1, m, schema_value));
-    w.object(10, d.get("parameters"), |w, m| {
-        w.named(1, m, parameter_value)
-    });
+    w.object(10, d.get("parameters"), |w, m| w.named(1, m, parameter_value));
     w.object(11, d.get("responses"), |w, m| w.named(1, m, response_value));
     if let Some(Value::Array(reqs)) = d.get("security") {
         for req in reqs {
             w.object(12, Some(req), security_requirement);
         }
     }
-    w.object(13, d.get("securityDefinitions"), |w, m| {
-        w.named(1, m, security_definitions_item)
-    });
+    w.object(13, d.get("securityDefinitions"), |w, m| w.named(1, m, security_definitions_item));
     if let Some(Value::Array(tags)) = d.get("tags") {
         for t in tags {
             w.object(14, Some(t), tag);
@@ -246,15 +232,9 @@ fn paths(w: &mut Writer, m: &Map<String, Value>) {
 
 fn path_item(w: &mut Writer, m: &Map<String, Value>) {
     w.string(1, m.get("$ref"));
-    for (field, method) in [
-        (2, "get"),
-        (3, "put"),
-        (4, "post"),
-        (5, "delete"),
-        (6, "options"),
-        (7, "head"),
-        (8, "patch"),
-    ] {
+    for (field, method) in
+        [(2, "get"), (3, "put"), (4, "post"), (5, "delete"), (6, "options"), (7, "head"), (8, "patch")]
+    {
         w.object(field, m.get(method), operation);
     }
     parameters_items(w, 9, m.get("parameters"));
@@ -358,9 +338,7 @@ fn parameter(w: &mut Writer, m: &Map<String, Value>) {
 fn simple_schema(w: &mut Writer, first: u32, m: &Map<String, Value>) {
     w.string(first, m.get("type"));
     w.string(first + 1, m.get("format"));
-    w.object(first + 2, m.get("items"), |w, items| {
-        simple_schema(w, 1, items)
-    });
+    w.object(first + 2, m.get("items"), |w, items| simple_schema(w, 1, items));
     w.string(first + 3, m.get("collectionFormat"));
     w.optional_any(first + 4, m.get("default"));
     w.double(first + 5, m.get("maximum"));
@@ -491,9 +469,7 @@ fn schema(w: &mut Writer, m: &Map<String, Value>) {
             w.object(24, Some(s), schema);
         }
     }
-    w.object(25, m.get("properties"), |w, props| {
-        w.named(1, props, schema_value)
-    });
+    w.object(25, m.get("properties"), |w, props| w.named(1, props, schema_value));
     w.string(26, m.get("discriminator"));
     w.bool(27, m.get("readOnly"));
     w.object(28, m.get("xml"), |w, x| {
@@ -532,10 +508,7 @@ fn security_definitions_item(w: &mut Writer, v: &Value) {
             }
         })
     };
-    match (
-        m.get("type").and_then(Value::as_str),
-        m.get("flow").and_then(Value::as_str),
-    ) {
+    match (m.get("type").and_then(Value::as_str), m.get("flow").and_then(Value::as_str)) {
         (Some("basic"), _) => w.message(1, |w| {
             w.string(1, m.get("type"));
             w.string(2, m.get("description"));
@@ -600,12 +573,7 @@ mod tests {
     #[test]
     fn false_additional_properties_is_still_encoded() {
         let mut w = Writer::default();
-        schema(
-            &mut w,
-            json!({ "additionalProperties": false })
-                .as_object()
-                .unwrap_or(&Map::new()),
-        );
+        schema(&mut w, json!({ "additionalProperties": false }).as_object().unwrap_or(&Map::new()));
         // field 21, LEN, 2 bytes: { field 2 varint 0 }
         assert_eq!(w.buf, [0xAA, 0x01, 2, 0x10, 0]);
     }

@@ -27,11 +27,7 @@ pub(crate) const PATCH_TYPES: &[&str] = &[
 // svcnet encodes objects as JSON and YAML only (no protobuf or CBOR), so
 // unlike kube-apiserver those are all the documents advertise.
 const PRODUCES: &[&str] = &["application/json", "application/yaml"];
-const PRODUCES_STREAM: &[&str] = &[
-    "application/json",
-    "application/yaml",
-    "application/json;stream=watch",
-];
+const PRODUCES_STREAM: &[&str] = &["application/json", "application/yaml", "application/json;stream=watch"];
 const CONSUMES_ANY: &[&str] = &["*/*"];
 
 /// An HTTP method, in the order Swagger lists them on a path item.
@@ -90,25 +86,11 @@ pub(crate) struct Param {
 
 impl Param {
     fn query(name: &'static str, ty: &'static str, description: &str) -> Param {
-        Param {
-            name,
-            location: In::Query,
-            description: description.to_string(),
-            required: false,
-            ty,
-            schema: None,
-        }
+        Param { name, location: In::Query, description: description.to_string(), required: false, ty, schema: None }
     }
 
     fn path(name: &'static str, description: String) -> Param {
-        Param {
-            name,
-            location: In::Path,
-            description,
-            required: true,
-            ty: "string",
-            schema: None,
-        }
+        Param { name, location: In::Path, description, required: true, ty: "string", schema: None }
     }
 
     fn body(schema: &str, required: bool) -> Param {
@@ -182,7 +164,8 @@ const LIMIT: &str = "limit is a maximum number of responses to return for a list
 const CONTINUE: &str = "The continue option should be set when retrieving more results from the server. Since this value is server defined, clients may only use the continue value from a previous query result with identical query parameters (except for the value of continue) and the server may reject a continue value it does not recognize. If the specified continue value is no longer valid whether due to expiration (generally five to fifteen minutes) or a configuration change on the server, the server will respond with a 410 ResourceExpired error together with a continue token. If the client needs a consistent list, it must restart their list without the continue field. Otherwise, the client may send another list request with the token received with the 410 error, the server will respond with a list starting from the next key, but from the latest snapshot, which is inconsistent from the previous list results - objects that are created, modified, or deleted after the first list request will be included in the response, as long as their keys are after the \"next key\".\n\nThis field is not supported when watch is true. Clients may start a watch from the last resourceVersion value returned by the server and not miss any modifications.";
 const RESOURCE_VERSION: &str = "resourceVersion sets a constraint on what resource versions a request may be served from. See https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions for details.\n\nDefaults to unset";
 const WATCH: &str = "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications. Specify resourceVersion.";
-const TIMEOUT_SECONDS: &str = "Timeout for the list/watch call. This limits the duration of the call, regardless of any activity or inactivity.";
+const TIMEOUT_SECONDS: &str =
+    "Timeout for the list/watch call. This limits the duration of the call, regardless of any activity or inactivity.";
 const ALLOW_WATCH_BOOKMARKS: &str = "allowWatchBookmarks requests watch events with type \"BOOKMARK\". Servers that do not implement bookmarks may ignore this flag and bookmarks are sent at the server's discretion. Clients should not assume bookmarks are returned at any specific interval, nor may they assume the server will send any BOOKMARK event during a session. If this is not a watch, this field is ignored.";
 const PROPAGATION_POLICY: &str = "Whether and how garbage collection will be performed. Either this field or OrphanDependents may be set, but not both. The default policy is decided by the existing finalizer set in the metadata.finalizers and the resource-specific default policy. Acceptable values are: 'Orphan' - orphan the dependents; 'Background' - allow the garbage collector to delete the dependents in the background; 'Foreground' - a cascading policy that deletes all dependents in the foreground.";
 const GRACE_PERIOD_SECONDS: &str = "The duration in seconds before the object should be deleted. Value must be non-negative integer. The value zero indicates delete immediately. If this value is nil, the default grace period for the specified type will be used. Defaults to a per object value if not specified. zero means delete immediately.";
@@ -205,15 +188,7 @@ fn write_params(body: &str, patch: bool) -> Vec<Param> {
     let mut params = vec![
         Param::body(body, true),
         Param::query("dryRun", "string", DRY_RUN),
-        Param::query(
-            "fieldManager",
-            "string",
-            if patch {
-                FIELD_MANAGER_PATCH
-            } else {
-                FIELD_MANAGER
-            },
-        ),
+        Param::query("fieldManager", "string", if patch { FIELD_MANAGER_PATCH } else { FIELD_MANAGER }),
         Param::query("fieldValidation", "string", FIELD_VALIDATION),
     ];
     if patch {
@@ -233,11 +208,7 @@ fn delete_params() -> Vec<Param> {
 
 fn delete_collection_params() -> Vec<Param> {
     let mut params = delete_params();
-    params.extend(
-        list_params()
-            .into_iter()
-            .filter(|p| !matches!(p.name, "watch" | "allowWatchBookmarks")),
-    );
+    params.extend(list_params().into_iter().filter(|p| !matches!(p.name, "watch" | "allowWatchBookmarks")));
     params
 }
 
@@ -247,62 +218,32 @@ fn group_pascal(group: &str) -> String {
     if group.is_empty() {
         return "Core".to_string();
     }
-    group
-        .trim_end_matches(".k8s.io")
-        .split(['.', '-'])
-        .map(capitalise)
-        .collect()
+    group.trim_end_matches(".k8s.io").split(['.', '-']).map(capitalise).collect()
 }
 
 /// "core_v1", "apps_v1", "rbacAuthorization_v1": kube's operation tags.
 fn tag(group: &str, version: &str) -> String {
     let pascal = group_pascal(group);
     let mut chars = pascal.chars();
-    let camel: String = chars
-        .next()
-        .map(|c| c.to_ascii_lowercase())
-        .into_iter()
-        .chain(chars)
-        .collect();
+    let camel: String = chars.next().map(|c| c.to_ascii_lowercase()).into_iter().chain(chars).collect();
     format!("{camel}_{version}")
 }
 
 fn capitalise(word: &str) -> String {
     let mut chars = word.chars();
-    chars
-        .next()
-        .map(|c| c.to_ascii_uppercase())
-        .into_iter()
-        .chain(chars)
-        .collect()
+    chars.next().map(|c| c.to_ascii_uppercase()).into_iter().chain(chars).collect()
 }
 
 fn ok(schema: &str) -> Response {
-    Response {
-        code: 200,
-        description: "OK",
-        schema: Some(schema.to_string()),
-    }
+    Response { code: 200, description: "OK", schema: Some(schema.to_string()) }
 }
 fn created(schema: &str) -> Response {
-    Response {
-        code: 201,
-        description: "Created",
-        schema: Some(schema.to_string()),
-    }
+    Response { code: 201, description: "Created", schema: Some(schema.to_string()) }
 }
 fn accepted(schema: &str) -> Response {
-    Response {
-        code: 202,
-        description: "Accepted",
-        schema: Some(schema.to_string()),
-    }
+    Response { code: 202, description: "Accepted", schema: Some(schema.to_string()) }
 }
-const UNAUTHORIZED: Response = Response {
-    code: 401,
-    description: "Unauthorized",
-    schema: None,
-};
+const UNAUTHORIZED: Response = Response { code: 401, description: "Unauthorized", schema: None };
 
 /// The definition name of a resource's list kind; the registry only names
 /// the item kind.
@@ -317,9 +258,7 @@ fn delete_returns_object(r: &ResourceInfo) -> bool {
 }
 
 /// Every path kube-apiserver serves for the given resources, sorted by path.
-pub(crate) fn path_items<'a>(
-    resources: impl IntoIterator<Item = &'a ResourceInfo>,
-) -> Vec<PathItem> {
+pub(crate) fn path_items<'a>(resources: impl IntoIterator<Item = &'a ResourceInfo>) -> Vec<PathItem> {
     let mut items: Vec<PathItem> = Vec::new();
     for r in resources {
         for (path, operations) in resource_routes(r) {
@@ -331,13 +270,8 @@ pub(crate) fn path_items<'a>(
 }
 
 /// The resources of one group version, in registry order.
-pub(crate) fn resources_of(
-    group: &str,
-    version: &str,
-) -> impl Iterator<Item = &'static ResourceInfo> {
-    RESOURCES
-        .iter()
-        .filter(move |r| r.group == group && r.version == version)
+pub(crate) fn resources_of(group: &str, version: &str) -> impl Iterator<Item = &'static ResourceInfo> {
+    RESOURCES.iter().filter(move |r| r.group == group && r.version == version)
 }
 
 /// Every served group version, for extensions that list them all.
@@ -355,23 +289,13 @@ struct OpBuilder<'r> {
 }
 
 impl OpBuilder<'_> {
-    fn op(
-        &self,
-        method: Method,
-        id: String,
-        description: String,
-        action: &'static str,
-    ) -> Operation {
+    fn op(&self, method: Method, id: String, description: String, action: &'static str) -> Operation {
         Operation {
             method,
             id,
             description,
             action,
-            gvk: Gvk {
-                group: self.r.group,
-                version: self.r.version,
-                kind: self.r.kind,
-            },
+            gvk: Gvk { group: self.r.group, version: self.r.version, kind: self.r.kind },
             tag: self.tag.clone(),
             consumes: CONSUMES_ANY,
             produces: PRODUCES,
@@ -387,12 +311,7 @@ impl OpBuilder<'_> {
         } else {
             format!("list{gv}{}{kind}", self.scope)
         };
-        let mut op = self.op(
-            Method::Get,
-            id,
-            format!("list or watch objects of kind {kind}"),
-            "list",
-        );
+        let mut op = self.op(Method::Get, id, format!("list or watch objects of kind {kind}"), "list");
         op.produces = PRODUCES_STREAM;
         op.params = list_params();
         op.responses = vec![ok(&list_definition(self.r)), UNAUTHORIZED];
@@ -402,12 +321,8 @@ impl OpBuilder<'_> {
     fn create(&self) -> Operation {
         let (gv, kind) = (&self.gv, self.r.kind);
         let def = self.r.definition;
-        let mut op = self.op(
-            Method::Post,
-            format!("create{gv}{}{kind}", self.scope),
-            format!("create a {kind}"),
-            "post",
-        );
+        let mut op =
+            self.op(Method::Post, format!("create{gv}{}{kind}", self.scope), format!("create a {kind}"), "post");
         op.params = write_params(def, false);
         op.responses = vec![ok(def), created(def), accepted(def), UNAUTHORIZED];
         op
@@ -416,12 +331,7 @@ impl OpBuilder<'_> {
     fn delete_collection(&self) -> Operation {
         let (gv, kind) = (&self.gv, self.r.kind);
         let id = format!("delete{gv}Collection{}{kind}", self.scope);
-        let mut op = self.op(
-            Method::Delete,
-            id,
-            format!("delete collection of {kind}"),
-            "deletecollection",
-        );
+        let mut op = self.op(Method::Delete, id, format!("delete collection of {kind}"), "deletecollection");
         op.params = delete_collection_params();
         op.responses = vec![ok(STATUS), UNAUTHORIZED];
         op
@@ -438,23 +348,11 @@ impl OpBuilder<'_> {
         };
         let description = match subresource {
             "" => format!("{what} the specified {kind}"),
-            sub => format!(
-                "{what} {} of the specified {kind}",
-                sub.to_ascii_lowercase()
-            ),
+            sub => format!("{what} {} of the specified {kind}", sub.to_ascii_lowercase()),
         };
-        let mut op = self.op(
-            method,
-            format!("{verb}{gv}{scope}{kind}{subresource}"),
-            description,
-            action,
-        );
+        let mut op = self.op(method, format!("{verb}{gv}{scope}{kind}{subresource}"), description, action);
         let schema = if subresource == "Scale" {
-            op.gvk = Gvk {
-                group: "autoscaling",
-                version: "v1",
-                kind: "Scale",
-            };
+            op.gvk = Gvk { group: "autoscaling", version: "v1", kind: "Scale" };
             SCALE
         } else {
             self.r.definition
@@ -476,18 +374,10 @@ impl OpBuilder<'_> {
 
     fn delete(&self) -> Operation {
         let (gv, kind) = (&self.gv, self.r.kind);
-        let mut op = self.op(
-            Method::Delete,
-            format!("delete{gv}{}{kind}", self.scope),
-            format!("delete a {kind}"),
-            "delete",
-        );
+        let mut op =
+            self.op(Method::Delete, format!("delete{gv}{}{kind}", self.scope), format!("delete a {kind}"), "delete");
         op.params = delete_params();
-        let returned = if delete_returns_object(self.r) {
-            self.r.definition
-        } else {
-            STATUS
-        };
+        let returned = if delete_returns_object(self.r) { self.r.definition } else { STATUS };
         op.responses = vec![ok(returned), accepted(returned), UNAUTHORIZED];
         op
     }
@@ -497,12 +387,7 @@ impl OpBuilder<'_> {
         let description = format!(
             "watch changes to an object of kind {kind}. deprecated: use the 'watch' parameter with a list operation instead, filtered to a single item with the 'fieldSelector' parameter."
         );
-        let mut op = self.op(
-            Method::Get,
-            format!("watch{gv}{}{kind}", self.scope),
-            description,
-            "watch",
-        );
+        let mut op = self.op(Method::Get, format!("watch{gv}{}{kind}", self.scope), description, "watch");
         op.produces = PRODUCES_STREAM;
         op.params = list_params();
         op.responses = vec![ok(WATCH_EVENT), UNAUTHORIZED];
@@ -539,11 +424,7 @@ fn resource_routes(r: &ResourceInfo) -> Vec<(String, Vec<Operation>)> {
     };
     let prefix = r.group_version_path();
     let plural = r.plural;
-    let scope_path = if r.namespaced {
-        "/namespaces/{namespace}"
-    } else {
-        ""
-    };
+    let scope_path = if r.namespaced { "/namespaces/{namespace}" } else { "" };
     let collection = format!("{prefix}{scope_path}/{plural}");
     let item = format!("{collection}/{{name}}");
 
@@ -564,10 +445,7 @@ fn resource_routes(r: &ResourceInfo) -> Vec<(String, Vec<Operation>)> {
         op
     };
 
-    let mut collection_ops = vec![
-        with(b.list(false), false, &name),
-        with(b.create(), false, &name),
-    ];
+    let mut collection_ops = vec![with(b.list(false), false, &name), with(b.create(), false, &name)];
     // kube-apiserver's namespace storage implements no deletecollection;
     // matched so the documents list the verbs a real cluster does.
     if !(r.group.is_empty() && r.kind == "Namespace") {
@@ -585,39 +463,25 @@ fn resource_routes(r: &ResourceInfo) -> Vec<(String, Vec<Operation>)> {
             ],
         ),
     ];
-    for (enabled, sub, what) in [
-        (r.has_status, "Status", r.kind.to_string()),
-        (r.has_scale, "Scale", "Scale".to_string()),
-    ] {
+    for (enabled, sub, what) in
+        [(r.has_status, "Status", r.kind.to_string()), (r.has_scale, "Scale", "Scale".to_string())]
+    {
         if enabled {
             let name = name_of(&what);
-            let ops = [Method::Get, Method::Put, Method::Patch]
-                .map(|m| with(b.item(m, sub), true, &name));
-            routes.push((
-                format!("{item}/{}", sub.to_ascii_lowercase()),
-                Vec::from(ops),
-            ));
+            let ops = [Method::Get, Method::Put, Method::Patch].map(|m| with(b.item(m, sub), true, &name));
+            routes.push((format!("{item}/{}", sub.to_ascii_lowercase()), Vec::from(ops)));
         }
     }
     let watch_prefix = format!("{prefix}/watch{scope_path}/{plural}");
-    routes.push((
-        watch_prefix.clone(),
-        vec![with(b.watch_list(false), false, &name)],
-    ));
-    routes.push((
-        format!("{watch_prefix}/{{name}}"),
-        vec![with(b.watch(), true, &name)],
-    ));
+    routes.push((watch_prefix.clone(), vec![with(b.watch_list(false), false, &name)]));
+    routes.push((format!("{watch_prefix}/{{name}}"), vec![with(b.watch(), true, &name)]));
     if r.namespaced {
         let all = |mut op: Operation| {
             op.params.push(pretty.clone());
             op
         };
         routes.push((format!("{prefix}/{plural}"), vec![all(b.list(true))]));
-        routes.push((
-            format!("{prefix}/watch/{plural}"),
-            vec![all(b.watch_list(true))],
-        ));
+        routes.push((format!("{prefix}/watch/{plural}"), vec![all(b.watch_list(true))]));
     }
     routes
 }
@@ -629,31 +493,19 @@ fn hoist_common_params(path: String, mut operations: Vec<Operation>) -> PathItem
     if let Some(first) = operations.first() {
         for p in &first.params {
             let shared = p.location != In::Body
-                && operations.iter().all(|op| {
-                    op.params
-                        .iter()
-                        .any(|q| q.name == p.name && q.location == p.location)
-                });
+                && operations.iter().all(|op| op.params.iter().any(|q| q.name == p.name && q.location == p.location));
             if shared {
                 common.push(p.clone());
             }
         }
     }
     for op in &mut operations {
-        op.params.retain(|p| {
-            !common
-                .iter()
-                .any(|c| c.name == p.name && c.location == p.location)
-        });
+        op.params.retain(|p| !common.iter().any(|c| c.name == p.name && c.location == p.location));
         sort_params(&mut op.params);
     }
     sort_params(&mut common);
     operations.sort_by_key(|op| op.method);
-    PathItem {
-        path,
-        params: common,
-        operations,
-    }
+    PathItem { path, params: common, operations }
 }
 
 fn sort_params(params: &mut [Param]) {
@@ -667,14 +519,9 @@ mod tests {
 
     #[test]
     fn operation_ids_follow_kube_naming() {
-        let Some(services) = by_plural("", "services") else {
-            panic!("services are served")
-        };
+        let Some(services) = by_plural("", "services") else { panic!("services are served") };
         let items = path_items([services]);
-        let ids: Vec<&str> = items
-            .iter()
-            .flat_map(|i| i.operations.iter().map(|o| o.id.as_str()))
-            .collect();
+        let ids: Vec<&str> = items.iter().flat_map(|i| i.operations.iter().map(|o| o.id.as_str())).collect();
         for id in [
             "listCoreV1NamespacedService",
             "createCoreV1NamespacedService",
@@ -693,47 +540,25 @@ mod tests {
             assert!(ids.contains(&id), "{id} missing from {ids:?}");
         }
         assert_eq!(group_pascal("networking.k8s.io"), "Networking");
-        assert_eq!(
-            group_pascal("rbac.authorization.k8s.io"),
-            "RbacAuthorization"
-        );
-        assert_eq!(
-            tag("rbac.authorization.k8s.io", "v1"),
-            "rbacAuthorization_v1"
-        );
+        assert_eq!(group_pascal("rbac.authorization.k8s.io"), "RbacAuthorization");
+        assert_eq!(tag("rbac.authorization.k8s.io", "v1"), "rbacAuthorization_v1");
         assert_eq!(tag("", "v1"), "core_v1");
     }
 
     #[test]
     fn parameters_shared_by_every_operation_of_a_path_move_to_the_path() {
-        let Some(deployments) = by_plural("apps", "deployments") else {
-            panic!("deployments are served")
-        };
+        let Some(deployments) = by_plural("apps", "deployments") else { panic!("deployments are served") };
         let items = path_items([deployments]);
-        let Some(item) = items
-            .iter()
-            .find(|i| i.path == "/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+        let Some(item) = items.iter().find(|i| i.path == "/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
         else {
             panic!("item path missing")
         };
         let common: Vec<&str> = item.params.iter().map(|p| p.name).collect();
         assert_eq!(common, ["name", "namespace", "pretty"]);
-        let Some(patch) = item.operations.iter().find(|o| o.method == Method::Patch) else {
-            panic!("no patch")
-        };
+        let Some(patch) = item.operations.iter().find(|o| o.method == Method::Patch) else { panic!("no patch") };
         let names: Vec<&str> = patch.params.iter().map(|p| p.name).collect();
-        assert_eq!(
-            names,
-            ["body", "dryRun", "fieldManager", "fieldValidation", "force"]
-        );
-        let Some(scale) = items.iter().find(|i| i.path.ends_with("/scale")) else {
-            panic!("no scale path")
-        };
-        assert!(
-            scale
-                .operations
-                .iter()
-                .all(|o| o.gvk.kind == "Scale" && o.gvk.group == "autoscaling")
-        );
+        assert_eq!(names, ["body", "dryRun", "fieldManager", "fieldValidation", "force"]);
+        let Some(scale) = items.iter().find(|i| i.path.ends_with("/scale")) else { panic!("no scale path") };
+        assert!(scale.operations.iter().all(|o| o.gvk.kind == "Scale" && o.gvk.group == "autoscaling"));
     }
 }

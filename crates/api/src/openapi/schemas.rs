@@ -65,10 +65,7 @@ pub(crate) fn ref_name(reference: &str) -> &str {
 /// normalised, completed with the list kinds and API machinery types, and
 /// annotated with `x-kubernetes-group-version-kind` and the patch strategy
 /// extensions.
-pub(crate) fn canonical(
-    input: &Map<String, Value>,
-    patch_meta: PatchMeta<'_>,
-) -> Map<String, Value> {
+pub(crate) fn canonical(input: &Map<String, Value>, patch_meta: PatchMeta<'_>) -> Map<String, Value> {
     let mut defs = Map::new();
     for (name, schema) in input.iter().chain(machinery().iter()) {
         if !defs.contains_key(name) {
@@ -104,19 +101,11 @@ pub(crate) fn canonical(
                 }
             }
         }
-        set_gvk(
-            &mut defs,
-            r.definition,
-            vec![gvk(r.group, r.version, r.kind)],
-        );
+        set_gvk(&mut defs, r.definition, vec![gvk(r.group, r.version, r.kind)]);
         set_gvk(&mut defs, &list, vec![gvk(r.group, r.version, r.list_kind)]);
     }
     // DeleteOptions and WatchEvent are registered in every group version.
-    let every = |kind: &str| {
-        routes::group_versions()
-            .map(|(g, v)| gvk(g, v, kind))
-            .collect::<Vec<_>>()
-    };
+    let every = |kind: &str| routes::group_versions().map(|(g, v)| gvk(g, v, kind)).collect::<Vec<_>>();
     set_gvk(&mut defs, DELETE_OPTIONS, every("DeleteOptions"));
     set_gvk(&mut defs, WATCH_EVENT, every("WatchEvent"));
     set_gvk(&mut defs, STATUS, vec![gvk("", "v1", "Status")]);
@@ -127,8 +116,7 @@ pub(crate) fn canonical(
             continue;
         };
         for (field, prop) in props.iter_mut() {
-            let (Some((strategy, key)), Value::Object(prop)) = (patch_meta(name, field), prop)
-            else {
+            let (Some((strategy, key)), Value::Object(prop)) = (patch_meta(name, field), prop) else {
                 continue;
             };
             prop.insert("x-kubernetes-patch-strategy".into(), json!(strategy));
@@ -225,10 +213,7 @@ pub(crate) fn to_v2(schema: &Value) -> Value {
     // Option<T> in some generators: anyOf/oneOf [T, null]. Keep T.
     for key in ["anyOf", "oneOf"] {
         if let Some(Value::Array(alts)) = s.remove(key) {
-            let mut alts: Vec<Value> = alts
-                .into_iter()
-                .filter(|a| a.get("type") != Some(&json!("null")))
-                .collect();
+            let mut alts: Vec<Value> = alts.into_iter().filter(|a| a.get("type") != Some(&json!("null"))).collect();
             if alts.len() == 1 {
                 if let Value::Object(only) = alts.remove(0) {
                     for (k, v) in only {
@@ -253,10 +238,7 @@ pub(crate) fn to_v2(schema: &Value) -> Value {
     if let Some(c) = s.remove("const") {
         s.insert("enum".into(), Value::Array(vec![c]));
     }
-    if s.get("x-kubernetes-int-or-string") == Some(&json!(true))
-        && !s.contains_key("type")
-        && !s.contains_key("$ref")
-    {
+    if s.get("x-kubernetes-int-or-string") == Some(&json!(true)) && !s.contains_key("type") && !s.contains_key("$ref") {
         s.insert("type".into(), json!("string"));
         s.insert("format".into(), json!("int-or-string"));
     }
@@ -304,17 +286,11 @@ pub(crate) fn to_v3(name: Option<&str>, schema: &Value) -> Value {
     match name {
         Some(INT_OR_STRING) => {
             s.remove("type");
-            s.insert(
-                "oneOf".into(),
-                json!([{ "type": "integer" }, { "type": "string" }]),
-            );
+            s.insert("oneOf".into(), json!([{ "type": "integer" }, { "type": "string" }]));
         }
         Some(QUANTITY) => {
             s.remove("type");
-            s.insert(
-                "oneOf".into(),
-                json!([{ "type": "string" }, { "type": "number" }]),
-            );
+            s.insert("oneOf".into(), json!([{ "type": "string" }, { "type": "number" }]));
         }
         _ => {}
     }
@@ -380,9 +356,7 @@ pub(crate) fn reachable(defs: &Map<String, Value>, roots: BTreeSet<String>) -> M
         queue.extend(next.into_iter().filter(|n| !seen.contains(n)));
         seen.insert(name);
     }
-    seen.into_iter()
-        .filter_map(|n| defs.get(&n).cloned().map(|s| (n, s)))
-        .collect()
+    seen.into_iter().filter_map(|n| defs.get(&n).cloned().map(|s| (n, s))).collect()
 }
 
 /// Sorts every object's keys, recursively. kube-apiserver's documents come
@@ -410,10 +384,7 @@ mod tests {
     #[test]
     fn single_ref_all_of_becomes_a_ref_with_its_description() {
         let s = json!({ "description": "d", "allOf": [{ "$ref": "#/$defs/io.k8s.X" }] });
-        assert_eq!(
-            to_v2(&s),
-            json!({ "description": "d", "$ref": "#/definitions/io.k8s.X" })
-        );
+        assert_eq!(to_v2(&s), json!({ "description": "d", "$ref": "#/definitions/io.k8s.X" }));
     }
 
     #[test]
@@ -421,10 +392,7 @@ mod tests {
         let s = json!({ "type": ["string", "null"], "nullable": true });
         assert_eq!(to_v2(&s), json!({ "type": "string" }));
         let s = json!({ "anyOf": [{ "$ref": "#/definitions/io.k8s.X" }, { "type": "null" }], "description": "d" });
-        assert_eq!(
-            to_v2(&s),
-            json!({ "description": "d", "$ref": "#/definitions/io.k8s.X" })
-        );
+        assert_eq!(to_v2(&s), json!({ "description": "d", "$ref": "#/definitions/io.k8s.X" }));
     }
 
     #[test]
@@ -435,24 +403,15 @@ mod tests {
             json!({ "description": "d", "allOf": [{ "$ref": "#/components/schemas/io.k8s.X" }] })
         );
         let s = json!({ "items": { "$ref": "#/definitions/io.k8s.X" }, "type": "array" });
-        assert_eq!(
-            to_v3(None, &s),
-            json!({ "items": { "$ref": "#/components/schemas/io.k8s.X" }, "type": "array" })
-        );
+        assert_eq!(to_v3(None, &s), json!({ "items": { "$ref": "#/components/schemas/io.k8s.X" }, "type": "array" }));
     }
 
     #[test]
     fn int_or_string_is_a_formatted_string_in_v2_and_one_of_in_v3() {
         let mut input = Map::new();
-        input.insert(
-            INT_OR_STRING.into(),
-            json!({ "description": "d", "x-kubernetes-int-or-string": true }),
-        );
+        input.insert(INT_OR_STRING.into(), json!({ "description": "d", "x-kubernetes-int-or-string": true }));
         let defs = canonical(&input, &|_, _| None);
-        assert_eq!(
-            defs[INT_OR_STRING],
-            json!({ "description": "d", "type": "string", "format": "int-or-string" })
-        );
+        assert_eq!(defs[INT_OR_STRING], json!({ "description": "d", "type": "string", "format": "int-or-string" }));
         assert_eq!(
             to_v3(Some(INT_OR_STRING), &defs[INT_OR_STRING]),
             json!({ "description": "d", "format": "int-or-string", "oneOf": [{ "type": "integer" }, { "type": "string" }] })
@@ -462,19 +421,9 @@ mod tests {
     #[test]
     fn machinery_the_routes_need_is_generated_when_missing() {
         let defs = canonical(&Map::new(), &|_, _| None);
-        for name in [
-            DELETE_OPTIONS,
-            STATUS,
-            WATCH_EVENT,
-            SCALE,
-            LIST_META,
-            super::routes::PATCH,
-        ] {
+        for name in [DELETE_OPTIONS, STATUS, WATCH_EVENT, SCALE, LIST_META, super::routes::PATCH] {
             assert!(defs.contains_key(name), "{name}");
         }
-        assert_eq!(
-            defs["io.k8s.apimachinery.pkg.runtime.RawExtension"]["type"],
-            "object"
-        );
+        assert_eq!(defs["io.k8s.apimachinery.pkg.runtime.RawExtension"]["type"], "object");
     }
 }

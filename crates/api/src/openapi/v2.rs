@@ -56,15 +56,8 @@ impl SharedParams {
             Some(name) => name.clone(),
             None => {
                 let digest = hash::sha512(key.as_bytes());
-                let base = param
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("param")
-                    .to_string();
-                let mut name = format!(
-                    "{base}-{}",
-                    base64::engine::general_purpose::URL_SAFE.encode(&digest[..6])
-                );
+                let base = param.get("name").and_then(Value::as_str).unwrap_or("param").to_string();
+                let mut name = format!("{base}-{}", base64::engine::general_purpose::URL_SAFE.encode(&digest[..6]));
                 // Six bytes of SHA-512 collide with negligible odds; stay
                 // correct if they ever do.
                 let mut i = 1;
@@ -93,10 +86,7 @@ fn param(p: &Param) -> Value {
     }
     match &p.schema {
         Some(schema) => {
-            v.insert(
-                "schema".into(),
-                json!({ "$ref": format!("{V2_PREFIX}{schema}") }),
-            );
+            v.insert("schema".into(), json!({ "$ref": format!("{V2_PREFIX}{schema}") }));
         }
         None => {
             v.insert("type".into(), json!(p.ty));
@@ -114,11 +104,7 @@ fn path_item(item: &PathItem, shared: &mut SharedParams) -> Value {
         v.insert(op.method.as_str().into(), operation(op, shared));
     }
     if !item.params.is_empty() {
-        let params = item
-            .params
-            .iter()
-            .map(|p| shared.reference(param(p)))
-            .collect();
+        let params = item.params.iter().map(|p| shared.reference(param(p))).collect();
         v.insert("parameters".into(), Value::Array(params));
     }
     Value::Object(v)
@@ -145,12 +131,7 @@ fn operation(op: &Operation, shared: &mut SharedParams) -> Value {
         "x-kubernetes-group-version-kind": { "group": op.gvk.group, "kind": op.gvk.kind, "version": op.gvk.version },
     });
     if !op.params.is_empty() {
-        v["parameters"] = Value::Array(
-            op.params
-                .iter()
-                .map(|p| shared.reference(param(p)))
-                .collect(),
-        );
+        v["parameters"] = Value::Array(op.params.iter().map(|p| shared.reference(param(p))).collect());
     }
     v
 }

@@ -58,11 +58,7 @@ pub(crate) fn group_version(
 /// "api/v1" for the core group, "apis/<group>/<version>" otherwise: the
 /// keys of the root document and the tail of each document's URL.
 pub(crate) fn path_key(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        format!("api/{version}")
-    } else {
-        format!("apis/{group}/{version}")
-    }
+    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
 }
 
 /// The /openapi/v3 root, from (path key, content hash) pairs.
@@ -70,10 +66,7 @@ pub(crate) fn root(hashes: &[(&str, &str)]) -> Value {
     let paths: Map<String, Value> = hashes
         .iter()
         .map(|(key, hash)| {
-            (
-                (*key).to_string(),
-                json!({ "serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}") }),
-            )
+            ((*key).to_string(), json!({ "serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}") }))
         })
         .collect();
     let mut doc = json!({ "paths": paths });
@@ -133,12 +126,7 @@ fn operation(op: &Operation) -> Value {
         "x-kubernetes-action": op.action,
         "x-kubernetes-group-version-kind": { "group": op.gvk.group, "kind": op.gvk.kind, "version": op.gvk.version },
     });
-    let params: Vec<Value> = op
-        .params
-        .iter()
-        .filter(|p| p.location != In::Body)
-        .map(param)
-        .collect();
+    let params: Vec<Value> = op.params.iter().filter(|p| p.location != In::Body).map(param).collect();
     if !params.is_empty() {
         v["parameters"] = Value::Array(params);
     }

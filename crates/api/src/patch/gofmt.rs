@@ -93,7 +93,13 @@ fn go_int(n: &Number) -> Option<i64> {
 /// least 6.
 fn float_g(f: f64) -> String {
     if !f.is_finite() {
-        return if f.is_nan() { "NaN".into() } else if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f.is_nan() {
+            "NaN".into()
+        } else if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if f == 0.0 {
         return if f.is_sign_negative() { "-0".into() } else { "0".into() };
@@ -136,7 +142,10 @@ mod tests {
 
     #[test]
     fn maps_print_sorted_like_go() {
-        assert_eq!(v(&json!({"name": "a", "image": "nginx", "ports": [80, 1.5]})), "map[image:nginx name:a ports:[80 1.5]]");
+        assert_eq!(
+            v(&json!({"name": "a", "image": "nginx", "ports": [80, 1.5]})),
+            "map[image:nginx name:a ports:[80 1.5]]"
+        );
         assert_eq!(v(&json!(null)), "<nil>");
     }
 
@@ -148,7 +157,15 @@ mod tests {
 
     #[test]
     fn floats_use_the_shortest_g_format() {
-        for (f, text) in [(1.5, "1.5"), (1e6, "1e+06"), (123456.0, "123456"), (0.0001, "0.0001"), (1.5e-7, "1.5e-07"), (-2.25, "-2.25"), (1234567.0, "1.234567e+06")] {
+        for (f, text) in [
+            (1.5, "1.5"),
+            (1e6, "1e+06"),
+            (123456.0, "123456"),
+            (0.0001, "0.0001"),
+            (1.5e-7, "1.5e-07"),
+            (-2.25, "-2.25"),
+            (1234567.0, "1.234567e+06"),
+        ] {
             assert_eq!(float_g(f), text);
         }
     }

@@ -95,8 +95,9 @@ fn apply(doc: &mut Value, operation: Option<&Map<String, Value>>) -> Result<(), 
         "add" => {
             let path = member(operation, "path")
                 .map_err(|_| failed(format!("add operation failed to decode path: {MISSING}")))?;
-            let (container, key) = find(doc, path)
-                .ok_or_else(|| failed(format!("add operation does not apply: doc is missing path: \"{path}\": {MISSING}")))?;
+            let (container, key) = find(doc, path).ok_or_else(|| {
+                failed(format!("add operation does not apply: doc is missing path: \"{path}\": {MISSING}"))
+            })?;
             add(container, &key, value.cloned().unwrap_or(Value::Null))
                 .map_err(|e| failed(format!("error in add for path: '{path}': {e}")))
         }
@@ -106,9 +107,7 @@ fn apply(doc: &mut Value, operation: Option<&Map<String, Value>>) -> Result<(), 
             let (container, key) = find(doc, path).ok_or_else(|| {
                 failed(format!("remove operation does not apply: doc is missing path: \"{path}\": {MISSING}"))
             })?;
-            remove(container, &key)
-                .map(drop)
-                .map_err(|e| failed(format!("error in remove for path: '{path}': {e}")))
+            remove(container, &key).map(drop).map_err(|e| failed(format!("error in remove for path: '{path}': {e}")))
         }
         "replace" => {
             let path = member(operation, "path")
@@ -126,36 +125,36 @@ fn apply(doc: &mut Value, operation: Option<&Map<String, Value>>) -> Result<(), 
             let (container, key) = find(doc, path).ok_or_else(|| {
                 failed(format!("replace operation does not apply: doc is missing path: {path}: {MISSING}"))
             })?;
-            get(container, &key)
-                .map_err(|_| failed(format!("replace operation does not apply: doc is missing key: {path}: {MISSING}")))?;
+            get(container, &key).map_err(|_| {
+                failed(format!("replace operation does not apply: doc is missing key: {path}: {MISSING}"))
+            })?;
             set(container, &key, value.cloned().unwrap_or(Value::Null))
                 .map_err(|e| failed(format!("error in remove for path: '{path}': {e}")))
         }
         "move" => {
-            let from = member(operation, "from")
-                .map_err(|e| failed(format!("move operation failed to decode from: {e}")))?;
+            let from =
+                member(operation, "from").map_err(|e| failed(format!("move operation failed to decode from: {e}")))?;
             let (container, key) = find(doc, from).ok_or_else(|| {
                 failed(format!("move operation does not apply: doc is missing from path: {from}: {MISSING}"))
             })?;
             get(container, &key).map_err(|e| failed(format!("error in move for path: '{key}': {e}")))?;
             let moved = remove(container, &key).map_err(|e| failed(format!("error in move for path: '{key}': {e}")))?;
-            let path = member(operation, "path")
-                .map_err(|e| failed(format!("move operation failed to decode path: {e}")))?;
+            let path =
+                member(operation, "path").map_err(|e| failed(format!("move operation failed to decode path: {e}")))?;
             let (container, key) = find(doc, path).ok_or_else(|| {
                 failed(format!("move operation does not apply: doc is missing destination path: {path}: {MISSING}"))
             })?;
             add(container, &key, moved).map_err(|e| failed(format!("error in move for path: '{path}': {e}")))
         }
         "test" => {
-            let path = member(operation, "path")
-                .map_err(|e| failed(format!("test operation failed to decode path: {e}")))?;
+            let path =
+                member(operation, "path").map_err(|e| failed(format!("test operation failed to decode path: {e}")))?;
             let test_failed = || failed(format!("testing value {path} failed: test failed"));
             if path.is_empty() {
                 return if value == Some(doc) { Ok(()) } else { Err(test_failed()) };
             }
-            let (container, key) = find(doc, path).ok_or_else(|| {
-                failed(format!("test operation does not apply: is missing path: {path}: {MISSING}"))
-            })?;
+            let (container, key) = find(doc, path)
+                .ok_or_else(|| failed(format!("test operation does not apply: is missing path: {path}: {MISSING}")))?;
             let current = get(container, &key).map_err(|e| failed(format!("error in test for path: '{path}': {e}")))?;
             match (current.filter(|c| !c.is_null()), value.filter(|v| !v.is_null())) {
                 (None, None) => Ok(()),
@@ -164,8 +163,8 @@ fn apply(doc: &mut Value, operation: Option<&Map<String, Value>>) -> Result<(), 
             }
         }
         "copy" => {
-            let from = member(operation, "from")
-                .map_err(|e| failed(format!("copy operation failed to decode from: {e}")))?;
+            let from =
+                member(operation, "from").map_err(|e| failed(format!("copy operation failed to decode from: {e}")))?;
             let (container, key) = find(doc, from).ok_or_else(|| {
                 failed(format!("copy operation does not apply: doc is missing from path: {from}: {MISSING}"))
             })?;
@@ -221,8 +220,7 @@ fn atoi(s: &str) -> Result<i64, String> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("strconv.Atoi: parsing {}: invalid syntax", crate::schema::go_quote(s)));
     }
-    s.parse::<i64>()
-        .map_err(|_| format!("strconv.Atoi: parsing {}: value out of range", crate::schema::go_quote(s)))
+    s.parse::<i64>().map_err(|_| format!("strconv.Atoi: parsing {}: value out of range", crate::schema::go_quote(s)))
 }
 
 fn invalid_index(index: i64) -> String {
@@ -296,9 +294,9 @@ fn add(container: &mut Value, key: &str, value: Value) -> Result<(), String> {
 
 fn remove(container: &mut Value, key: &str) -> Result<Value, String> {
     match container {
-        Value::Object(map) => map
-            .shift_remove(key)
-            .ok_or_else(|| format!("Unable to remove nonexistent key: {key}: {MISSING}")),
+        Value::Object(map) => {
+            map.shift_remove(key).ok_or_else(|| format!("Unable to remove nonexistent key: {key}: {MISSING}"))
+        }
         Value::Array(items) => {
             let index = array_index(key, items.len())?;
             Ok(items.remove(index))
@@ -377,7 +375,8 @@ mod tests {
     #[test]
     fn rfc6902_a8_and_a9_test_values() {
         let doc = json!({"baz": "qux", "foo": ["a", 2, "c"]});
-        let patch = json!([{"op": "test", "path": "/baz", "value": "qux"}, {"op": "test", "path": "/foo/1", "value": 2}]);
+        let patch =
+            json!([{"op": "test", "path": "/baz", "value": "qux"}, {"op": "test", "path": "/foo/1", "value": 2}]);
         assert_eq!(apply_ok(doc.clone(), patch), doc);
         assert_eq!(
             apply_err(json!({"baz": "qux"}), json!([{"op": "test", "path": "/baz", "value": "bar"}])),
@@ -472,7 +471,10 @@ mod tests {
 
     #[test]
     fn the_whole_document_can_be_replaced_and_tested() {
-        assert_eq!(apply_ok(json!({"a": 1}), json!([{"op": "replace", "path": "", "value": {"b": 2}}])), json!({"b": 2}));
+        assert_eq!(
+            apply_ok(json!({"a": 1}), json!([{"op": "replace", "path": "", "value": {"b": 2}}])),
+            json!({"b": 2})
+        );
         assert_eq!(
             apply_err(json!({"a": 1}), json!([{"op": "replace", "path": "", "value": 5}])),
             "replace operation value must be object or array: %!w(<nil>)"
@@ -499,7 +501,10 @@ mod tests {
     #[test]
     fn malformed_operations_and_documents_are_rejected() {
         assert_eq!(apply_err(json!({}), json!([{"path": "/a"}])), "Unexpected kind: unknown");
-        assert_eq!(apply_err(json!({}), json!([{"op": "add", "value": 1}])), "add operation failed to decode path: missing value");
+        assert_eq!(
+            apply_err(json!({}), json!([{"op": "add", "value": 1}])),
+            "add operation failed to decode path: missing value"
+        );
         assert_eq!(
             apply_err(json!({}), json!([{"op": "move", "path": "/a"}])),
             "move operation failed to decode from: operation, missing from field: missing value"
@@ -510,7 +515,9 @@ mod tests {
         );
         assert_eq!(
             json_patch(&json!({}), &json!(["add"])),
-            Err(PatchError::Malformed("json: cannot unmarshal string into Go value of type jsonpatch.Operation".into()))
+            Err(PatchError::Malformed(
+                "json: cannot unmarshal string into Go value of type jsonpatch.Operation".into()
+            ))
         );
     }
 
@@ -518,7 +525,10 @@ mod tests {
     fn testing_a_missing_member_against_null_passes() {
         let doc = json!({"a": 1});
         assert_eq!(apply_ok(doc.clone(), json!([{"op": "test", "path": "/b", "value": null}])), doc);
-        assert_eq!(apply_err(doc, json!([{"op": "test", "path": "/b", "value": 1}])), "testing value /b failed: test failed");
+        assert_eq!(
+            apply_err(doc, json!([{"op": "test", "path": "/b", "value": 1}])),
+            "testing value /b failed: test failed"
+        );
     }
 
     #[test]

@@ -49,9 +49,9 @@ fn merge_docs(doc: &mut Map<String, Value>, patch: &Map<String, Value>) {
 /// A copy with null members removed from every object inside.
 fn pruned(value: &Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(
-            map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), pruned(v))).collect(),
-        ),
+        Value::Object(map) => {
+            Value::Object(map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), pruned(v))).collect())
+        }
         Value::Array(items) => Value::Array(items.iter().map(pruned).collect()),
         other => other.clone(),
     }

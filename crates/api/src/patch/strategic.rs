@@ -41,9 +41,8 @@ type Object = Map<String, Value>;
 /// Applies a strategic merge patch to `original`, an object of the kind
 /// `definition` names ("io.k8s.api.apps.v1.Deployment").
 pub fn strategic_merge_patch(original: &Value, patch: &Value, definition: &str) -> Result<Value, PatchError> {
-    let schema = Schemas::get()
-        .definition(definition)
-        .ok_or_else(|| PatchError::UnknownDefinition(definition.to_string()))?;
+    let schema =
+        Schemas::get().definition(definition).ok_or_else(|| PatchError::UnknownDefinition(definition.to_string()))?;
     // kube-apiserver decodes the patch into a map[string]interface{} first.
     let patch = match patch {
         Value::Object(patch) => patch.clone(),
@@ -176,7 +175,11 @@ fn lookup_field(schema: Schema, key: &str) -> Result<(Schema, PatchMeta), PatchE
         return Err(failed("merging an object in json but data type is not map or struct, instead is: uint8"));
     };
     let unknown_field = |node: SchemaNode<'static>| {
-        failed(format!("unable to find api field in struct {} for the json field {}", node.go_struct_name(), go_quote(key)))
+        failed(format!(
+            "unable to find api field in struct {} for the json field {}",
+            node.go_struct_name(),
+            go_quote(key)
+        ))
     };
     match node.kind() {
         SchemaKind::Object if node.is_map() => Ok((node.additional_properties(), PatchMeta::NONE)),
@@ -407,7 +410,12 @@ fn apply_item_directives(
 
 /// Merges each patch item into the original item with the same merge key
 /// value, appending the others.
-fn merge_items(mut original: Vec<Value>, patch: &[Value], merge_key: &str, items: Schema) -> Result<Vec<Value>, PatchError> {
+fn merge_items(
+    mut original: Vec<Value>,
+    patch: &[Value],
+    merge_key: &str,
+    items: Schema,
+) -> Result<Vec<Value>, PatchError> {
     for item in patch {
         let Some(map) = item.as_object() else { return Err(bad_arg_type(GO_MAP, item)) };
         let value = map.get(merge_key).ok_or_else(|| no_merge_key(map, merge_key))?;
@@ -499,7 +507,12 @@ fn position(list: &[Value], value: &Value, merge_key: &str, element: GoType) -> 
     }
 }
 
-fn sort_by_order(list: Vec<Value>, order: &[Value], merge_key: &str, element: GoType) -> Result<Vec<Value>, PatchError> {
+fn sort_by_order(
+    list: Vec<Value>,
+    order: &[Value],
+    merge_key: &str,
+    element: GoType,
+) -> Result<Vec<Value>, PatchError> {
     let (mut list, deletions) = if element == GoType::Map {
         for item in list.iter().chain(order) {
             let map = item.as_object().ok_or_else(|| bad_arg_type(GO_MAP, item))?;
@@ -514,10 +527,11 @@ fn sort_by_order(list: Vec<Value>, order: &[Value], merge_key: &str, element: Go
     // Go sorts with sort.SliceStable and a "less" that is true whenever an
     // item is not in `order`; this insertion sort is what Go runs for short
     // lists and agrees with it whenever every item is found.
-    let less = |a: &Value, b: &Value| match (position(order, a, merge_key, element), position(order, b, merge_key, element)) {
-        (Some(i), Some(j)) => i < j,
-        _ => true,
-    };
+    let less =
+        |a: &Value, b: &Value| match (position(order, a, merge_key, element), position(order, b, merge_key, element)) {
+            (Some(i), Some(j)) => i < j,
+            _ => true,
+        };
     for i in 1..list.len() {
         let mut j = i;
         while j > 0 && less(&list[j], &list[j - 1]) {
@@ -545,14 +559,21 @@ fn split_deletions(list: Vec<Value>) -> Result<(Vec<Value>, Vec<Value>), PatchEr
 
 /// Go's `mergeSortedSlice`: takes a server-only item first only when both
 /// items are in `server_order` and it comes earlier there.
-fn interleave(left: Vec<Value>, right: Vec<Value>, server_order: &[Value], merge_key: &str, element: GoType) -> Vec<Value> {
+fn interleave(
+    left: Vec<Value>,
+    right: Vec<Value>,
+    server_order: &[Value],
+    merge_key: &str,
+    element: GoType,
+) -> Vec<Value> {
     let mut out = Vec::with_capacity(left.len() + right.len());
     let (mut left, mut right) = (left.into_iter().peekable(), right.into_iter().peekable());
     while let (Some(l), Some(r)) = (left.peek(), right.peek()) {
-        let earlier = match (position(server_order, l, merge_key, element), position(server_order, r, merge_key, element)) {
-            (Some(i), Some(j)) => i < j,
-            _ => false,
-        };
+        let earlier =
+            match (position(server_order, l, merge_key, element), position(server_order, r, merge_key, element)) {
+                (Some(i), Some(j)) => i < j,
+                _ => false,
+            };
         let next = if earlier { left.next() } else { right.next() };
         out.extend(next);
     }
@@ -629,7 +650,8 @@ mod tests {
 
     #[test]
     fn docs_example_adds_a_container_by_name_before_the_existing_one() {
-        let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "patch-demo-ctr-2", "image": "redis"}]}}}});
+        let patch =
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "patch-demo-ctr-2", "image": "redis"}]}}}});
         let patched = smp(patch_demo(), patch, DEPLOYMENT);
         assert_eq!(
             pod_spec(&patched)["containers"],
@@ -642,7 +664,10 @@ mod tests {
     fn docs_example_replaces_tolerations_which_have_no_strategy() {
         let patch = json!({"spec": {"template": {"spec": {"tolerations": [{"effect": "NoSchedule", "key": "disktype", "value": "ssd"}]}}}});
         let patched = smp(patch_demo(), patch, DEPLOYMENT);
-        assert_eq!(pod_spec(&patched)["tolerations"], json!([{"effect": "NoSchedule", "key": "disktype", "value": "ssd"}]));
+        assert_eq!(
+            pod_spec(&patched)["tolerations"],
+            json!([{"effect": "NoSchedule", "key": "disktype", "value": "ssd"}])
+        );
         assert_eq!(pod_spec(&patched)["containers"][0]["name"], "patch-demo-ctr");
     }
 
@@ -652,7 +677,8 @@ mod tests {
         original["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "30%"}});
         let plain = smp(original.clone(), json!({"spec": {"strategy": {"type": "Recreate"}}}), DEPLOYMENT);
         assert_eq!(plain["spec"]["strategy"], json!({"type": "Recreate", "rollingUpdate": {"maxSurge": "30%"}}));
-        let retained = smp(original, json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}), DEPLOYMENT);
+        let retained =
+            smp(original, json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}), DEPLOYMENT);
         assert_eq!(retained["spec"]["strategy"], json!({"type": "Recreate"}));
     }
 
@@ -662,7 +688,8 @@ mod tests {
             {"name": "a", "image": "a:1", "env": [{"name": "X", "value": "1"}]},
             {"name": "b", "image": "b:1"},
         ]}});
-        let patch = json!({"spec": {"containers": [{"name": "a", "image": "a:2", "env": [{"name": "Y", "value": "2"}]}]}});
+        let patch =
+            json!({"spec": {"containers": [{"name": "a", "image": "a:2", "env": [{"name": "Y", "value": "2"}]}]}});
         assert_eq!(
             smp(original, patch, POD)["spec"]["containers"],
             json!([
@@ -747,7 +774,11 @@ mod tests {
 
     #[test]
     fn root_patch_replace_stands_in_for_the_object() {
-        let patched = smp(json!({"metadata": {"name": "a"}, "spec": {}}), json!({"$patch": "replace", "metadata": {"name": "b"}}), POD);
+        let patched = smp(
+            json!({"metadata": {"name": "a"}, "spec": {}}),
+            json!({"$patch": "replace", "metadata": {"name": "b"}}),
+            POD,
+        );
         assert_eq!(patched, json!({"metadata": {"name": "b"}}));
     }
 
@@ -771,7 +802,11 @@ mod tests {
             "invalid patch format of retainKeys"
         );
         assert_eq!(
-            smp_err(json!({"metadata": {"finalizers": ["a"]}}), json!({"metadata": {"$deleteFromPrimitiveListfinalizers": ["a"]}}), POD),
+            smp_err(
+                json!({"metadata": {"finalizers": ["a"]}}),
+                json!({"metadata": {"$deleteFromPrimitiveListfinalizers": ["a"]}}),
+                POD
+            ),
             "invalid patch format of primitive list"
         );
         assert_eq!(
@@ -784,7 +819,9 @@ mod tests {
         );
         assert_eq!(
             strategic_merge_patch(&original, &json!([1]), POD),
-            Err(PatchError::Malformed("json: cannot unmarshal array into Go value of type map[string]interface {}".into()))
+            Err(PatchError::Malformed(
+                "json: cannot unmarshal array into Go value of type map[string]interface {}".into()
+            ))
         );
     }
 

@@ -56,6 +56,38 @@ pub(super) static PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE: Message =
         (2, "readOnly", value(BOOL)),
     ]);
 
+pub(super) static PERSISTENT_VOLUME_CLAIM: Message = Message::new("core.v1.PersistentVolumeClaim", &[
+    (1, "metadata", value(msg(&OBJECT_META))),
+    (2, "spec", value(msg(&PERSISTENT_VOLUME_CLAIM_SPEC))),
+    (3, "status", value(msg(&PERSISTENT_VOLUME_CLAIM_STATUS))),
+]);
+
+pub(super) static PERSISTENT_VOLUME_CLAIM_STATUS: Message = Message::new("core.v1.PersistentVolumeClaimStatus", &[
+    (1, "phase", value(STRING)),
+    (2, "accessModes", list(STRING)),
+    (3, "capacity", map(QUANTITY)),
+    (4, "conditions", list(msg(&PERSISTENT_VOLUME_CLAIM_CONDITION))),
+    (5, "allocatedResources", map(QUANTITY)),
+    (7, "allocatedResourceStatuses", map(STRING)),
+    (8, "currentVolumeAttributesClassName", ptr(STRING)),
+    (9, "modifyVolumeStatus", ptr(msg(&MODIFY_VOLUME_STATUS))),
+]);
+
+pub(super) static PERSISTENT_VOLUME_CLAIM_CONDITION: Message =
+    Message::new("core.v1.PersistentVolumeClaimCondition", &[
+        (1, "type", always(STRING)),
+        (2, "status", always(STRING)),
+        (3, "lastProbeTime", value(TIME)),
+        (4, "lastTransitionTime", value(TIME)),
+        (5, "reason", value(STRING)),
+        (6, "message", value(STRING)),
+    ]);
+
+pub(super) static MODIFY_VOLUME_STATUS: Message = Message::new("core.v1.ModifyVolumeStatus", &[
+    (1, "targetVolumeAttributesClassName", value(STRING)),
+    (2, "status", always(STRING)),
+]);
+
 pub(super) static PERSISTENT_VOLUME_CLAIM_SPEC: Message = Message::new("core.v1.PersistentVolumeClaimSpec", &[
     (1, "accessModes", list(STRING)),
     (4, "selector", ptr(msg(&LABEL_SELECTOR))),

@@ -141,7 +141,11 @@ fn check(message: &'static Message, is_root: bool, seen: &mut BTreeSet<&'static 
         }
     }
     for (name, _) in definition.properties() {
-        let type_meta = is_root && (name == "apiVersion" || name == "kind");
+        // TypeMeta is never in protobuf: at the root the envelope carries
+        // it, and an embedded object (a StatefulSet's PersistentVolumeClaim
+        // templates) has none on the wire.
+        let embedded_kind = message.name == "core.v1.PersistentVolumeClaim";
+        let type_meta = (is_root || embedded_kind) && (name == "apiVersion" || name == "kind");
         if !type_meta && !fields.iter().any(|f| f.1 == name) {
             problems.push(format!("{}: schema field {name} has no table entry", message.name));
         }

@@ -57,9 +57,8 @@ impl DecodeError {
 /// Type mismatches are always errors. Duplicate keys cannot be seen after
 /// serde has parsed the body, so they are not reported.
 pub fn check_object(definition: &str, value: &Value, strict: bool) -> Result<Vec<String>, DecodeError> {
-    let root = Schemas::get()
-        .definition(definition)
-        .ok_or_else(|| DecodeError::UnknownDefinition(definition.to_string()))?;
+    let root =
+        Schemas::get().definition(definition).ok_or_else(|| DecodeError::UnknownDefinition(definition.to_string()))?;
     let kind = go::short_name(definition).to_string();
     let version = definition.rsplit('.').nth(1).unwrap_or_default().to_string();
 
@@ -80,7 +79,8 @@ pub fn check_object(definition: &str, value: &Value, strict: bool) -> Result<Vec
 /// kube-apiserver first reads only `apiVersion` and `kind`, with the
 /// standard (case-insensitive) Go decoder, into an anonymous struct.
 fn find_kind(value: &Value) -> Result<(), String> {
-    const FIND_KIND: &str = r#"struct { APIVersion string "json:\"apiVersion,omitempty\""; Kind string "json:\"kind,omitempty\"" }"#;
+    const FIND_KIND: &str =
+        r#"struct { APIVersion string "json:\"apiVersion,omitempty\""; Kind string "json:\"kind,omitempty\"" }"#;
     let object = match value {
         Value::Object(object) => object,
         Value::Null => return Ok(()),
@@ -382,7 +382,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_in_metadata_and_at_the_top_are_reported() {
-        let value = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "lables": {}}, "dta": {}});
+        let value =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "lables": {}}, "dta": {}});
         assert_eq!(
             check_object("io.k8s.api.core.v1.ConfigMap", &value, false),
             Ok(vec!["unknown field \"metadata.lables\"".to_string(), "unknown field \"dta\"".to_string()])
@@ -460,7 +461,8 @@ mod tests {
     fn custom_unmarshalers_abort_before_later_errors() {
         // The quantity is decoded after the earlier type error but its
         // failure replaces it, as an error returned from UnmarshalJSON does.
-        let pod = json!({"spec": {"hostname": 1, "containers": [{"name": "a", "resources": {"limits": {"cpu": "lots"}}}]}});
+        let pod =
+            json!({"spec": {"hostname": 1, "containers": [{"name": "a", "resources": {"limits": {"cpu": "lots"}}}]}});
         assert_eq!(
             reason("io.k8s.api.core.v1.Pod", pod),
             "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"

@@ -111,10 +111,7 @@ static NAMED_FIELD_TYPES: &[(&str, &str, &str)] = &[
 ];
 
 pub(crate) fn named_field_type(definition: &str, field: &str) -> Option<&'static str> {
-    NAMED_FIELD_TYPES
-        .iter()
-        .find(|(d, f, _)| *d == definition && *f == field)
-        .map(|(_, _, t)| *t)
+    NAMED_FIELD_TYPES.iter().find(|(d, f, _)| *d == definition && *f == field).map(|(_, _, t)| *t)
 }
 
 /// Kinds whose `apiVersion`/`kind` come from an inlined `metav1.TypeMeta`.
@@ -136,9 +133,7 @@ pub(crate) fn embedded_struct(definition: &str, field: &str) -> Option<&'static 
     match (definition, field) {
         (d, "apiVersion" | "kind") if has_type_meta(d) => Some("TypeMeta"),
         ("io.k8s.api.core.v1.Volume", f) if f != "name" => Some("VolumeSource"),
-        ("io.k8s.api.core.v1.EphemeralContainer", f) if f != "targetContainerName" => {
-            Some("EphemeralContainerCommon")
-        }
+        ("io.k8s.api.core.v1.EphemeralContainer", f) if f != "targetContainerName" => Some("EphemeralContainerCommon"),
         ("io.k8s.api.core.v1.Probe", "exec" | "httpGet" | "tcpSocket" | "grpc") => Some("ProbeHandler"),
         ("io.k8s.api.networking.v1.IngressRule", "http") => Some("IngressRuleValue"),
         _ => None,
@@ -338,9 +333,42 @@ fn time_quote(s: &str) -> String {
 pub(crate) fn check_time(value: &str, micro: bool) -> Result<(), String> {
     use Element::*;
     let (layout, elements): (&str, &[Element]) = if micro {
-        (RFC3339_MICRO, &[Year, Literal("-"), Month, Literal("-"), Day, Literal("T"), Hour, Literal(":"), Minute, Literal(":"), Second, Micros, Zone])
+        (
+            RFC3339_MICRO,
+            &[
+                Year,
+                Literal("-"),
+                Month,
+                Literal("-"),
+                Day,
+                Literal("T"),
+                Hour,
+                Literal(":"),
+                Minute,
+                Literal(":"),
+                Second,
+                Micros,
+                Zone,
+            ],
+        )
     } else {
-        (RFC3339, &[Year, Literal("-"), Month, Literal("-"), Day, Literal("T"), Hour, Literal(":"), Minute, Literal(":"), Second, Zone])
+        (
+            RFC3339,
+            &[
+                Year,
+                Literal("-"),
+                Month,
+                Literal("-"),
+                Day,
+                Literal("T"),
+                Hour,
+                Literal(":"),
+                Minute,
+                Literal(":"),
+                Second,
+                Zone,
+            ],
+        )
     };
     let cannot_parse = |rest: &str, element: Element| {
         format!(

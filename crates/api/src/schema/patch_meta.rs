@@ -108,6 +108,7 @@ static TABLE: &[(&str, &[(&str, PatchMeta)])] = &[
     ("io.k8s.api.apps.v1.DeploymentSpec", &[("strategy", PatchMeta::RETAIN_KEYS)]),
     ("io.k8s.api.apps.v1.DeploymentStatus", &[CONDITIONS]),
     ("io.k8s.api.apps.v1.ReplicaSetStatus", &[CONDITIONS]),
+    ("io.k8s.api.apps.v1.StatefulSetStatus", &[CONDITIONS]),
 ];
 
 /// The patch metadata of `field` in the struct `definition`.
@@ -121,9 +122,7 @@ pub(crate) fn lookup(definition: &str, field: &str) -> PatchMeta {
 
 /// Every (definition, field, metadata) with a patch strategy.
 pub fn patch_strategies() -> impl Iterator<Item = (&'static str, &'static str, PatchMeta)> {
-    TABLE
-        .iter()
-        .flat_map(|(definition, fields)| fields.iter().map(move |(field, meta)| (*definition, *field, *meta)))
+    TABLE.iter().flat_map(|(definition, fields)| fields.iter().map(move |(field, meta)| (*definition, *field, *meta)))
 }
 
 /// Publishes the table as kube-apiserver's OpenAPI does, on the properties.

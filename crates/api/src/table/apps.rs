@@ -1,4 +1,5 @@
-//! Printers for apps/v1: Deployment and ReplicaSet.
+//! Printers for apps/v1: Deployment, ReplicaSet, StatefulSet and
+//! ControllerRevision.
 //!
 //! Both default a missing `spec.replicas` to 1, as API defaulting does before
 //! the Go printer ever sees the object.
@@ -53,4 +54,31 @@ pub(super) fn replica_set(rs: &Value, now: Timestamp) -> Vec<Value> {
         json!(images),
         json!(selector),
     ]
+}
+
+pub(super) fn stateful_set(sts: &Value, now: Timestamp) -> Vec<Value> {
+    let (names, images) = container_cells(&sts["spec"]["template"]["spec"]);
+    vec![
+        json!(s(&sts["metadata"]["name"])),
+        json!(format!("{}/{}", int(&sts["status"]["readyReplicas"]), desired_replicas(sts))),
+        json!(age(sts, now)),
+        json!(names),
+        json!(images),
+    ]
+}
+
+/// CONTROLLER is `kind.group/name` of the controlling owner ("<none>"
+/// without one).
+pub(super) fn controller_revision(cr: &Value, now: Timestamp) -> Vec<Value> {
+    let owner = cr["metadata"]["ownerReferences"]
+        .as_array()
+        .and_then(|refs| refs.iter().find(|r| r["controller"] == true))
+        .map(|r| {
+            let group = s(&r["apiVersion"]).split_once('/').map(|(g, _)| g.to_string()).unwrap_or_default();
+            let kind = s(&r["kind"]).to_lowercase();
+            let kind = if group.is_empty() { kind } else { format!("{kind}.{group}") };
+            format!("{kind}/{}", s(&r["name"]))
+        })
+        .unwrap_or_else(|| "<none>".to_string());
+    vec![json!(s(&cr["metadata"]["name"])), json!(owner), json!(int(&cr["revision"])), json!(age(cr, now))]
 }

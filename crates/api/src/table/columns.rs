@@ -232,6 +232,23 @@ pub(super) static DEPLOYMENT: [Column; 8] = [
     )),
 ];
 
+/// kube's `statefulSetColumnDefinitions`.
+pub(super) static STATEFUL_SET: [Column; 5] = [
+    name_col(),
+    col("Ready", "string", "Number of the pod with ready state"),
+    age_col(),
+    wide(col("Containers", "string", CONTAINERS)),
+    wide(col("Images", "string", IMAGES)),
+];
+
+/// kube's `controllerRevisionColumnDefinition`.
+pub(super) static CONTROLLER_REVISION: [Column; 4] = [
+    name_col(),
+    col("Controller", "string", "Controller of the object"),
+    col("Revision", "string", "Revision indicates the revision of the state represented by Data."),
+    age_col(),
+];
+
 pub(super) static REPLICA_SET: [Column; 8] = [
     name_col(),
     col(

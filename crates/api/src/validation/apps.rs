@@ -30,7 +30,7 @@ pub(crate) fn validate(obj_: &Value, kind: Kind) -> Vec<FieldError> {
     if kind == Kind::ReplicaSet {
         errs.extend(nonnegative(spec, "minReadySeconds", &path));
     }
-    errs.extend(selector_and_template_errors(spec, &path));
+    errs.extend(selector_and_template_errors(spec, &path, "deployment", "ReplicaSet"));
     if kind == Kind::Deployment {
         errs.extend(strategy_errors(obj(spec, "strategy"), &path.child("strategy")));
         errs.extend(nonnegative(spec, "minReadySeconds", &path));
@@ -57,6 +57,67 @@ pub(crate) fn validate_update(new: &Value, old: &Value, kind: Kind) -> Vec<Field
     if normalized_selector(ns) != normalized_selector(os) {
         let value = ns.cloned().unwrap_or(Value::Null);
         errs.push(FieldError::invalid("spec.selector", value, "field is immutable").go(go_selector(ns)));
+    }
+    errs
+}
+
+/// The spec fields an update of a StatefulSet may change.
+const STATEFULSET_UPDATABLE: [&str; 6] =
+    ["replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy", "minReadySeconds"];
+
+/// `ValidateStatefulSetSpec`.
+pub(crate) fn validate_statefulset(obj_: &Value) -> Vec<FieldError> {
+    let spec = obj(obj_, "spec");
+    let path = Path::root("spec");
+    let mut errs = Vec::new();
+    let policy = str_or(spec, "podManagementPolicy", "OrderedReady");
+    if !["OrderedReady", "Parallel"].contains(&policy) {
+        errs.push(FieldError::not_supported(path.child("podManagementPolicy"), policy, &["OrderedReady", "Parallel"]));
+    }
+    let strategy = obj(spec, "updateStrategy");
+    let sp = path.child("updateStrategy");
+    match str_or(strategy, "type", "RollingUpdate") {
+        "OnDelete" => {
+            if let Some(ru) = get(strategy, "rollingUpdate") {
+                errs.push(FieldError::invalid(
+                    sp.child("rollingUpdate"),
+                    ru.clone(),
+                    "only allowed for updateStrategy 'RollingUpdate'",
+                ));
+            }
+        }
+        "RollingUpdate" => {
+            errs.extend(nonnegative(obj(strategy, "rollingUpdate"), "partition", &sp.child("rollingUpdate")));
+        }
+        other => errs.push(FieldError::not_supported(sp.child("type"), other, &["OnDelete", "RollingUpdate"])),
+    }
+    if let Some(start) = int_of(obj(spec, "ordinals"), "start") {
+        if start < 0 {
+            errs.push(FieldError::invalid("spec.ordinals.start", start, NONNEGATIVE));
+        }
+    }
+    errs.extend(nonnegative(spec, "replicas", &path));
+    errs.extend(nonnegative(spec, "minReadySeconds", &path));
+    errs.extend(selector_and_template_errors(spec, &path, "statefulset", "StatefulSet"));
+    errs
+}
+
+/// `ValidateStatefulSetUpdate`: the spec fields outside
+/// [`STATEFULSET_UPDATABLE`] are immutable.
+pub(crate) fn validate_statefulset_update(new: &Value, old: &Value) -> Vec<FieldError> {
+    let mut errs = validate_statefulset(new);
+    let strip = |v: &Value| {
+        let mut m = obj(v, "spec").as_object().cloned().unwrap_or_default();
+        for f in STATEFULSET_UPDATABLE {
+            m.remove(f);
+        }
+        m
+    };
+    if strip(new) != strip(old) {
+        errs.push(FieldError::forbidden(
+            "spec",
+            "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+        ));
     }
     errs
 }
@@ -152,7 +213,11 @@ fn label_selector_errors(sel: &Value, path: &Path) -> Vec<FieldError> {
     errs
 }
 
-fn selector_and_template_errors(spec: &Value, path: &Path) -> Vec<FieldError> {
+/// The selector and pod template rules every workload shares; `kind` and
+/// `deadline_kind` name the kind in kube's messages as kube words them
+/// ("empty selector is invalid for deployment", "activeDeadlineSeconds in
+/// ReplicaSet is not Supported").
+fn selector_and_template_errors(spec: &Value, path: &Path, kind: &str, deadline_kind: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let sel = get(spec, "selector");
     match sel {
@@ -163,8 +228,12 @@ fn selector_and_template_errors(spec: &Value, path: &Path) -> Vec<FieldError> {
                 super::access::string_map(get(s, "matchLabels")).is_empty() && list(s, "matchExpressions").is_empty();
             if empty {
                 errs.push(
-                    FieldError::invalid(path.child("selector"), s.clone(), "empty selector is invalid for deployment")
-                        .go(go_selector(sel)),
+                    FieldError::invalid(
+                        path.child("selector"),
+                        s.clone(),
+                        format!("empty selector is invalid for {kind}"),
+                    )
+                    .go(go_selector(sel)),
                 );
             }
         }
@@ -200,7 +269,14 @@ fn selector_and_template_errors(spec: &Value, path: &Path) -> Vec<FieldError> {
             );
         }
     }
-    errs.extend(pod_template_errors(template, &tpath));
+    if kind == "statefulset" {
+        // kube checks only a StatefulSet template's labels: its volume
+        // mounts may name volumeClaimTemplates, which become volumes only
+        // in the pods.
+        errs.extend(labels_errors(get(obj(template, "metadata"), "labels"), &tpath.child("labels")));
+    } else {
+        errs.extend(pod_template_errors(template, &tpath));
+    }
     let tspec = obj(template, "spec");
     let rp = restart_policy(tspec);
     if rp != "Always" {
@@ -209,7 +285,7 @@ fn selector_and_template_errors(spec: &Value, path: &Path) -> Vec<FieldError> {
     if get(tspec, "activeDeadlineSeconds").is_some() {
         errs.push(FieldError::forbidden(
             tpath.child("spec").child("activeDeadlineSeconds"),
-            "activeDeadlineSeconds in ReplicaSet is not Supported",
+            format!("activeDeadlineSeconds in {deadline_kind} is not Supported"),
         ));
     }
     errs

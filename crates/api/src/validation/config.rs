@@ -64,15 +64,13 @@ pub(crate) fn validate_secret(secret: &Value) -> Vec<FieldError> {
         "kubernetes.io/dockerconfigjson" => {
             errs.extend(docker_config_errors(value_of(".dockerconfigjson"), &data_path.key(".dockerconfigjson")))
         }
-        "kubernetes.io/basic-auth"
-            if !has("username") && !has("password") => {
-                errs.push(FieldError::required(data_path.key("username"), ""));
-                errs.push(FieldError::required(data_path.key("password"), ""));
-            }
-        "kubernetes.io/ssh-auth"
-            if value_of("ssh-privatekey").is_none_or(<[u8]>::is_empty) => {
-                errs.push(FieldError::required(data_path.key("ssh-privatekey"), ""));
-            }
+        "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
+            errs.push(FieldError::required(data_path.key("username"), ""));
+            errs.push(FieldError::required(data_path.key("password"), ""));
+        }
+        "kubernetes.io/ssh-auth" if value_of("ssh-privatekey").is_none_or(<[u8]>::is_empty) => {
+            errs.push(FieldError::required(data_path.key("ssh-privatekey"), ""));
+        }
         "kubernetes.io/tls" => {
             for key in ["tls.crt", "tls.key"] {
                 if !has(key) {

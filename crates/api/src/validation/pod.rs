@@ -657,10 +657,9 @@ fn handler_errors(h: &Value, lifecycle: bool, grace: Option<i64>, path: &Path) -
         }
         n += 1;
         match kind {
-            "exec"
-                if list(action, "command").is_empty() => {
-                    errs.push(FieldError::required(ap.child("command"), ""));
-                }
+            "exec" if list(action, "command").is_empty() => {
+                errs.push(FieldError::required(ap.child("command"), ""));
+            }
             "httpGet" => {
                 if str_or(action, "path", "/").is_empty() {
                     errs.push(FieldError::required(ap.child("path"), ""));

@@ -48,7 +48,7 @@ pub struct PodRef {
 }
 
 impl PodRef {
-    fn of(pod: &Pod) -> Self {
+    pub fn of(pod: &Pod) -> Self {
         Self {
             namespace: namespace(&pod.metadata).to_string(),
             name: name(&pod.metadata).to_string(),

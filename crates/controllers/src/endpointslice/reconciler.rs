@@ -313,10 +313,10 @@ fn pod_to_endpoint(
     // trafficDistribution PreferClose: each endpoint is hinted for its own
     // zone (kube's preferCloseHeuristic); without a zone, no hint.
     let prefer_close = service.spec.as_ref().and_then(|s| s.traffic_distribution.as_deref()) == Some("PreferClose");
-    let hints = zone.clone().filter(|_| prefer_close).map(|name| EndpointHints {
-        for_zones: Some(vec![ForZone { name }]),
-        ..Default::default()
-    });
+    let hints = zone
+        .clone()
+        .filter(|_| prefer_close)
+        .map(|name| EndpointHints { for_zones: Some(vec![ForZone { name }]), ..Default::default() });
     Endpoint {
         addresses: pod_ips(pod)
             .into_iter()

@@ -2,14 +2,15 @@
 //! and owners deleted with `propagationPolicy: Foreground` or `Orphan`
 //! (the `foregroundDeletion` / `orphan` finalizers) are finished, as
 //! kube-controller-manager's garbage collector does for the kinds svcnet
-//! serves: Pods owned by ReplicaSets, ReplicaSets by Deployments,
-//! EndpointSlices by Services and Endpoints.
+//! serves: Pods owned by ReplicaSets and StatefulSets, ReplicaSets by
+//! Deployments, ControllerRevisions by StatefulSets, EndpointSlices by
+//! Services and Endpoints.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::Resource;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -58,7 +59,9 @@ pub fn spawn(inf: Arc<Informers>, client: Client) {
     wake_on!(inf.pods, orphaned);
     wake_on!(inf.replicasets, orphaned);
     wake_on!(inf.slices, orphaned);
+    wake_on!(inf.revisions, orphaned);
     wake_on!(inf.deployments, never);
+    wake_on!(inf.statefulsets, never);
     wake_on!(inf.services, never);
     wake_on!(inf.endpoints, never);
     tokio::spawn(async move {
@@ -85,6 +88,7 @@ fn owner_exists(inf: &Informers, ns: Option<&str>, r: &OwnerReference) -> Option
     match (r.api_version.as_str(), r.kind.as_str()) {
         ("apps/v1", "Deployment") => Some(inf.deployments.store().get(&key).is_some_and(|o| uid(&o.metadata))),
         ("apps/v1", "ReplicaSet") => Some(inf.replicasets.store().get(&key).is_some_and(|o| uid(&o.metadata))),
+        ("apps/v1", "StatefulSet") => Some(inf.statefulsets.store().get(&key).is_some_and(|o| uid(&o.metadata))),
         ("v1", "Service") => Some(inf.services.store().get(&key).is_some_and(|o| uid(&o.metadata))),
         ("v1", "Endpoints") => Some(inf.endpoints.store().get(&key).is_some_and(|o| uid(&o.metadata))),
         ("v1", "Pod") => Some(inf.pods.store().get(&key).is_some_and(|o| uid(&o.metadata))),
@@ -109,6 +113,8 @@ enum Item {
     ReplicaSet(Arc<ReplicaSet>),
     Slice(Arc<EndpointSlice>),
     Deployment(Arc<Deployment>),
+    StatefulSet(Arc<StatefulSet>),
+    Revision(Arc<ControllerRevision>),
     Service(Arc<Service>),
     Endpoints(Arc<Endpoints>),
 }
@@ -120,6 +126,8 @@ impl Item {
             Item::ReplicaSet(o) => &o.metadata,
             Item::Slice(o) => &o.metadata,
             Item::Deployment(o) => &o.metadata,
+            Item::StatefulSet(o) => &o.metadata,
+            Item::Revision(o) => &o.metadata,
             Item::Service(o) => &o.metadata,
             Item::Endpoints(o) => &o.metadata,
         }
@@ -131,6 +139,8 @@ impl Item {
             Item::ReplicaSet(_) => ReplicaSet::KIND,
             Item::Slice(_) => EndpointSlice::KIND,
             Item::Deployment(_) => Deployment::KIND,
+            Item::StatefulSet(_) => StatefulSet::KIND,
+            Item::Revision(_) => ControllerRevision::KIND,
             Item::Service(_) => Service::KIND,
             Item::Endpoints(_) => Endpoints::KIND,
         }
@@ -143,6 +153,7 @@ fn dependents(inf: &Informers) -> Vec<Item> {
     all.extend(inf.pods.store().state().into_iter().map(Item::Pod));
     all.extend(inf.replicasets.store().state().into_iter().map(Item::ReplicaSet));
     all.extend(inf.slices.store().state().into_iter().map(Item::Slice));
+    all.extend(inf.revisions.store().state().into_iter().map(Item::Revision));
     all.retain(|i| i.meta().owner_references.as_ref().is_some_and(|r| !r.is_empty()));
     all
 }
@@ -162,6 +173,9 @@ async fn delete_dependent(
     let result = match kind {
         "Pod" => Api::<Pod>::namespaced(client.clone(), &ns).delete(&name, &params).await.map(|_| ()),
         "ReplicaSet" => Api::<ReplicaSet>::namespaced(client.clone(), &ns).delete(&name, &params).await.map(|_| ()),
+        "ControllerRevision" => {
+            Api::<ControllerRevision>::namespaced(client.clone(), &ns).delete(&name, &params).await.map(|_| ())
+        }
         _ => Api::<EndpointSlice>::namespaced(client.clone(), &ns).delete(&name, &params).await.map(|_| ()),
     };
     match result {
@@ -192,6 +206,7 @@ async fn patch_dependent(
     match kind {
         "Pod" => patch_meta::<Pod>(client, meta, patch).await,
         "ReplicaSet" => patch_meta::<ReplicaSet>(client, meta, patch).await,
+        "ControllerRevision" => patch_meta::<ControllerRevision>(client, meta, patch).await,
         _ => patch_meta::<EndpointSlice>(client, meta, patch).await,
     }
 }
@@ -218,6 +233,7 @@ async fn pass(inf: &Informers, client: &Client) -> svcnet_client::Result<()> {
     let mut owners: Vec<Item> = Vec::new();
     owners.extend(inf.deployments.store().state().into_iter().map(Item::Deployment));
     owners.extend(inf.replicasets.store().state().into_iter().map(Item::ReplicaSet));
+    owners.extend(inf.statefulsets.store().state().into_iter().map(Item::StatefulSet));
     owners.extend(inf.services.store().state().into_iter().map(Item::Service));
     owners.extend(inf.endpoints.store().state().into_iter().map(Item::Endpoints));
     owners.extend(inf.pods.store().state().into_iter().map(Item::Pod));
@@ -267,6 +283,7 @@ async fn remove_finalizer(
     let result = match kind {
         "Deployment" => patch_meta::<Deployment>(client, owner, patch).await,
         "ReplicaSet" => patch_meta::<ReplicaSet>(client, owner, patch).await,
+        "StatefulSet" => patch_meta::<StatefulSet>(client, owner, patch).await,
         "Service" => patch_meta::<Service>(client, owner, patch).await,
         "Pod" => patch_meta::<Pod>(client, owner, patch).await,
         "EndpointSlice" => patch_meta::<EndpointSlice>(client, owner, patch).await,

@@ -8,11 +8,12 @@ mod loadbalancer;
 mod queue;
 mod scheduler;
 mod services;
+mod statefulsets;
 mod workloads;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use svcnet_client::{Api, Client, Reflector, ReflectorConfig, ReflectorHandle};
@@ -29,6 +30,8 @@ pub struct Informers {
     pub nodes: ReflectorHandle<Node>,
     pub deployments: ReflectorHandle<Deployment>,
     pub replicasets: ReflectorHandle<ReplicaSet>,
+    pub statefulsets: ReflectorHandle<StatefulSet>,
+    pub revisions: ReflectorHandle<ControllerRevision>,
 }
 
 impl Informers {
@@ -47,6 +50,8 @@ impl Informers {
             nodes: run(client),
             deployments: run(client),
             replicasets: run(client),
+            statefulsets: run(client),
+            revisions: run(client),
         }
     }
 
@@ -59,6 +64,8 @@ impl Informers {
         self.nodes.store().wait_synced().await;
         self.deployments.store().wait_synced().await;
         self.replicasets.store().wait_synced().await;
+        self.statefulsets.store().wait_synced().await;
+        self.revisions.store().wait_synced().await;
     }
 }
 
@@ -76,6 +83,8 @@ pub struct ControllerConfig {
     pub deployment_workers: usize,
     /// `--concurrent-replicaset-syncs`.
     pub replicaset_workers: usize,
+    /// `--concurrent-statefulset-syncs`.
+    pub statefulset_workers: usize,
     /// The addresses the built-in LoadBalancer allocator hands out
     /// ([`crate::loadbalancer`]); `None` leaves LoadBalancer Services to
     /// another implementation. Default: [`crate::loadbalancer::DEFAULT_POOL`].
@@ -90,6 +99,7 @@ impl Default for ControllerConfig {
             max_endpoints_per_slice: crate::endpointslice::DEFAULT_MAX_ENDPOINTS_PER_SLICE,
             deployment_workers: 5,
             replicaset_workers: 5,
+            statefulset_workers: 5,
             lb_pool: Some(crate::loadbalancer::default_pool()),
         }
     }
@@ -117,6 +127,7 @@ impl ControllerManager {
         );
         services::spawn_mirroring(informers.clone(), client.clone());
         workloads::spawn_replicasets(informers.clone(), client.clone(), recorder.clone(), config.replicaset_workers);
+        statefulsets::spawn(informers.clone(), client.clone(), recorder.clone(), config.statefulset_workers);
         workloads::spawn_deployments(informers.clone(), client.clone(), recorder, config.deployment_workers);
         // kube-scheduler runs beside the controller manager; here it is
         // one more controller, reporting events as `default-scheduler`.

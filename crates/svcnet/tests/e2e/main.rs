@@ -16,4 +16,5 @@ mod proxy;
 mod python_client;
 mod seeds;
 mod services;
+mod statefulsets;
 mod watch;
