@@ -253,7 +253,8 @@ fn is_go_printable(c: char) -> bool {
     if c == ' ' {
         return true;
     }
-    let format = matches!(c as u32, 0xAD | 0x600..=0x605 | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0xFEFF);
+    let format =
+        matches!(c as u32, 0xAD | 0x600..=0x605 | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0xFEFF);
     let private = matches!(c as u32, 0xE000..=0xF8FF | 0xF0000..=0x10FFFF);
     !(c.is_control() || c.is_whitespace() || format || private)
 }
@@ -289,15 +290,20 @@ impl Kind {
     /// main resource (of kinds that have one), `spec` on `status`.
     fn ignored(&self, subresource: &str) -> FieldSet {
         let mut ignored = FieldSet::new();
-        let field = match subresource {
-            "" => "status",
-            "status" => "spec",
-            _ => return ignored,
-        };
-        if self.root.has_property(field) {
+        if let Some(field) = self.ignored_field(subresource) {
             ignored.insert(&[PathElement::Field(field.into())]);
         }
         ignored
+    }
+
+    /// The top-level field that [`Kind::ignored`] consists of, if any.
+    fn ignored_field(&self, subresource: &str) -> Option<&'static str> {
+        let field = match subresource {
+            "" => "status",
+            "status" => "spec",
+            _ => return None,
+        };
+        self.root.has_property(field).then_some(field)
     }
 }
 
@@ -366,7 +372,8 @@ mod tests {
 
     #[test]
     fn one_conflict_is_reported_inline_like_kube() {
-        let error = ApplyError::Conflicts(vec![conflict("kubectl-client-side-apply", Operation::Update, ".spec.replicas")]);
+        let error =
+            ApplyError::Conflicts(vec![conflict("kubectl-client-side-apply", Operation::Update, ".spec.replicas")]);
         assert_eq!(
             error.to_string(),
             r#"Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using v1: .spec.replicas"#

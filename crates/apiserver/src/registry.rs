@@ -859,13 +859,58 @@ fn set_rv(obj: &mut Value, rev: Revision) {
 }
 
 /// Serializes an object for the store, without its resourceVersion: the
-/// store's revision is the resourceVersion.
+/// store's revision is the resourceVersion. The bytes are those of a copy
+/// with `metadata.resourceVersion` removed (`Map::remove`, which moves the
+/// last field of the map into its place), written without making the copy.
 fn encode(obj: &Value) -> Result<Bytes> {
-    let mut obj = obj.clone();
-    if let Some(meta) = meta_mut(&mut obj) {
-        meta.remove("resourceVersion");
+    serde_json::to_vec(&WithoutRv(obj))
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal(format!("encoding object: {e}")))
+}
+
+/// An object as [`encode`] writes it.
+struct WithoutRv<'a>(&'a Value);
+
+/// Metadata without `resourceVersion`, its fields in the order `Map::remove`
+/// leaves them.
+struct MetaWithoutRv<'a>(&'a Map<String, Value>);
+
+impl serde::Serialize for WithoutRv<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let Value::Object(map) = self.0 else { return self.0.serialize(serializer) };
+        // As `meta_mut`, which gives an object without metadata an empty one.
+        let no_meta = !map.contains_key("metadata");
+        let mut out = serializer.serialize_map(Some(map.len() + usize::from(no_meta)))?;
+        for (key, value) in map {
+            match value {
+                Value::Object(meta) if key == "metadata" => out.serialize_entry(key, &MetaWithoutRv(meta))?,
+                _ => out.serialize_entry(key, value)?,
+            }
+        }
+        if no_meta {
+            out.serialize_entry("metadata", &Map::new())?;
+        }
+        out.end()
     }
-    serde_json::to_vec(&obj).map(Bytes::from).map_err(|e| ApiError::Internal(format!("encoding object: {e}")))
+}
+
+impl serde::Serialize for MetaWithoutRv<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let entries: Vec<(&String, &Value)> = self.0.iter().collect();
+        let Some(at) = entries.iter().position(|(k, _)| *k == "resourceVersion") else {
+            return self.0.serialize(serializer);
+        };
+        let last = entries.len() - 1;
+        // Map::remove swaps the last field into the removed one's place.
+        let order = (0..at).chain((at < last).then_some(last)).chain(at + 1..last);
+        let mut out = serializer.serialize_map(Some(last))?;
+        for i in order {
+            out.serialize_entry(entries[i].0, entries[i].1)?;
+        }
+        out.end()
+    }
 }
 
 /// Continue tokens carry the list's revision and the last key returned,
@@ -898,6 +943,28 @@ mod tests {
         assert!(decode_continue("!!!", "/p/").is_err());
         let evil = base64::engine::general_purpose::URL_SAFE.encode(r#"{"rv":1,"start":"../secrets/x"}"#);
         assert!(decode_continue(&evil, "/p/").is_err());
+    }
+
+    #[test]
+    fn encoding_drops_the_resource_version_as_removing_it_from_a_copy_would() {
+        let objects = [
+            json!({"kind": "Pod", "metadata": {"name": "a", "resourceVersion": "5", "uid": "u", "labels": {"x": "y"}}, "spec": {}}),
+            json!({"metadata": {"resourceVersion": "5", "name": "a"}}),
+            json!({"metadata": {"name": "a", "resourceVersion": "5"}}),
+            json!({"metadata": {"resourceVersion": "5"}}),
+            json!({"metadata": {"name": "a"}, "spec": {"metadata": {"resourceVersion": "kept"}}}),
+            json!({"metadata": "odd", "x": [1, 2]}),
+            json!({"kind": "NoMetadata"}),
+            json!([1, 2]),
+        ];
+        for obj in objects {
+            let mut copy = obj.clone();
+            if let Some(meta) = meta_mut(&mut copy) {
+                meta.remove("resourceVersion");
+            }
+            let want = serde_json::to_vec(&copy).unwrap();
+            assert_eq!(encode(&obj).unwrap(), Bytes::from(want), "{obj}");
+        }
     }
 
     #[test]

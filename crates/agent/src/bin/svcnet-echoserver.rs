@@ -12,12 +12,28 @@ use std::process::ExitCode;
 use svcnet_agent::echoserver::{EchoConfig, run};
 
 fn main() -> ExitCode {
-    // As `svcnet` logs: the same format, filtered by SVCNET_LOG.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SVCNET_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // As `svcnet` logs: the same format, filtered by SVCNET_LOG. Without
+    // it, a plain INFO level: what the filter "info" means, without
+    // parsing one (this program starts once per container).
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    match std::env::var_os("SVCNET_LOG") {
+        Some(_) => logs
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("SVCNET_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .init(),
+        None => logs.with_max_level(tracing::Level::INFO).init(),
+    }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One worker per CPU this process may run on, as Tokio's default, but
+    // read from the affinity mask alone: Tokio's own count also looks for
+    // a cgroup CPU quota (reading mountinfo and cgroup files at every
+    // start), which svcnet never sets on containers.
+    if let Ok(cpus) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        let count = (0..nix::sched::CpuSet::count()).filter(|&i| cpus.is_set(i).unwrap_or(false)).count();
+        runtime.worker_threads(count.max(1));
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("svcnet: cannot start the async runtime: {e}");

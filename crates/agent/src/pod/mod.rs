@@ -238,8 +238,9 @@ impl Runtime {
         });
         lock(&self.inner.pods).insert(run.uid.clone(), run.clone());
         let inner = self.inner.clone();
+        let starting = inner.recorder.starting();
         tokio::spawn(async move {
-            let writer = tokio::spawn(status_writer(inner.clone(), run.clone()));
+            let writer = tokio::spawn(status_writer(inner.clone(), run.clone(), starting));
             run_pod(&inner, &run).await;
             writer.abort();
             lock(&inner.pods).remove(&run.uid);
@@ -339,8 +340,10 @@ fn settled(s: &PodState) -> bool {
 }
 
 /// Sends the pod's status whenever it changes, one write at a time; the
-/// first once the pod settled or [`FIRST_REPORT_WITHIN`] passed.
-async fn status_writer(inner: Arc<Inner>, run: Arc<PodRun>) {
+/// first once the pod settled or [`FIRST_REPORT_WITHIN`] passed. Until
+/// that first write, `starting` holds the kubelet's Events back.
+async fn status_writer(inner: Arc<Inner>, run: Arc<PodRun>, starting: events::Starting) {
+    let mut starting = Some(starting);
     let api: Api<Pod> = Api::namespaced(inner.client.clone(), &run.namespace);
     let mut last = serde_json::Value::Null;
     let first_by = tokio::time::Instant::now() + FIRST_REPORT_WITHIN;
@@ -366,7 +369,10 @@ async fn status_writer(inner: Arc<Inner>, run: Arc<PodRun>) {
         }
         let patch = json!({ "metadata": { "uid": run.uid }, "status": status });
         match api.patch_status(&run.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(_) => last = status,
+            Ok(_) => {
+                last = status;
+                drop(starting.take());
+            }
             Err(e) if e.is_not_found() => return,
             Err(e) => {
                 tracing::warn!(pod = %run.name, error = %e, "writing pod status failed; retrying");

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::entries::{Entry, MAX_UPDATE_MANAGERS, Managed};
 use super::typed::{compare, fill_value_structs};
-use super::{Kind, Operation, UNKNOWN_MANAGER, managed_fields_of, set_managed_fields, stripped_fields, without_managed_fields};
+use super::{Kind, Operation, UNKNOWN_MANAGER, managed_fields_of, set_managed_fields, stripped_fields};
 
 /// Records in `new.metadata.managedFields` what a non-apply write by
 /// `manager` changed from `old` (`None` for a create).
@@ -33,7 +33,14 @@ use super::{Kind, Operation, UNKNOWN_MANAGER, managed_fields_of, set_managed_fie
 /// reset labels or owner references); entries of other apiVersions are
 /// read as if they were of the served one (one version is served per
 /// kind, so there is nothing to convert).
-pub fn track_update(old: Option<&Value>, new: &mut Value, manager: &str, subresource: Option<&str>, definition: &str, now: &str) {
+pub fn track_update(
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    subresource: Option<&str>,
+    definition: &str,
+    now: &str,
+) {
     if !track(old, new, manager, subresource.unwrap_or(""), definition, now) {
         set_managed_fields(new, old.and_then(managed_fields_of).cloned());
     }
@@ -57,10 +64,26 @@ fn track(old: Option<&Value>, new: &mut Value, manager: &str, subresource: &str,
     if managed.is_empty() && old.is_some() {
         return true;
     }
-    let old = old.map_or_else(|| json!({}), without_managed_fields);
+    let old = old.map_or_else(|| json!({}), |old| comparable(old, kind.ignored_field(subresource)));
     let managed = record_update(&kind, old, new, managed, manager, subresource, now);
     set_managed_fields(new, managed.encode());
     true
+}
+
+/// A copy of `object` to compare, without `metadata.managedFields` and
+/// without the top-level field `skip`.
+fn comparable(object: &Value, skip: Option<&str>) -> Value {
+    let Value::Object(map) = object else { return object.clone() };
+    let copy = map.iter().filter(|(key, _)| Some(key.as_str()) != skip).map(|(key, value)| {
+        let value = match value {
+            Value::Object(meta) if key == "metadata" => Value::Object(
+                meta.iter().filter(|(k, _)| *k != "managedFields").map(|(k, v)| (k.clone(), v.clone())).collect(),
+            ),
+            other => other.clone(),
+        };
+        (key.clone(), value)
+    });
+    Value::Object(copy.collect())
 }
 
 /// managedFields `[]` or `[{}]`: the client asks to clear them.
@@ -92,7 +115,14 @@ pub(crate) fn record_update(
     subresource: &str,
     now: &str,
 ) -> Managed {
-    let (mut before, mut after) = (old, new.clone());
+    // The field this write does not own (all of `spec` on a status write)
+    // is left out of both sides rather than filled, compared, and then
+    // dropped from the comparison: the result is the same.
+    let skip = kind.ignored_field(subresource);
+    let (mut before, mut after) = (old, comparable(new, skip));
+    if let (Some(field), Value::Object(map)) = (skip, &mut before) {
+        map.remove(field);
+    }
     fill_value_structs(&mut before, kind.ty);
     fill_value_structs(&mut after, kind.ty);
     let comparison = compare(Some(&before), Some(&after), kind.ty).exclude(&kind.ignored(subresource));
