@@ -20,6 +20,7 @@ pub fn apply(kind: &str, obj: &mut Value) {
         "Deployment" => deployment(obj),
         "ReplicaSet" => replica_set(obj),
         "StatefulSet" => stateful_set(obj),
+        "DaemonSet" => daemon_set(obj),
         "Secret" => set_default(obj, "type", json!("Opaque")),
         "Endpoints" => {
             for subset in array_mut(obj, "subsets") {
@@ -214,6 +215,23 @@ fn stateful_set(obj: &mut Value) {
     if let Some(policy) = spec.get_mut("persistentVolumeClaimRetentionPolicy") {
         set_default(policy, "whenDeleted", json!("Retain"));
         set_default(policy, "whenScaled", json!("Retain"));
+    }
+    template(obj);
+}
+
+fn daemon_set(obj: &mut Value) {
+    let Some(spec) = obj.get_mut("spec") else { return };
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    set_default(spec, "updateStrategy", json!({}));
+    if let Some(strategy) = spec.get_mut("updateStrategy") {
+        set_default(strategy, "type", json!("RollingUpdate"));
+        if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+            set_default(strategy, "rollingUpdate", json!({}));
+            if let Some(ru) = strategy.get_mut("rollingUpdate") {
+                set_default(ru, "maxUnavailable", json!(1));
+                set_default(ru, "maxSurge", json!(0));
+            }
+        }
     }
     template(obj);
 }

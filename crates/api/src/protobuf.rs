@@ -162,6 +162,7 @@ static KINDS: &[(&str, &str, &Message)] = &[
     ("apps/v1", "Deployment", &apps::DEPLOYMENT),
     ("apps/v1", "ReplicaSet", &apps::REPLICA_SET),
     ("apps/v1", "StatefulSet", &apps::STATEFUL_SET),
+    ("apps/v1", "DaemonSet", &apps::DAEMON_SET),
     ("apps/v1", "ControllerRevision", &apps::CONTROLLER_REVISION),
     ("networking.k8s.io/v1", "Ingress", &networking::INGRESS),
     ("networking.k8s.io/v1", "IngressClass", &networking::INGRESS_CLASS),

@@ -87,6 +87,8 @@ pub static RESOURCES: &[ResourceInfo] = &[
         categories: ["all"], status: true, scale: true, def: "io.k8s.api.apps.v1.ReplicaSet"),
     resource!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", short: ["sts"], namespaced: true,
         categories: ["all"], status: true, scale: true, def: "io.k8s.api.apps.v1.StatefulSet"),
+    resource!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", short: ["ds"], namespaced: true,
+        categories: ["all"], status: true, scale: false, def: "io.k8s.api.apps.v1.DaemonSet"),
     resource!("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", short: [],
         namespaced: true, categories: [], status: false, scale: false,
         def: "io.k8s.api.apps.v1.ControllerRevision"),

@@ -101,6 +101,7 @@ impl Schemas {
         generator.subschema_for::<apps::Deployment>();
         generator.subschema_for::<apps::ReplicaSet>();
         generator.subschema_for::<apps::StatefulSet>();
+        generator.subschema_for::<apps::DaemonSet>();
         generator.subschema_for::<apps::ControllerRevision>();
         generator.subschema_for::<networking::Ingress>();
         generator.subschema_for::<networking::IngressClass>();

@@ -39,6 +39,7 @@ fn definitions() -> &'static Map<String, Value> {
         add(apps::Deployment::schema_name(), &mut |g| drop(g.subschema_for::<apps::Deployment>()));
         add(apps::ReplicaSet::schema_name(), &mut |g| drop(g.subschema_for::<apps::ReplicaSet>()));
         add(apps::StatefulSet::schema_name(), &mut |g| drop(g.subschema_for::<apps::StatefulSet>()));
+        add(apps::DaemonSet::schema_name(), &mut |g| drop(g.subschema_for::<apps::DaemonSet>()));
         add(apps::ControllerRevision::schema_name(), &mut |g| drop(g.subschema_for::<apps::ControllerRevision>()));
         add(networking::Ingress::schema_name(), &mut |g| drop(g.subschema_for::<networking::Ingress>()));
         add(networking::IngressClass::schema_name(), &mut |g| drop(g.subschema_for::<networking::IngressClass>()));

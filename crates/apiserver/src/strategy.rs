@@ -131,7 +131,7 @@ impl Strategy for Generic {}
 /// Whether writes to this resource bump `metadata.generation` when the
 /// spec changes (controllers compare it with status.observedGeneration).
 pub fn tracks_generation(resource: &ResourceInfo) -> bool {
-    matches!(resource.plural, "deployments" | "replicasets" | "statefulsets" | "ingresses" | "ingressclasses" | "pods")
+    matches!(resource.plural, "deployments" | "replicasets" | "statefulsets" | "daemonsets" | "ingresses" | "ingressclasses" | "pods")
 }
 
 /// How an object's name must look, per kind.

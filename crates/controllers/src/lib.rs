@@ -5,6 +5,7 @@
 //! runtime that feeds them from watches and applies their output lives
 //! beside them.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;

@@ -219,6 +219,24 @@ fn readiness_taint(node: &Node) -> Option<&'static str> {
     }
 }
 
+/// Whether `pod` may run on `node` by the filters a DaemonSet's pods
+/// must pass (kube's `nodeShouldRunDaemonPod`): unschedulable, taints and
+/// node affinity; ports and resources are the scheduler's to check.
+pub fn daemon_pod_fits(node: &Node, pod: &Pod) -> bool {
+    let info = NodeInfo::new(node);
+    filters::unschedulable(&info, pod).is_none()
+        && filters::taints(&info, pod).is_none()
+        && filters::node_affinity(&info, pod)
+}
+
+/// Whether a daemon pod already on `node` may stay there (kube's
+/// `shouldContinueRunning`): its node selector and affinity still match.
+/// A NoSchedule taint, a NotReady node or `unschedulable` keep new daemon
+/// pods off, not the ones there.
+pub fn daemon_pod_may_stay(node: &Node, pod: &Pod) -> bool {
+    filters::node_affinity(&NodeInfo::new(node), pod)
+}
+
 /// The nodes and what is on them, as the scheduler decides from.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {

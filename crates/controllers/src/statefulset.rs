@@ -78,7 +78,7 @@ pub fn ordinal_of(set: &str, pod: &str) -> Option<i32> {
     rest.parse().ok()
 }
 
-fn is_running_and_ready(pod: &Pod) -> bool {
+pub(crate) fn is_running_and_ready(pod: &Pod) -> bool {
     let status = pod.status.as_ref();
     status.and_then(|s| s.phase.as_deref()) == Some("Running")
         && status
@@ -99,7 +99,7 @@ fn revision_of(pod: &Pod) -> &str {
 }
 
 /// The revision's data: kube's patch that puts its template back.
-fn revision_data(template: &PodTemplateSpec) -> serde_json::Value {
+pub(crate) fn revision_data(template: &PodTemplateSpec) -> serde_json::Value {
     let mut t = serde_json::to_value(template).unwrap_or_default();
     if let Some(m) = t.as_object_mut() {
         m.insert("$patch".into(), json!("replace"));

@@ -101,6 +101,7 @@ static LISTS: &[(&str, &[(&str, ListType)])] = &[
     ("io.k8s.api.apps.v1.DeploymentStatus", &[CONDITIONS]),
     ("io.k8s.api.apps.v1.ReplicaSetStatus", &[CONDITIONS]),
     ("io.k8s.api.apps.v1.StatefulSetStatus", &[CONDITIONS]),
+    ("io.k8s.api.apps.v1.DaemonSetStatus", &[CONDITIONS]),
     ("io.k8s.api.discovery.v1.Endpoint", &[("addresses", ListType::Set)]),
 ];
 
@@ -135,6 +136,7 @@ static VALUE_STRUCTS: &[(&str, &[&str])] = &[
     ("io.k8s.api.apps.v1.DeploymentSpec", &["strategy", "template"]),
     ("io.k8s.api.apps.v1.ReplicaSetSpec", &["template"]),
     ("io.k8s.api.apps.v1.StatefulSetSpec", &["template", "updateStrategy"]),
+    ("io.k8s.api.apps.v1.DaemonSetSpec", &["template", "updateStrategy"]),
     ("io.k8s.api.core.v1.PodTemplateSpec", &["metadata", "spec"]),
     ("io.k8s.api.core.v1.Container", &["resources"]),
     ("io.k8s.api.core.v1.EphemeralContainer", &["resources"]),

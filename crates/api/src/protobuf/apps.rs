@@ -153,3 +153,48 @@ pub(super) static CONTROLLER_REVISION: Message = Message::new("apps.v1.Controlle
     (2, "data", value(RAW_EXTENSION)),
     (3, "revision", always(INT64)),
 ]);
+
+pub(super) static DAEMON_SET: Message = Message::new("apps.v1.DaemonSet", &[
+    (1, "metadata", value(msg(&OBJECT_META))),
+    (2, "spec", value(msg(&DAEMON_SET_SPEC))),
+    (3, "status", value(msg(&DAEMON_SET_STATUS))),
+]);
+
+pub(super) static DAEMON_SET_SPEC: Message = Message::new("apps.v1.DaemonSetSpec", &[
+    (1, "selector", ptr_or_null(msg(&LABEL_SELECTOR))),
+    (2, "template", value(msg(&POD_TEMPLATE_SPEC))),
+    (3, "updateStrategy", value(msg(&DAEMON_SET_UPDATE_STRATEGY))),
+    (4, "minReadySeconds", value(INT32)),
+    (6, "revisionHistoryLimit", ptr(INT32)),
+]);
+
+pub(super) static DAEMON_SET_UPDATE_STRATEGY: Message = Message::new("apps.v1.DaemonSetUpdateStrategy", &[
+    (1, "type", value(STRING)),
+    (2, "rollingUpdate", ptr(msg(&ROLLING_UPDATE_DAEMON_SET))),
+]);
+
+pub(super) static ROLLING_UPDATE_DAEMON_SET: Message = Message::new("apps.v1.RollingUpdateDaemonSet", &[
+    (1, "maxUnavailable", ptr(INT_OR_STRING)),
+    (2, "maxSurge", ptr(INT_OR_STRING)),
+]);
+
+pub(super) static DAEMON_SET_STATUS: Message = Message::new("apps.v1.DaemonSetStatus", &[
+    (1, "currentNumberScheduled", always(INT32)),
+    (2, "numberMisscheduled", always(INT32)),
+    (3, "desiredNumberScheduled", always(INT32)),
+    (4, "numberReady", always(INT32)),
+    (5, "observedGeneration", value(INT64)),
+    (6, "updatedNumberScheduled", value(INT32)),
+    (7, "numberAvailable", value(INT32)),
+    (8, "numberUnavailable", value(INT32)),
+    (9, "collisionCount", ptr(INT32)),
+    (10, "conditions", list(msg(&DAEMON_SET_CONDITION))),
+]);
+
+pub(super) static DAEMON_SET_CONDITION: Message = Message::new("apps.v1.DaemonSetCondition", &[
+    (1, "type", always(STRING)),
+    (2, "status", always(STRING)),
+    (3, "lastTransitionTime", value(TIME)),
+    (4, "reason", value(STRING)),
+    (5, "message", value(STRING)),
+]);

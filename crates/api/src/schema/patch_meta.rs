@@ -109,6 +109,7 @@ static TABLE: &[(&str, &[(&str, PatchMeta)])] = &[
     ("io.k8s.api.apps.v1.DeploymentStatus", &[CONDITIONS]),
     ("io.k8s.api.apps.v1.ReplicaSetStatus", &[CONDITIONS]),
     ("io.k8s.api.apps.v1.StatefulSetStatus", &[CONDITIONS]),
+    ("io.k8s.api.apps.v1.DaemonSetStatus", &[CONDITIONS]),
 ];
 
 /// The patch metadata of `field` in the struct `definition`.

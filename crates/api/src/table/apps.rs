@@ -1,5 +1,5 @@
-//! Printers for apps/v1: Deployment, ReplicaSet, StatefulSet and
-//! ControllerRevision.
+//! Printers for apps/v1: Deployment, ReplicaSet, StatefulSet, DaemonSet
+//! and ControllerRevision.
 //!
 //! Both default a missing `spec.replicas` to 1, as API defaulting does before
 //! the Go printer ever sees the object.
@@ -7,7 +7,7 @@
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::value::{age, container_cells, int, s};
+use super::value::{age, container_cells, format_labels, int, s};
 use crate::selector::LabelSelector;
 
 fn desired_replicas(obj: &Value) -> i64 {
@@ -81,4 +81,29 @@ pub(super) fn controller_revision(cr: &Value, now: Timestamp) -> Vec<Value> {
         })
         .unwrap_or_else(|| "<none>".to_string());
     vec![json!(s(&cr["metadata"]["name"])), json!(owner), json!(int(&cr["revision"])), json!(age(cr, now))]
+}
+
+pub(super) fn daemon_set(ds: &Value, now: Timestamp) -> Vec<Value> {
+    let (names, images) = container_cells(&ds["spec"]["template"]["spec"]);
+    let selector = match LabelSelector::from_label_selector_json(&ds["spec"]["selector"]) {
+        Ok(sel) => match sel.to_string() {
+            s if s.is_empty() => "<none>".to_string(),
+            s => s,
+        },
+        Err(_) => "<error>".to_string(),
+    };
+    let status = &ds["status"];
+    vec![
+        json!(s(&ds["metadata"]["name"])),
+        json!(int(&status["desiredNumberScheduled"])),
+        json!(int(&status["currentNumberScheduled"])),
+        json!(int(&status["numberReady"])),
+        json!(int(&status["updatedNumberScheduled"])),
+        json!(int(&status["numberAvailable"])),
+        json!(format_labels(&ds["spec"]["template"]["spec"]["nodeSelector"])),
+        json!(age(ds, now)),
+        json!(names),
+        json!(images),
+        json!(selector),
+    ]
 }

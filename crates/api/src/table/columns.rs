@@ -241,6 +241,45 @@ pub(super) static STATEFUL_SET: [Column; 5] = [
     wide(col("Images", "string", IMAGES)),
 ];
 
+/// kube's `daemonSetColumnDefinitions`.
+pub(super) static DAEMON_SET: [Column; 11] = [
+    name_col(),
+    col(
+        "Desired",
+        "integer",
+        "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod). More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/",
+    ),
+    col(
+        "Current",
+        "integer",
+        "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod. More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/",
+    ),
+    col(
+        "Ready",
+        "integer",
+        "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition.",
+    ),
+    col("Up-to-date", "integer", "The total number of nodes that are running updated daemon pod"),
+    col(
+        "Available",
+        "integer",
+        "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)",
+    ),
+    col(
+        "Node Selector",
+        "string",
+        "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node. More info: https://kubernetes.io/docs/concepts/configuration/assign-pod-node/",
+    ),
+    age_col(),
+    wide(col("Containers", "string", CONTAINERS)),
+    wide(col("Images", "string", IMAGES)),
+    wide(col(
+        "Selector",
+        "string",
+        "A label query over pods that are managed by the daemon set. Must match in order to be controlled. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors",
+    )),
+];
+
 /// kube's `controllerRevisionColumnDefinition`.
 pub(super) static CONTROLLER_REVISION: [Column; 4] = [
     name_col(),

@@ -16,11 +16,15 @@ const NONNEGATIVE: &str = "must be greater than or equal to 0";
 pub(crate) enum Kind {
     Deployment,
     ReplicaSet,
+    DaemonSet,
 }
 
 pub(crate) fn validate(obj_: &Value, kind: Kind) -> Vec<FieldError> {
     let spec = obj(obj_, "spec");
     let path = Path::root("spec");
+    if kind == Kind::DaemonSet {
+        return daemonset_errors(spec, &path);
+    }
     let mut errs = Vec::new();
     // replicas is defaulted to 1.
     let replicas = int_of(spec, "replicas").unwrap_or(1);
@@ -57,6 +61,49 @@ pub(crate) fn validate_update(new: &Value, old: &Value, kind: Kind) -> Vec<Field
     if normalized_selector(ns) != normalized_selector(os) {
         let value = ns.cloned().unwrap_or(Value::Null);
         errs.push(FieldError::invalid("spec.selector", value, "field is immutable").go(go_selector(ns)));
+    }
+    errs
+}
+
+/// `ValidateDaemonSetSpec`.
+fn daemonset_errors(spec: &Value, path: &Path) -> Vec<FieldError> {
+    let mut errs = selector_and_template_errors(spec, path, "daemonset", "DaemonSet");
+    // kube words this one differently from the other workloads.
+    let deadline = path.child("template").child("spec").child("activeDeadlineSeconds");
+    for e in errs.iter_mut().filter(|e| e.field == String::from(&deadline)) {
+        let value = get(obj(obj(spec, "template"), "spec"), "activeDeadlineSeconds").cloned().unwrap_or(Value::Null);
+        *e = FieldError::invalid(&deadline, value, "activeDeadlineSeconds must be nil for daemonset");
+    }
+    errs.extend(nonnegative(spec, "minReadySeconds", path));
+    errs.extend(nonnegative(spec, "revisionHistoryLimit", path));
+    let strategy = obj(spec, "updateStrategy");
+    let sp = path.child("updateStrategy");
+    match str_or(strategy, "type", "RollingUpdate") {
+        "OnDelete" => {}
+        "RollingUpdate" => {
+            let ru = obj(strategy, "rollingUpdate");
+            let rp = sp.child("rollingUpdate");
+            let (one, zero) = (Value::from(1), Value::from(0));
+            let max_unavailable = get(ru, "maxUnavailable").unwrap_or(&one);
+            let max_surge = get(ru, "maxSurge").unwrap_or(&zero);
+            errs.extend(int_or_percent_errors(max_unavailable, &rp.child("maxUnavailable")));
+            errs.extend(int_or_percent_errors(max_surge, &rp.child("maxSurge")));
+            match (int_or_percent_value(max_unavailable) != 0, int_or_percent_value(max_surge) != 0) {
+                (true, true) => errs.push(
+                    FieldError::invalid(
+                        rp.child("maxSurge"),
+                        max_surge.clone(),
+                        "may not be set when maxUnavailable is non-zero",
+                    )
+                    .go(go_int_or_string(max_surge)),
+                ),
+                (false, false) => {
+                    errs.push(FieldError::required(rp.child("maxUnavailable"), "cannot be 0 when maxSurge is 0"))
+                }
+                _ => {}
+            }
+        }
+        other => errs.push(FieldError::not_supported(sp.child("type"), other, &["OnDelete", "RollingUpdate"])),
     }
     errs
 }

@@ -2,15 +2,15 @@
 //! and owners deleted with `propagationPolicy: Foreground` or `Orphan`
 //! (the `foregroundDeletion` / `orphan` finalizers) are finished, as
 //! kube-controller-manager's garbage collector does for the kinds svcnet
-//! serves: Pods owned by ReplicaSets and StatefulSets, ReplicaSets by
-//! Deployments, ControllerRevisions by StatefulSets, EndpointSlices by
+//! serves: Pods owned by ReplicaSets, StatefulSets and DaemonSets, ReplicaSets by
+//! Deployments, ControllerRevisions by both sets, EndpointSlices by
 //! Services and Endpoints.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::Resource;
-use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -62,6 +62,7 @@ pub fn spawn(inf: Arc<Informers>, client: Client) {
     wake_on!(inf.revisions, orphaned);
     wake_on!(inf.deployments, never);
     wake_on!(inf.statefulsets, never);
+    wake_on!(inf.daemonsets, never);
     wake_on!(inf.services, never);
     wake_on!(inf.endpoints, never);
     tokio::spawn(async move {
@@ -89,6 +90,7 @@ fn owner_exists(inf: &Informers, ns: Option<&str>, r: &OwnerReference) -> Option
         ("apps/v1", "Deployment") => Some(inf.deployments.store().get(&key).is_some_and(|o| uid(&o.metadata))),
         ("apps/v1", "ReplicaSet") => Some(inf.replicasets.store().get(&key).is_some_and(|o| uid(&o.metadata))),
         ("apps/v1", "StatefulSet") => Some(inf.statefulsets.store().get(&key).is_some_and(|o| uid(&o.metadata))),
+        ("apps/v1", "DaemonSet") => Some(inf.daemonsets.store().get(&key).is_some_and(|o| uid(&o.metadata))),
         ("v1", "Service") => Some(inf.services.store().get(&key).is_some_and(|o| uid(&o.metadata))),
         ("v1", "Endpoints") => Some(inf.endpoints.store().get(&key).is_some_and(|o| uid(&o.metadata))),
         ("v1", "Pod") => Some(inf.pods.store().get(&key).is_some_and(|o| uid(&o.metadata))),
@@ -114,6 +116,7 @@ enum Item {
     Slice(Arc<EndpointSlice>),
     Deployment(Arc<Deployment>),
     StatefulSet(Arc<StatefulSet>),
+    DaemonSet(Arc<DaemonSet>),
     Revision(Arc<ControllerRevision>),
     Service(Arc<Service>),
     Endpoints(Arc<Endpoints>),
@@ -127,6 +130,7 @@ impl Item {
             Item::Slice(o) => &o.metadata,
             Item::Deployment(o) => &o.metadata,
             Item::StatefulSet(o) => &o.metadata,
+            Item::DaemonSet(o) => &o.metadata,
             Item::Revision(o) => &o.metadata,
             Item::Service(o) => &o.metadata,
             Item::Endpoints(o) => &o.metadata,
@@ -140,6 +144,7 @@ impl Item {
             Item::Slice(_) => EndpointSlice::KIND,
             Item::Deployment(_) => Deployment::KIND,
             Item::StatefulSet(_) => StatefulSet::KIND,
+            Item::DaemonSet(_) => DaemonSet::KIND,
             Item::Revision(_) => ControllerRevision::KIND,
             Item::Service(_) => Service::KIND,
             Item::Endpoints(_) => Endpoints::KIND,
@@ -234,6 +239,7 @@ async fn pass(inf: &Informers, client: &Client) -> svcnet_client::Result<()> {
     owners.extend(inf.deployments.store().state().into_iter().map(Item::Deployment));
     owners.extend(inf.replicasets.store().state().into_iter().map(Item::ReplicaSet));
     owners.extend(inf.statefulsets.store().state().into_iter().map(Item::StatefulSet));
+    owners.extend(inf.daemonsets.store().state().into_iter().map(Item::DaemonSet));
     owners.extend(inf.services.store().state().into_iter().map(Item::Service));
     owners.extend(inf.endpoints.store().state().into_iter().map(Item::Endpoints));
     owners.extend(inf.pods.store().state().into_iter().map(Item::Pod));
@@ -284,6 +290,7 @@ async fn remove_finalizer(
         "Deployment" => patch_meta::<Deployment>(client, owner, patch).await,
         "ReplicaSet" => patch_meta::<ReplicaSet>(client, owner, patch).await,
         "StatefulSet" => patch_meta::<StatefulSet>(client, owner, patch).await,
+        "DaemonSet" => patch_meta::<DaemonSet>(client, owner, patch).await,
         "Service" => patch_meta::<Service>(client, owner, patch).await,
         "Pod" => patch_meta::<Pod>(client, owner, patch).await,
         "EndpointSlice" => patch_meta::<EndpointSlice>(client, owner, patch).await,

@@ -2,6 +2,7 @@
 //! controllers read, and one task group per controller, all talking to the
 //! API server through [`svcnet_client`]. Start at [`ControllerManager`].
 
+mod daemonsets;
 mod events;
 mod gc;
 mod loadbalancer;
@@ -13,7 +14,7 @@ mod workloads;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use svcnet_client::{Api, Client, Reflector, ReflectorConfig, ReflectorHandle};
@@ -31,6 +32,7 @@ pub struct Informers {
     pub deployments: ReflectorHandle<Deployment>,
     pub replicasets: ReflectorHandle<ReplicaSet>,
     pub statefulsets: ReflectorHandle<StatefulSet>,
+    pub daemonsets: ReflectorHandle<DaemonSet>,
     pub revisions: ReflectorHandle<ControllerRevision>,
 }
 
@@ -51,6 +53,7 @@ impl Informers {
             deployments: run(client),
             replicasets: run(client),
             statefulsets: run(client),
+            daemonsets: run(client),
             revisions: run(client),
         }
     }
@@ -65,6 +68,7 @@ impl Informers {
         self.deployments.store().wait_synced().await;
         self.replicasets.store().wait_synced().await;
         self.statefulsets.store().wait_synced().await;
+        self.daemonsets.store().wait_synced().await;
         self.revisions.store().wait_synced().await;
     }
 }
@@ -85,6 +89,8 @@ pub struct ControllerConfig {
     pub replicaset_workers: usize,
     /// `--concurrent-statefulset-syncs`.
     pub statefulset_workers: usize,
+    /// `--concurrent-daemonset-syncs`.
+    pub daemonset_workers: usize,
     /// The addresses the built-in LoadBalancer allocator hands out
     /// ([`crate::loadbalancer`]); `None` leaves LoadBalancer Services to
     /// another implementation. Default: [`crate::loadbalancer::DEFAULT_POOL`].
@@ -100,6 +106,7 @@ impl Default for ControllerConfig {
             deployment_workers: 5,
             replicaset_workers: 5,
             statefulset_workers: 5,
+            daemonset_workers: 2,
             lb_pool: Some(crate::loadbalancer::default_pool()),
         }
     }
@@ -128,6 +135,7 @@ impl ControllerManager {
         services::spawn_mirroring(informers.clone(), client.clone());
         workloads::spawn_replicasets(informers.clone(), client.clone(), recorder.clone(), config.replicaset_workers);
         statefulsets::spawn(informers.clone(), client.clone(), recorder.clone(), config.statefulset_workers);
+        daemonsets::spawn(informers.clone(), client.clone(), recorder.clone(), config.daemonset_workers);
         workloads::spawn_deployments(informers.clone(), client.clone(), recorder, config.deployment_workers);
         // kube-scheduler runs beside the controller manager; here it is
         // one more controller, reporting events as `default-scheduler`.

@@ -5,6 +5,7 @@ mod harness;
 
 mod auth;
 mod controllers;
+mod daemonsets;
 mod dns;
 mod durability;
 mod errors;

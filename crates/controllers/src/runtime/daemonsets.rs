@@ -1,0 +1,193 @@
+//! The DaemonSet controller's runtime: queue keys from informer changes
+//! (a node's change queues every set), reconcile with
+//! [`crate::daemonset`], write the actions (revisions first, then pods,
+//! then the status), record events.
+//!
+//! Daemon pods are created with `generateName`, so a pass on a snapshot
+//! that does not show a pod just created yet would make a second one for
+//! the same node. As kube-controller-manager's expectations do, a created
+//! pod is remembered until the informer shows it (or a minute passes),
+//! and its node counts as covered meanwhile.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use serde_json::json;
+use svcnet_client::{
+    Api, Client, DeleteParams, Notification, ObjectKey, Patch, PatchParams, PostParams, Preconditions,
+};
+
+use super::Informers;
+use super::events::{EventType, Recorder, reference};
+use super::queue::{Queue, feed_own_keys, feed_owner_keys};
+use crate::daemonset;
+use crate::deployment::PodRef;
+
+const RETRY: Duration = Duration::from_millis(500);
+const EXPECTATIONS_TTL: Duration = Duration::from_secs(60);
+
+/// Pods created and not yet seen, per set: (node, pod name, when).
+#[derive(Clone, Default)]
+struct Pending(Arc<Mutex<HashMap<ObjectKey, Vec<(String, String, Instant)>>>>);
+
+impl Pending {
+    /// The nodes whose pod is created but not yet in `pods`.
+    fn unseen_nodes(&self, key: &ObjectKey, pods: &svcnet_client::Store<Pod>) -> Vec<String> {
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = all.get_mut(key) else { return Vec::new() };
+        let ns = key.namespace.as_deref().unwrap_or("default");
+        list.retain(|(_, pod, at)| {
+            at.elapsed() < EXPECTATIONS_TTL && pods.get(&ObjectKey::namespaced(ns, pod)).is_none()
+        });
+        let nodes = list.iter().map(|(node, _, _)| node.clone()).collect();
+        if list.is_empty() {
+            all.remove(key);
+        }
+        nodes
+    }
+
+    fn created(&self, key: &ObjectKey, node: String, pod: String) {
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(key.clone()).or_default().push((node, pod, Instant::now()));
+    }
+}
+
+/// Runs the DaemonSet controller.
+pub fn spawn(inf: Arc<Informers>, client: Client, recorder: Recorder, workers: usize) {
+    let queue = Queue::default();
+    let pending = Pending::default();
+    feed_own_keys(&inf.daemonsets, &queue);
+    feed_owner_keys(&inf.pods, &inf.daemonsets, "DaemonSet", &queue);
+    feed_owner_keys(&inf.revisions, &inf.daemonsets, "DaemonSet", &queue);
+    {
+        // A node added, removed or relabelled can change every set.
+        let (inf, queue) = (inf.clone(), queue.clone());
+        let mut sub = inf.nodes.subscribe();
+        tokio::spawn(async move {
+            while let Some(n) = sub.recv().await {
+                if matches!(n, Notification::Changed(_) | Notification::Resync) {
+                    queue.add_all(&inf.daemonsets.store().state());
+                }
+            }
+        });
+    }
+    for _ in 0..workers {
+        let (inf, client, queue, recorder, pending) =
+            (inf.clone(), client.clone(), queue.clone(), recorder.clone(), pending.clone());
+        tokio::spawn(async move {
+            inf.wait_synced().await;
+            loop {
+                let key = queue.next().await;
+                if let Err(e) = sync(&inf, &client, &recorder, &pending, &key).await {
+                    tracing::debug!(error = %e, daemonset = ?key, "syncing daemonset failed; retrying");
+                    queue.add_after(key.clone(), RETRY);
+                }
+                queue.done(&key);
+            }
+        });
+    }
+}
+
+fn owned_by(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, uid: &str) -> bool {
+    meta.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == uid)
+}
+
+async fn sync(
+    inf: &Informers,
+    client: &Client,
+    recorder: &Recorder,
+    pending: &Pending,
+    key: &ObjectKey,
+) -> svcnet_client::Result<()> {
+    let Some(ds) = inf.daemonsets.store().get(key) else { return Ok(()) };
+    if ds.metadata.deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    let ns = key.namespace.as_deref().unwrap_or("default");
+    let uid = ds.metadata.uid.clone().unwrap_or_default();
+    let pods_store = inf.pods.store();
+    let unseen = pending.unseen_nodes(key, &pods_store);
+    let all_pods = pods_store.state();
+    let pods: Vec<&Pod> = all_pods
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns) && owned_by(&p.metadata, &uid))
+        .map(|p| p.as_ref())
+        .collect();
+    let all_nodes = inf.nodes.store().state();
+    let nodes: Vec<&Node> = all_nodes.iter().map(|n| n.as_ref()).collect();
+    let all_revisions = inf.revisions.store().state();
+    let revisions: Vec<&ControllerRevision> = all_revisions
+        .iter()
+        .filter(|r| r.metadata.namespace.as_deref() == Some(ns) && owned_by(&r.metadata, &uid))
+        .map(|r| r.as_ref())
+        .collect();
+    let mut actions = daemonset::reconcile_daemonset(&ds, &nodes, &pods, &revisions, jiff::Timestamp::now());
+    if !unseen.is_empty() {
+        // Created already; the informer has not shown it yet.
+        actions.create_pods.retain(|p| !daemonset::pod_node(p).is_some_and(|n| unseen.contains(&n)));
+        actions.status = None;
+    }
+
+    let revisions_api: Api<ControllerRevision> = Api::namespaced(client.clone(), ns);
+    for rev in &actions.create_revisions {
+        match revisions_api.create(&PostParams::default(), rev).await {
+            Ok(_) => {}
+            Err(e) if e.is_already_exists() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for (name, number) in &actions.renumber_revisions {
+        revisions_api.patch(name, &PatchParams::default(), &Patch::Merge(json!({ "revision": number }))).await?;
+    }
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let set_ref = reference("DaemonSet", "apps/v1", &ds.metadata);
+    for pod in &actions.create_pods {
+        match api.create(&PostParams::default(), pod).await {
+            Ok(created) => {
+                let name = created.metadata.name.clone().unwrap_or_default();
+                if let Some(node) = daemonset::pod_node(pod) {
+                    pending.created(key, node, name.clone());
+                }
+                recorder.record(set_ref.clone(), EventType::Normal, "SuccessfulCreate", format!("Created pod: {name}"));
+            }
+            Err(e) => {
+                recorder.record(set_ref.clone(), EventType::Warning, "FailedCreate", format!("Error creating: {e}"));
+                return Err(e);
+            }
+        }
+    }
+    for PodRef { name, uid, .. } in &actions.delete_pods {
+        let params = DeleteParams {
+            preconditions: uid.clone().map(|uid| Preconditions { uid: Some(uid), resource_version: None }),
+            ..DeleteParams::default()
+        };
+        match api.delete(name, &params).await {
+            Ok(_) => {
+                recorder.record(set_ref.clone(), EventType::Normal, "SuccessfulDelete", format!("Deleted pod: {name}"))
+            }
+            Err(e) if e.is_not_found() || e.is_conflict() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for name in &actions.delete_revisions {
+        match revisions_api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(status) = actions.status {
+        let ds_api: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
+        let mut next = (*ds).clone();
+        next.status = Some(status);
+        match ds_api.replace_status(&key.name, &PostParams::default(), &next).await {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() || e.is_conflict() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
