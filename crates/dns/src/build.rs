@@ -168,7 +168,6 @@ fn ready_endpoints<'a>(slices: &[&'a DnsSlice], publish_not_ready: bool) -> Vec<
     out
 }
 
-
 /// SRV weights as CoreDNS splits them: 100 shared among the records of
 /// one priority.
 fn weight(count: usize) -> u16 {

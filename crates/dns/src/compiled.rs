@@ -61,6 +61,7 @@ struct Built {
 /// memory):
 ///
 /// ```text
+/// PLAIN_NODATA or PLAIN_SLOW: u8 (nothing more), or
 /// otherwise: u8  (SLOW, NODATA or PREBUILT)   typed: u8
 /// per typed response, then the "otherwise" one (qtype 0) if PREBUILT:
 ///   qtype u16, RECORDS u8
@@ -92,6 +93,19 @@ pub(crate) struct Entry<'a> {
 const SLOW: u8 = 0;
 const NODATA: u8 = 1;
 const PREBUILT: u8 = 2;
+/// The whole entry, one byte: every type the name holds is answered with
+/// just its records (RECORDS), any other type as NODATA or SLOW says. Most
+/// names (an endpoint's A, a PTR, a pod, an empty non-terminal) are
+/// answered so, and save the 4 bytes per type of the long form.
+const PLAIN_NODATA: u8 = 3;
+const PLAIN_SLOW: u8 = 4;
+/// The most records a name answered by a plain entry may hold.
+const PLAIN_MAX_RECORDS: usize = 8;
+
+/// The answers of a name without records whose "any other type" is the
+/// zone's NODATA: what empty non-terminals get (`view.rs` stores those
+/// of `_tcp.<svc>` so).
+pub(crate) const PLAIN_NODATA_ENTRY: [u8; 1] = [PLAIN_NODATA];
 
 const RECORDS: u8 = 0;
 const FULL: u8 = 1;
@@ -267,6 +281,13 @@ impl<'a> Entry<'a> {
 
     #[inline]
     pub fn get(&self, qtype: u16) -> Option<Hit<'a>> {
+        if let plain @ (PLAIN_NODATA | PLAIN_SLOW) = self.bytes[0] {
+            if packed_records(self.node, self.table).any(|(t, _, _)| t == qtype) {
+                let (node, table) = (self.node, self.table);
+                return Some(Hit::Records(Records { rtype: qtype, node, table, additional: &[], additional_count: 0 }));
+            }
+            return (plain == PLAIN_NODATA).then_some(Hit::NoData);
+        }
         let mut at = 2;
         for _ in 0..self.bytes[1] {
             let (t, hit, next) = self.response_at(at);
@@ -351,7 +372,7 @@ impl Compiled {
             let mut prepared = (*view).clone();
             for slot in view.nodes.iter().filter(|s| s.rec.in_view()) {
                 let rec = &slot.rec;
-                let name = view.nodes.name_of(rec);
+                let name = view.nodes.name_of(&slot);
                 let entry = compile(&view, &template, &name, rec.node_bytes());
                 prepared.nodes.put(name.wire(), true, rec.node_bytes(), Some(&entry), None);
             }
@@ -435,6 +456,18 @@ pub(crate) fn compile(view: &ZoneView, template: &SoaTemplate, name: &Name, pack
         Some(p) if name.is_subdomain_of(view.zone()) => (Some(p), false),
         _ => (None, false),
     };
+    // A plain entry finds a type by walking the name's records, so it is
+    // kept to names with few: the A records of a big headless Service
+    // would make every AAAA query walk them all.
+    let records: usize = node.rrsets.iter().map(|r| r.data.len()).sum();
+    let plain = !cname
+        && records <= PLAIN_MAX_RECORDS
+        && otherwise.is_none()
+        && typed.len() == node.rrsets.len()
+        && typed.iter().all(|(_, t)| matches!(t, Typed::Records(add, _) if add.is_empty()));
+    if plain {
+        return vec![if nodata { PLAIN_NODATA } else { PLAIN_SLOW }];
+    }
     Entry::pack(&typed, otherwise.as_ref(), nodata)
 }
 

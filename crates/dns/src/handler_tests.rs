@@ -317,3 +317,38 @@ fn random_and_mutated_packets_never_panic() {
         }
     }
 }
+
+/// A name with many records is not given the one-byte plain entry, whose
+/// lookups walk the records: an AAAA query to a big headless Service
+/// (no named ports) must not scan its A records. Its answers stay those of
+/// the pure path either way.
+#[test]
+fn big_headless_names_keep_per_type_entries() {
+    for (n, plain) in [(2usize, true), (50, false)] {
+        let eps: Vec<String> = (0..n).map(|i| format!("10.2.0.{}", i + 1)).collect();
+        let eps: Vec<(&str, Option<&str>, bool)> = eps.iter().map(|a| (a.as_str(), None, true)).collect();
+        let cluster = Cluster {
+            services: vec![Arc::new(headless("default", "big", &[]))],
+            slices: vec![Arc::new(slice("default", "big", "big-1", &eps, &[]))],
+            ..Cluster::default()
+        };
+        let c = compiled_for(&cluster, false);
+        let name = Name::parse("big.default.svc.cluster.local").unwrap();
+        let entry = c.view.rec(name.wire()).and_then(|r| r.entry_bytes().map(<[u8]>::to_vec)).unwrap();
+        assert_eq!(entry.len() == 1, plain, "{n} endpoints: entry {entry:?}");
+        for qtype in [rtype::A, rtype::AAAA, rtype::TXT] {
+            let mut out = Vec::new();
+            handle(
+                &c,
+                &query(7, "big.default.svc.cluster.local", qtype, Some(1232)),
+                Transport::Udp,
+                MAX_UDP,
+                &mut out,
+            );
+            let m = Message::decode(&out).unwrap();
+            let want = if qtype == rtype::A { n } else { 0 };
+            assert_eq!(m.answers.len(), want, "{n} endpoints, type {qtype}");
+            assert_eq!(m.authority.len(), usize::from(want == 0), "NODATA carries the SOA");
+        }
+    }
+}

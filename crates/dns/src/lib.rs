@@ -41,6 +41,7 @@ pub mod name;
 mod objects;
 mod server;
 mod slot;
+mod store;
 mod table;
 #[doc(hidden)]
 pub mod testkit;

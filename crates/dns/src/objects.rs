@@ -283,7 +283,11 @@ impl From<SliceWire> for Watched<DnsSlice> {
                 .ports
                 .unwrap_or_default()
                 .into_iter()
-                .map(|p| DnsEndpointPort { name: boxed(p.name), port: p.port, protocol: Protocol::from_wire(p.protocol) })
+                .map(|p| DnsEndpointPort {
+                    name: boxed(p.name),
+                    port: p.port,
+                    protocol: Protocol::from_wire(p.protocol),
+                })
                 .collect(),
         };
         Watched { metadata: trimmed(w.metadata), object }

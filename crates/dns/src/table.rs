@@ -1,7 +1,7 @@
 //! [`Table`]: the persistent map from names to [`Rec`]s behind the zone
 //! view: one entry per name, holding the name, its records and its
-//! prepared answers in one allocation, with the zone's reference count of
-//! the name beside it.
+//! prepared answers in consecutive bytes of its shard, with the zone's
+//! reference count of the name beside it.
 //!
 //! The map is split into [`SHARDS`] shards, each behind its own `Arc`.
 //! Cloning a table copies the shard pointers, not the entries; a write
@@ -12,12 +12,25 @@
 //! half-applied update, and a change costs the size of a shard (a few
 //! dozen entries at 60,000 names), not of the zone.
 //!
-//! A shard is a vector of 24-byte [`Slot`]s sorted by hash, kept at exact
-//! capacity: a lookup is a binary search over a few dozen hashes, and the
-//! zone pays for neither a hash map's empty buckets nor a key beside each
-//! value (the name is inside the record). The record holds its name less
+//! A shard is a vector of 16-byte places sorted by hash, and one byte
+//! vector holding its records back to back, both kept at exact capacity:
+//! a lookup is a binary search over a few dozen hashes, and the zone pays
+//! for neither a hash map's empty buckets nor a key beside each value (the
+//! name is inside the record), nor an allocation per name (its reference
+//! counts, malloc's header and rounding: about 40 bytes a name, more than
+//! most names' records). A write moves the bytes after the record it
+//! changes: tens of kilobytes in a big zone, about the size of the copy a
+//! shared shard needs anyway. The record holds its name less
 //! the longest of a few suffixes most names share (`svc.<zone>`, `pod.<zone>`, `<zone>`,
 //! the reverse zones): a lookup compares the two parts.
+//!
+//! The empty non-terminals `_tcp.<svc>`, `_udp.<svc>` and `_sctp.<svc>` (there to answer
+//! NODATA above `_http._tcp.<svc>`) are not names of their own: while
+//! the parent is stored and the child has no records, the child's state
+//! and count are a few bytes of the parent's record ([`Rec`]'s children),
+//! and a lookup that misses a `_tcp.`, `_udp.` or `_sctp.` name looks for
+//! it there. A child that gets records, or whose parent goes first, moves
+//! to a slot of its own; readers see the same names either way.
 //!
 //! [`SeededState`] is the hasher of the hot path, shared with the rest of
 //! the crate.
@@ -26,23 +39,107 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use crate::name::Name;
-use crate::view::Rec;
+use crate::view::{CHILD_ENTRY, CHILD_LABELS, Child, Children, Rec};
 
 /// Shards per table: a power of two. Fixed, so that a table never needs
-/// re-sharding; an empty shard costs one small allocation.
+/// re-sharding; an empty shard costs one small allocation (its `Arc`).
 pub(crate) const SHARDS: usize = 1024;
 
-/// One name of the table: its record, the name's hash (the shard's sort
-/// key) and how many contributions of the live zone hold the name (zero
-/// in views built whole; the updater's bookkeeping, ignored by readers).
-#[derive(Clone)]
-pub(crate) struct Slot {
-    pub rec: Rec,
-    hash: u32,
+/// One name of the table as read: its record and how many contributions
+/// of the live zone hold the name (zero in views built whole; the
+/// updater's bookkeeping, ignored by readers).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Slot<'a> {
+    pub rec: Rec<'a>,
     pub count: u32,
+    /// For a child held in its parent's record (`view.rs`): the parent's
+    /// record and the child's [`CHILD_LABELS`] index.
+    of: Option<(Rec<'a>, usize)>,
 }
 
-type Shard = Arc<Vec<Slot>>;
+/// Where a name's record is in its shard: the name's hash (the shard's
+/// sort key), its count, and its bytes.
+#[derive(Clone, Copy)]
+struct Place {
+    hash: u32,
+    count: u32,
+    at: u32,
+    len: u32,
+}
+
+/// Names sorted by hash, and their records back to back (in no order).
+#[derive(Clone, Default)]
+struct Shard {
+    places: Vec<Place>,
+    bytes: Vec<u8>,
+}
+
+impl Shard {
+    #[inline]
+    fn rec(&self, p: &Place) -> Rec<'_> {
+        Rec::from_bytes(&self.bytes[p.at as usize..(p.at + p.len) as usize])
+    }
+
+    #[inline]
+    fn slot(&self, p: &Place) -> Slot<'_> {
+        Slot { rec: self.rec(p), count: p.count, of: None }
+    }
+
+    /// The slot and the slots of the children it holds.
+    fn slots<'s>(&'s self, p: &Place) -> impl Iterator<Item = Slot<'s>> + 's {
+        let rec = self.rec(p);
+        let children = rec.children();
+        std::iter::once(self.slot(p)).chain(
+            (0..children.len())
+                .filter_map(move |i| children[i].map(|c| Slot { rec: c.rec(), count: c.count, of: Some((rec, i)) })),
+        )
+    }
+
+    /// Shifts the records stored after `at` by `delta` bytes.
+    fn shift_after(&mut self, at: u32, delta: i64) {
+        for p in &mut self.places {
+            if p.at > at {
+                // Shard bytes: far below 4 GiB.
+                p.at = (i64::from(p.at) + delta) as u32;
+            }
+        }
+    }
+
+    /// Replaces the record of place `i` by `new`.
+    fn replace(&mut self, i: usize, new: &[u8]) {
+        let Place { at, len, .. } = self.places[i];
+        let range = at as usize..(at + len) as usize;
+        if new.len() == len as usize {
+            self.bytes[range].copy_from_slice(new);
+            return;
+        }
+        if new.len() > len as usize {
+            self.bytes.reserve_exact(new.len() - len as usize);
+        }
+        self.bytes.splice(range, new.iter().copied());
+        self.shift_after(at, new.len() as i64 - i64::from(len));
+        self.places[i].len = new.len() as u32;
+        self.bytes.shrink_to_fit();
+    }
+
+    fn insert(&mut self, i: usize, hash: u32, count: u32, new: &[u8]) {
+        // Exact capacity: most shards are written rarely, and a doubled
+        // vector would leave half of itself empty.
+        self.places.reserve_exact(1);
+        self.bytes.reserve_exact(new.len());
+        let at = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(new);
+        self.places.insert(i, Place { hash, count, at, len: new.len() as u32 });
+    }
+
+    fn remove(&mut self, i: usize) {
+        let Place { at, len, .. } = self.places.remove(i);
+        self.bytes.drain(at as usize..(at + len) as usize);
+        self.shift_after(at, -i64::from(len));
+        self.places.shrink_to_fit();
+        self.bytes.shrink_to_fit();
+    }
+}
 
 /// A name-keyed map whose clones share unchanged shards.
 pub(crate) struct Table {
@@ -50,7 +147,7 @@ pub(crate) struct Table {
     /// The suffixes records leave out, longest first; a record's suffix
     /// number `n > 0` is `suffixes[n - 1]`.
     suffixes: Arc<[Box<[u8]>]>,
-    shards: Vec<Shard>,
+    shards: Vec<Arc<Shard>>,
     len: usize,
 }
 
@@ -85,7 +182,7 @@ impl Table {
         Table {
             route: SeededState::new(),
             suffixes: suffixes.into(),
-            shards: (0..SHARDS).map(|_| Arc::new(Vec::new())).collect(),
+            shards: (0..SHARDS).map(|_| Arc::new(Shard::default())).collect(),
             len: 0,
         }
     }
@@ -124,26 +221,108 @@ impl Table {
 
     /// Whether `rec` is the record of the name `key`.
     #[inline]
-    fn is_of(&self, rec: &Rec, key: &[u8]) -> bool {
+    fn is_of(&self, rec: Rec<'_>, key: &[u8]) -> bool {
         let (prefix, suffix) = (rec.prefix(), self.suffix(rec.suffix()));
         key.len() == prefix.len() + suffix.len() && key[..prefix.len()] == *prefix && key[prefix.len()..] == *suffix
     }
 
-    /// The name of a record of this table.
-    pub fn name_of(&self, rec: &Rec) -> Name {
+    /// The name of a slot of this table.
+    pub fn name_of(&self, slot: &Slot<'_>) -> Name {
         let mut wire = Vec::with_capacity(64);
+        let rec = match slot.of {
+            Some((parent, i)) => {
+                wire.extend_from_slice(CHILD_LABELS[i]);
+                parent
+            }
+            None => slot.rec,
+        };
         wire.extend_from_slice(rec.prefix());
         wire.extend_from_slice(self.suffix(rec.suffix()));
         Name::from_wire_unchecked(&wire)
+    }
+
+    /// The child index and parent of a name that can be held as a child
+    /// (`_tcp.<parent>` and the like).
+    #[inline]
+    fn child_of(key: &[u8]) -> Option<(usize, &[u8])> {
+        CHILD_LABELS
+            .iter()
+            .position(|l| key.len() > l.len() && key.starts_with(l))
+            .map(|i| (i, &key[CHILD_LABELS[i].len()..]))
+    }
+
+    /// Sets the children of the stored name `key` (which is there).
+    fn set_children(&mut self, key: &[u8], children: &Children) {
+        let (s, hash) = self.locate(key);
+        let Ok(i) = self.find(&self.shards[s], hash, key) else { return };
+        let shard = &self.shards[s];
+        let rec = shard.rec(&shard.places[i]);
+        let new = Rec::encode(rec.prefix(), rec.suffix(), rec.in_view(), rec.node_bytes(), rec.entry_bytes(), children);
+        Arc::make_mut(&mut self.shards[s]).replace(i, &new);
     }
 
     /// Stores the records `node` (packed) and prepared answers `entry` of
     /// the name `key` (which need not be `in_view` yet), replacing what it
     /// had; the count is set if `count` is `Some`, else kept (0 for a new
     /// name). Returns the count.
+    ///
+    /// An empty non-terminal that can be a child (`_tcp.<parent>`, without
+    /// records, its answers none yet or the zone's NODATA) is kept in its
+    /// parent's record when the parent is stored, and a child that gets
+    /// records moves out to a slot of its own.
     pub fn put(&mut self, key: &[u8], in_view: bool, node: &[u8], entry: Option<&[u8]>, count: Option<u32>) -> u32 {
+        let mut count = count;
+        if let (Err(_), Some((i, parent))) = (self.find_key(key), Table::child_of(key)) {
+            if let Some(mut children) = self.get_stored(parent).map(|p| p.rec.children()) {
+                if node.is_empty() && entry.is_none_or(|e| e == CHILD_ENTRY) {
+                    let was = children[i];
+                    let count = count.or(was.map(|c| c.count)).unwrap_or(0);
+                    children[i] = Some(Child { in_view, has_entry: entry.is_some(), count });
+                    self.set_children(parent, &children);
+                    if was.is_none() {
+                        self.len += 1;
+                    }
+                    return count;
+                }
+                if let Some(was) = children[i].take() {
+                    self.set_children(parent, &children);
+                    self.len -= 1;
+                    count = count.or(Some(was.count));
+                }
+            }
+        }
         let (prefix, suffix) = self.split(key);
-        self.insert_counted(key, Rec::new(prefix, suffix, in_view, node, entry), count)
+        let (s, hash) = self.locate(key);
+        let found = self.find(&self.shards[s], hash, key);
+        let children = match found {
+            Ok(i) => self.shards[s].rec(&self.shards[s].places[i]).children(),
+            Err(_) => Children::default(),
+        };
+        let rec = Rec::encode(prefix, suffix, in_view, node, entry, &children);
+        let shard = Arc::make_mut(&mut self.shards[s]);
+        match found {
+            Ok(i) => {
+                shard.replace(i, &rec);
+                let place = &mut shard.places[i];
+                if let Some(c) = count {
+                    place.count = c;
+                }
+                place.count
+            }
+            Err(at) => {
+                let count = count.unwrap_or(0);
+                shard.insert(at, hash, count, &rec);
+                self.len += 1;
+                count
+            }
+        }
+    }
+
+    /// Where `key` is stored in its shard.
+    #[inline]
+    fn find_key(&self, key: &[u8]) -> Result<usize, usize> {
+        let (s, hash) = self.locate(key);
+        self.find(&self.shards[s], hash, key)
     }
 
     /// The shard of `key` and its hash inside the shard.
@@ -157,11 +336,12 @@ impl Table {
 
     /// Where `key` is in `shard`: `Ok(index)`, or `Err(where it goes)`.
     #[inline]
-    fn find(&self, shard: &[Slot], hash: u32, key: &[u8]) -> Result<usize, usize> {
-        let mut i = shard.partition_point(|s| s.hash < hash);
+    fn find(&self, shard: &Shard, hash: u32, key: &[u8]) -> Result<usize, usize> {
+        let places = &shard.places;
+        let mut i = places.partition_point(|p| p.hash < hash);
         let at = i;
-        while i < shard.len() && shard[i].hash == hash {
-            if self.is_of(&shard[i].rec, key) {
+        while i < places.len() && places[i].hash == hash {
+            if self.is_of(shard.rec(&places[i]), key) {
                 return Ok(i);
             }
             i += 1;
@@ -169,19 +349,43 @@ impl Table {
         Err(at)
     }
 
+    /// The slot of `key`, stored or held as a child of its parent.
     #[inline]
-    pub fn get(&self, key: &[u8]) -> Option<&Slot> {
-        let (s, hash) = self.locate(key);
-        let shard = &self.shards[s];
-        self.find(shard, hash, key).ok().map(|i| &shard[i])
+    pub fn get(&self, key: &[u8]) -> Option<Slot<'_>> {
+        if let Some(slot) = self.get_stored(key) {
+            return Some(slot);
+        }
+        let (i, parent) = Table::child_of(key)?;
+        let p = self.get_stored(parent)?;
+        let c = p.rec.children()[i]?;
+        Some(Slot { rec: c.rec(), count: c.count, of: Some((p.rec, i)) })
     }
 
-    /// The slot of `key` to change in place, copying its shard first if
-    /// another version still holds it (only when the key is there).
-    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Slot> {
+    #[inline]
+    fn get_stored(&self, key: &[u8]) -> Option<Slot<'_>> {
         let (s, hash) = self.locate(key);
-        let i = self.find(&self.shards[s], hash, key).ok()?;
-        Some(&mut Arc::make_mut(&mut self.shards[s])[i])
+        let shard = &*self.shards[s];
+        self.find(shard, hash, key).ok().map(|i| shard.slot(&shard.places[i]))
+    }
+
+    /// Adds one to the count of `key` (`up`) or takes one off (not below
+    /// zero), copying its shard first if another version still holds it.
+    /// Returns the new count, or `None` if the name is not there.
+    pub fn bump(&mut self, key: &[u8], up: bool) -> Option<u32> {
+        let step = |c: u32| if up { c.saturating_add(1) } else { c.saturating_sub(1) };
+        let (s, hash) = self.locate(key);
+        if let Ok(i) = self.find(&self.shards[s], hash, key) {
+            let count = &mut Arc::make_mut(&mut self.shards[s]).places[i].count;
+            *count = step(*count);
+            return Some(*count);
+        }
+        let (i, parent) = Table::child_of(key)?;
+        let mut children = self.get_stored(parent)?.rec.children();
+        let c = children[i].as_mut()?;
+        c.count = step(c.count);
+        let count = c.count;
+        self.set_children(parent, &children);
+        Some(count)
     }
 
     pub fn len(&self) -> usize {
@@ -192,6 +396,13 @@ impl Table {
         self.len == 0
     }
 
+    /// How many names have slots of their own (the others are children
+    /// held in their parents' records).
+    #[cfg(test)]
+    pub fn stored(&self) -> usize {
+        self.shards.iter().map(|s| s.places.len()).sum()
+    }
+
     /// How many shards two versions share.
     #[cfg(test)]
     pub fn shared_shards(&self, other: &Table) -> usize {
@@ -199,46 +410,38 @@ impl Table {
     }
 
     /// Every slot, shard by shard: in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &Slot> {
-        self.shards.iter().flat_map(|s| s.iter())
+    pub fn iter(&self) -> impl Iterator<Item = Slot<'_>> {
+        self.shards.iter().flat_map(|s| s.places.iter().flat_map(|p| s.slots(p)))
     }
 
-    /// Inserts `rec` (of the name `key`), or replaces the record there,
-    /// setting the count if `count` is `Some`.
-    fn insert_counted(&mut self, key: &[u8], rec: Rec, count: Option<u32>) -> u32 {
+    /// Removes, copying the shard only if the key is there. Returns
+    /// whether the name was in the view.
+    pub fn remove(&mut self, key: &[u8]) -> Option<bool> {
         let (s, hash) = self.locate(key);
-        let found = self.find(&self.shards[s], hash, key);
-        let shard = Arc::make_mut(&mut self.shards[s]);
-        match found {
-            Ok(i) => {
-                let slot = &mut shard[i];
-                slot.rec = rec;
-                if let Some(c) = count {
-                    slot.count = c;
-                }
-                slot.count
-            }
-            Err(at) => {
-                // Exact capacity: most shards are written rarely, and a
-                // doubled vector would leave half of itself empty.
-                shard.reserve_exact(1);
-                let count = count.unwrap_or(0);
-                shard.insert(at, Slot { rec, hash, count });
-                self.len += 1;
-                count
-            }
-        }
-    }
-
-    /// Removes, copying the shard only if the key is there.
-    pub fn remove(&mut self, key: &[u8]) -> Option<Slot> {
-        let (s, hash) = self.locate(key);
-        let i = self.find(&self.shards[s], hash, key).ok()?;
-        let shard = Arc::make_mut(&mut self.shards[s]);
-        let old = shard.remove(i);
-        shard.shrink_to_fit();
+        let Ok(i) = self.find(&self.shards[s], hash, key) else {
+            let (i, parent) = Table::child_of(key)?;
+            let mut children = self.get_stored(parent)?.rec.children();
+            let was = children[i].take()?;
+            self.set_children(parent, &children);
+            self.len -= 1;
+            return Some(was.in_view);
+        };
+        let rec = self.shards[s].rec(&self.shards[s].places[i]);
+        let in_view = rec.in_view();
+        let children = rec.children();
+        Arc::make_mut(&mut self.shards[s]).remove(i);
         self.len -= 1;
-        Some(old)
+        // Children outlive their parent only between two steps of an
+        // update; they move to slots of their own meanwhile.
+        for (i, c) in children.iter().enumerate() {
+            let Some(c) = c else { continue };
+            let mut wire = CHILD_LABELS[i].to_vec();
+            wire.extend_from_slice(key);
+            self.len -= 1;
+            let entry = c.has_entry.then_some(&CHILD_ENTRY[..]);
+            self.put(&wire, c.in_view, &[], entry, Some(c.count));
+        }
+        Some(in_view)
     }
 }
 
@@ -337,9 +540,58 @@ mod tests {
         for i in (0..5000).filter(|i| *i != 2) {
             assert!(tag(&t, &format!("s{i}.example")).is_some(), "s{i}");
         }
-        t.get_mut(Name::parse("s3.example").unwrap().wire()).unwrap().count = 4;
+        for _ in 0..4 {
+            t.bump(Name::parse("s3.example").unwrap().wire(), true);
+        }
         assert_eq!(put(&mut t, "s3.example", 1), 4);
         assert_eq!(before.get(Name::parse("s3.example").unwrap().wire()).unwrap().count, 0);
+    }
+
+    fn wire(s: &str) -> Vec<u8> {
+        Name::parse(s).unwrap().wire().to_vec()
+    }
+
+    #[test]
+    fn empty_protocol_names_are_held_in_their_parents_record_while_they_can_be() {
+        let mut t = Table::for_zone(&Name::parse("cluster.local").unwrap());
+        let (svc, tcp) = (wire("web.a.svc.cluster.local"), wire("_tcp.web.a.svc.cluster.local"));
+        // Before its parent: a slot of its own.
+        t.put(&tcp, false, &[], None, Some(1));
+        assert_eq!((t.len(), t.stored()), (1, 1));
+        t.remove(&tcp);
+        t.put(&svc, false, &[], None, Some(1));
+        assert_eq!(t.put(&tcp, false, &[], None, Some(1)), 1);
+        assert_eq!((t.len(), t.stored()), (2, 1));
+        assert_eq!(t.bump(&tcp, true), Some(2));
+        // The parent's records change: the child stays.
+        t.put(&svc, true, &[0, 1, 0, 4, 10, 0, 0, 1], None, None);
+        t.put(&tcp, true, &[], Some(&CHILD_ENTRY), None);
+        let slot = t.get(&tcp).unwrap();
+        assert_eq!((slot.count, slot.rec.in_view(), slot.rec.entry_bytes()), (2, true, Some(&CHILD_ENTRY[..])));
+        assert_eq!(t.name_of(&slot), Name::parse("_tcp.web.a.svc.cluster.local").unwrap());
+        assert_eq!(t.get(&svc).unwrap().rec.node_bytes(), &[0, 1, 0, 4, 10, 0, 0, 1]);
+        assert!(t.get(&wire("_udp.web.a.svc.cluster.local")).is_none());
+        assert!(t.get(&wire("_tcp.other.a.svc.cluster.local")).is_none());
+        assert_eq!(t.iter().count(), 2);
+        // Records at the child: a slot of its own, count kept.
+        t.put(&tcp, true, &[0, 1, 0, 4, 10, 0, 0, 2], None, None);
+        assert_eq!((t.len(), t.stored()), (2, 2));
+        assert_eq!(t.get(&tcp).unwrap().count, 2);
+        t.put(&tcp, true, &[], None, None);
+        t.remove(&tcp);
+        // A parent removed before its child: the child moves out.
+        t.put(&tcp, true, &[], Some(&CHILD_ENTRY), Some(3));
+        assert_eq!((t.len(), t.stored()), (2, 1));
+        let before = t.clone();
+        assert_eq!(t.remove(&svc), Some(true));
+        assert_eq!((t.len(), t.stored()), (1, 1));
+        let slot = t.get(&tcp).unwrap();
+        assert_eq!((slot.count, slot.rec.in_view(), slot.rec.entry_bytes()), (3, true, Some(&CHILD_ENTRY[..])));
+        assert_eq!(t.remove(&tcp), Some(true));
+        assert!(t.is_empty());
+        // The version before is untouched.
+        assert_eq!(before.get(&tcp).unwrap().count, 3);
+        assert_eq!(before.len(), 2);
     }
 
     #[test]
@@ -363,7 +615,7 @@ mod tests {
             let name = Name::parse(n).unwrap();
             let slot = t.get(name.wire()).unwrap_or_else(|| panic!("{n}"));
             assert_eq!((slot.rec.prefix(), slot.rec.node_bytes()[0]), (&prefix[..], i as u8), "{n}");
-            assert_eq!(t.name_of(&slot.rec), name);
+            assert_eq!(t.name_of(&slot), name);
         }
         for absent in ["eb.ns.svc.cluster.local", "web.ns.cluster.local", "ns.svc.cluster.local", "local", "arpa"] {
             assert!(t.get(Name::parse(absent).unwrap().wire()).is_none(), "{absent}");

@@ -77,17 +77,18 @@ impl Node {
     }
 }
 
-/// One name as the view stores it, in one shared allocation: the name,
-/// its records (`rtype u16, length u16, data` each, names in canonical
-/// wire form) and its prepared answers (`compiled.rs`), instead of a key,
-/// a node, its RRsets, a 64-byte [`RData`] each and a separate table of
-/// answers. A view holds tens of thousands of names, most with one
-/// record; records are read back as a [`Node`] only to prepare answers
-/// and on the slow path.
+/// One name as the view stores it, in a few dozen contiguous bytes of
+/// its table shard (`table.rs`): the name, its records (`rtype u16,
+/// length u16, data` each, names in canonical wire form) and its prepared
+/// answers (`compiled.rs`), instead of a key, a node, its RRsets, a
+/// 64-byte [`RData`] each and a separate table of answers. A view holds
+/// tens of thousands of names, most with one record; records are read
+/// back as a [`Node`] only to prepare answers and on the slow path.
 ///
 /// ```text
-/// prefix length u8, suffix u8, name prefix, state u8 (IN_VIEW, HAS_ENTRY),
-/// records length u32, records, prepared answers (to the end, if HAS_ENTRY)
+/// prefix length u8, suffix u8, name prefix, state u8 (IN_VIEW, HAS_ENTRY, CHILDREN),
+/// [if CHILDREN: mask u8, then per child in the mask: state u8, count (LEB128)]
+/// records length (LEB128), records, prepared answers (to the end, if HAS_ENTRY)
 /// ```
 ///
 /// The name is stored without the longest of its table's common suffixes
@@ -95,48 +96,143 @@ impl Node {
 /// `table.rs`), which
 /// every name of a Service ends with: the table puts it back.
 ///
+/// The children are the empty non-terminals `_tcp`, `_udp` and `_sctp`
+/// right below the name ([`CHILD_LABELS`]): a Service with named ports has
+/// one or two (`_tcp.<svc>` above `_http._tcp.<svc>`), each of which
+/// exists only to answer NODATA. The table keeps such a child inside its
+/// parent's record, as its state and the zone's count of it, instead of as
+/// a name of its own (`table.rs`).
+///
 /// A name the live zone holds but has not published yet is not IN_VIEW:
 /// readers never see one (a publish settles every such name), and the
 /// view's reads skip it anyway.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Rec(Arc<[u8]>);
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rec<'a>(&'a [u8]);
 
 const IN_VIEW: u8 = 1;
 const HAS_ENTRY: u8 = 2;
+const CHILDREN: u8 = 4;
 
-impl std::fmt::Debug for Rec {
+/// The first labels of the empty non-terminals a record can hold as
+/// children, in wire form.
+pub(crate) const CHILD_LABELS: [&[u8]; 3] = [b"\x04_tcp", b"\x04_udp", b"\x05_sctp"];
+
+/// The prepared answers of a child: "any other type" is the zone's NODATA
+/// (`compiled.rs`), and there is no type it has records of.
+pub(crate) const CHILD_ENTRY: [u8; 1] = crate::compiled::PLAIN_NODATA_ENTRY;
+
+/// The records of children, by state (IN_VIEW | HAS_ENTRY): no name, no
+/// records, [`CHILD_ENTRY`].
+static CHILD_RECS: [[u8; 5]; 4] = [
+    [0, 0, 0, 0, CHILD_ENTRY[0]],
+    [0, 0, IN_VIEW, 0, CHILD_ENTRY[0]],
+    [0, 0, HAS_ENTRY, 0, CHILD_ENTRY[0]],
+    [0, 0, IN_VIEW | HAS_ENTRY, 0, CHILD_ENTRY[0]],
+];
+
+/// A child held in its parent's record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Child {
+    pub in_view: bool,
+    pub has_entry: bool,
+    pub count: u32,
+}
+
+impl Child {
+    /// The record readers see for it (its name is the parent's, after
+    /// the child's label).
+    pub fn rec(&self) -> Rec<'static> {
+        Rec(&CHILD_RECS[usize::from(self.in_view) | usize::from(self.has_entry) << 1])
+    }
+}
+
+/// The children of a record, by [`CHILD_LABELS`] index.
+pub(crate) type Children = [Option<Child>; 3];
+
+impl std::fmt::Debug for Rec<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rec")
             .field("prefix", &self.prefix())
             .field("suffix", &self.suffix())
             .field("in_view", &self.in_view())
+            .field("children", &self.children())
             .field("node", &self.node_bytes())
             .field("entry", &self.entry_bytes().map(<[u8]>::len))
             .finish()
     }
 }
 
-impl Rec {
-    /// A record for the name `prefix` + suffix number `suffix` of its
-    /// table (0: none).
-    pub fn new(prefix: &[u8], suffix: u8, in_view: bool, node: &[u8], entry: Option<&[u8]>) -> Rec {
-        let mut out = Vec::with_capacity(7 + prefix.len() + node.len() + entry.map_or(0, <[u8]>::len));
+fn put_var(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+#[inline]
+fn var_at(b: &[u8], at: &mut usize) -> u32 {
+    let mut v = 0u32;
+    let mut shift = 0;
+    loop {
+        let byte = b[*at];
+        *at += 1;
+        v |= u32::from(byte & 0x7f) << shift;
+        if byte < 0x80 || shift >= 28 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+impl<'a> Rec<'a> {
+    /// Reads the bytes [`Rec::encode`] wrote.
+    #[inline]
+    pub fn from_bytes(bytes: &'a [u8]) -> Rec<'a> {
+        Rec(bytes)
+    }
+
+    /// The bytes of a record for the name `prefix` + suffix number
+    /// `suffix` of its table (0: none).
+    pub fn encode(
+        prefix: &[u8],
+        suffix: u8,
+        in_view: bool,
+        node: &[u8],
+        entry: Option<&[u8]>,
+        children: &Children,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + prefix.len() + node.len() + entry.map_or(0, <[u8]>::len));
         // Names are at most 255 bytes.
         out.push(prefix.len() as u8);
         out.push(suffix);
         out.extend_from_slice(prefix);
-        out.push(if in_view { IN_VIEW } else { 0 } | if entry.is_some() { HAS_ENTRY } else { 0 });
+        let has_children = children.iter().any(Option::is_some);
+        out.push(
+            if in_view { IN_VIEW } else { 0 }
+                | if entry.is_some() { HAS_ENTRY } else { 0 }
+                | if has_children { CHILDREN } else { 0 },
+        );
+        if has_children {
+            let mask = children.iter().enumerate().filter(|(_, c)| c.is_some()).fold(0, |m, (i, _)| m | 1 << i);
+            out.push(mask);
+            for c in children.iter().flatten() {
+                out.push(if c.in_view { IN_VIEW } else { 0 } | if c.has_entry { HAS_ENTRY } else { 0 });
+                put_var(&mut out, c.count);
+            }
+        }
         // Record data of one name: far below 4 GiB.
-        out.extend_from_slice(&(node.len() as u32).to_be_bytes());
+        put_var(&mut out, node.len() as u32);
         out.extend_from_slice(node);
         out.extend_from_slice(entry.unwrap_or_default());
-        Rec(out.into())
+        out
     }
 
     /// The name, less its suffix.
     #[inline]
-    pub fn prefix(&self) -> &[u8] {
-        &self.0[2..2 + self.0[0] as usize]
+    pub fn prefix(&self) -> &'a [u8] {
+        let b: &'a [u8] = self.0;
+        &b[2..2 + b[0] as usize]
     }
 
     /// Which of its table's suffixes the name ends with (0: none).
@@ -155,23 +251,55 @@ impl Rec {
         self.state() & IN_VIEW != 0
     }
 
+    /// The children this record holds.
+    pub fn children(&self) -> Children {
+        let mut out = Children::default();
+        if self.state() & CHILDREN == 0 {
+            return out;
+        }
+        let b = self.0;
+        let mut at = 3 + b[0] as usize;
+        let mask = b[at];
+        at += 1;
+        for (i, c) in out.iter_mut().enumerate() {
+            if mask & (1 << i) != 0 {
+                let state = b[at];
+                at += 1;
+                let count = var_at(b, &mut at);
+                *c = Some(Child { in_view: state & IN_VIEW != 0, has_entry: state & HAS_ENTRY != 0, count });
+            }
+        }
+        out
+    }
+
     #[inline]
     fn node_range(&self) -> std::ops::Range<usize> {
-        let at = 3 + self.0[0] as usize;
-        let b = &self.0;
-        let len = u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;
-        at + 4..at + 4 + len
+        let b = self.0;
+        let mut at = 3 + b[0] as usize;
+        if self.state() & CHILDREN != 0 {
+            let mask = b[at];
+            at += 1;
+            for _ in 0..mask.count_ones() {
+                at += 1;
+                var_at(b, &mut at);
+            }
+        }
+        let len = var_at(b, &mut at) as usize;
+        at..at + len
     }
 
     /// The records, packed.
-    pub fn node_bytes(&self) -> &[u8] {
-        &self.0[self.node_range()]
+    #[inline]
+    pub fn node_bytes(&self) -> &'a [u8] {
+        let b: &'a [u8] = self.0;
+        &b[self.node_range()]
     }
 
     /// The prepared answers, if they have been prepared.
     #[inline]
-    pub fn entry_bytes(&self) -> Option<&[u8]> {
-        (self.state() & HAS_ENTRY != 0).then(|| &self.0[self.node_range().end..])
+    pub fn entry_bytes(&self) -> Option<&'a [u8]> {
+        let b: &'a [u8] = self.0;
+        (self.state() & HAS_ENTRY != 0).then(|| &b[self.node_range().end..])
     }
 }
 
@@ -407,8 +535,8 @@ impl ZoneView {
 
     /// The stored record of the name `wire`, if it is in the view.
     #[inline]
-    pub(crate) fn rec(&self, wire: &[u8]) -> Option<&Rec> {
-        self.nodes.get(wire).map(|s| &s.rec).filter(|r| r.in_view())
+    pub(crate) fn rec(&self, wire: &[u8]) -> Option<Rec<'_>> {
+        self.nodes.get(wire).map(|s| s.rec).filter(|r| r.in_view())
     }
 
     /// Whether `name` exists.
@@ -421,7 +549,7 @@ impl ZoneView {
         self.nodes
             .iter()
             .filter(|s| s.rec.in_view())
-            .map(|s| (self.nodes.name_of(&s.rec), unpack_node(s.rec.node_bytes(), &self.nodes)))
+            .map(|s| (self.nodes.name_of(&s), unpack_node(s.rec.node_bytes(), &self.nodes)))
     }
 
     /// How many names the view holds.

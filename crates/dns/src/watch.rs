@@ -159,13 +159,14 @@ async fn keep_fresh(client: Client, zone: ZoneConfig, shared: Arc<Shared>) {
         let Some(mut current) = live.take() else { break };
         let started = Instant::now();
         let mut flags = synced;
-        let updated = updater.run(move || {
-            let triggers: Vec<_> = events.into_iter().filter_map(|e| apply(&mut current, e, &mut flags)).collect();
-            // Nothing is published until every kind has been listed.
-            let published = if flags.iter().all(|s| *s) { current.publish() } else { None };
-            (current, published, triggers, flags)
-        })
-        .await;
+        let updated = updater
+            .run(move || {
+                let triggers: Vec<_> = events.into_iter().filter_map(|e| apply(&mut current, e, &mut flags)).collect();
+                // Nothing is published until every kind has been listed.
+                let published = if flags.iter().all(|s| *s) { current.publish() } else { None };
+                (current, published, triggers, flags)
+            })
+            .await;
         match updated {
             Ok((zone, published, triggers, flags)) => {
                 synced = flags;
@@ -280,11 +281,8 @@ where
         changes.push(events);
         tracing::debug!(?kind, resource_version = %rv, "listed");
         loop {
-            let params = WatchParams {
-                timeout_seconds: Some(WATCH_TIMEOUT_SECS),
-                bookmarks: true,
-                ..WatchParams::default()
-            };
+            let params =
+                WatchParams { timeout_seconds: Some(WATCH_TIMEOUT_SECS), bookmarks: true, ..WatchParams::default() };
             let mut stream = match api.watch(&params, &rv).await {
                 Ok(s) => s,
                 Err(e) => match after_error(&e, kind, &mut backoff).await {
@@ -349,4 +347,3 @@ async fn after_error(e: &Error, kind: Kind, backoff: &mut Backoff) -> Next {
     tokio::time::sleep(delay).await;
     if refused { Next::List } else { Next::Watch }
 }
-

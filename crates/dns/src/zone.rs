@@ -38,6 +38,7 @@ use crate::compiled::{Compiled, chased_names, compile, soa_template};
 use crate::name::Name;
 use crate::objects::{DnsPod, DnsService, DnsSlice};
 use crate::slot::{ServiceSlot, pack_pod, unpack_pod};
+use crate::store::Store;
 use crate::table::Table;
 use crate::view::{
     PodsMode, Sink, ZoneConfig, ZoneView, fixed_records, node_from, pack_node, soa_of, unpack_node, with_soa,
@@ -63,93 +64,6 @@ fn key(ns: &str, name: &str) -> Key {
 /// The namespace and name of a key.
 fn split(key: &str) -> (&str, &str) {
     key.split_once('/').unwrap_or(("", key))
-}
-
-/// An object's `namespace/name` (after its length, u16) and the object
-/// packed (`slot.rs`: a Service with its slices, or a Pod): one
-/// allocation, found by the key alone.
-struct Keyed(Box<[u8]>);
-
-impl Keyed {
-    fn new(key: &str, pack: impl FnOnce(&[u8]) -> Box<[u8]>) -> Keyed {
-        // Namespace and name are at most 63 and 253 bytes.
-        let mut head = Vec::with_capacity(2 + key.len());
-        head.extend_from_slice(&(key.len() as u16).to_be_bytes());
-        head.extend_from_slice(key.as_bytes());
-        Keyed(pack(&head))
-    }
-
-    fn key(&self) -> &[u8] {
-        &self.0[2..2 + u16::from_be_bytes([self.0[0], self.0[1]]) as usize]
-    }
-
-    fn key_str(&self) -> String {
-        String::from_utf8_lossy(self.key()).into_owned()
-    }
-
-    /// The packed object.
-    fn slot(&self) -> &[u8] {
-        &self.0[2 + self.key().len()..]
-    }
-}
-
-impl PartialEq for Keyed {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for Keyed {}
-
-impl std::hash::Hash for Keyed {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.key().hash(h);
-    }
-}
-
-impl std::borrow::Borrow<[u8]> for Keyed {
-    fn borrow(&self) -> &[u8] {
-        self.key()
-    }
-}
-
-/// An EndpointSlice's `namespace/name` and, after a NUL (which no
-/// Kubernetes name holds), the name of its Service: one allocation, found
-/// by the key alone.
-struct SliceOwner(Box<str>);
-
-impl SliceOwner {
-    fn new(key: &str, service: &str) -> SliceOwner {
-        SliceOwner(format!("{key}\0{service}").into())
-    }
-
-    fn key(&self) -> &str {
-        self.0.split_once('\0').map_or(&*self.0, |(k, _)| k)
-    }
-
-    fn service(&self) -> &str {
-        self.0.split_once('\0').map_or("", |(_, s)| s)
-    }
-}
-
-impl PartialEq for SliceOwner {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for SliceOwner {}
-
-impl std::hash::Hash for SliceOwner {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.key().hash(h);
-    }
-}
-
-impl std::borrow::Borrow<str> for SliceOwner {
-    fn borrow(&self) -> &str {
-        self.key()
-    }
 }
 
 /// What one object puts in the zone, sorted and without duplicates.
@@ -227,13 +141,14 @@ pub(crate) struct LiveZone {
     config: ZoneConfig,
     recursion: bool,
     serial: u32,
-    // The objects (the watcher keeps no copy of its own).
+    // The objects (the watcher keeps no copy of its own), by
+    // `namespace/name`.
     /// By Service: the Service and its slices, packed (`slot.rs`).
-    services: HashSet<Keyed>,
-    /// By slice: the Service it belongs to (its label).
-    slices: HashSet<SliceOwner>,
+    services: Store,
+    /// By slice: the name of the Service it belongs to (its label).
+    slices: Store,
     /// Packed (`slot.rs`).
-    pods: HashSet<Keyed>,
+    pods: Store,
     namespaces: HashSet<String>,
     // What they add up to. How many contributions hold each name is the
     // count beside the name in the view's table (a name held but not yet
@@ -266,9 +181,9 @@ impl LiveZone {
             config,
             recursion,
             serial,
-            services: HashSet::new(),
-            slices: HashSet::new(),
-            pods: HashSet::new(),
+            services: Store::default(),
+            slices: Store::default(),
+            pods: Store::default(),
             namespaces: HashSet::new(),
             shared: HashMap::new(),
             namespace_refs: HashMap::new(),
@@ -294,20 +209,20 @@ impl LiveZone {
 
     /// The Service `ns/name`, if the zone holds it.
     pub fn service(&self, ns: &str, name: &str) -> Option<DnsService> {
-        self.services.get(key(ns, name).as_bytes()).and_then(|e| ServiceSlot::unpack(e.slot()).service)
+        self.services.get(key(ns, name).as_bytes()).and_then(|b| ServiceSlot::unpack(b).service)
     }
 
     /// The Service and slices stored under `key` (an empty slot if none).
     fn slot(&self, key: &str) -> ServiceSlot {
-        self.services.get(key.as_bytes()).map(|e| ServiceSlot::unpack(e.slot())).unwrap_or_default()
+        self.services.get(key.as_bytes()).map(ServiceSlot::unpack).unwrap_or_default()
     }
 
     /// Stores a slot, or drops it once it holds nothing.
-    fn store(&mut self, key: Key, slot: &ServiceSlot) {
+    fn store(&mut self, key: &str, slot: &ServiceSlot) {
         if slot.is_empty() {
             self.services.remove(key.as_bytes());
         } else {
-            self.services.replace(Keyed::new(&key, |head| slot.pack_after(head)));
+            self.services.put(key.as_bytes(), &slot.pack_after(&[]));
         }
     }
 
@@ -315,18 +230,18 @@ impl LiveZone {
     /// zone holds, and every Namespace (with an empty namespace): what a
     /// new list is compared with, to find what was deleted meanwhile.
     pub fn keys(&self, kind: Kind) -> Vec<(String, String)> {
-        let pair = |k: &str| {
-            let (ns, name) = split(k);
+        let pair = |k: &[u8]| {
+            let (ns, name) = split(std::str::from_utf8(k).unwrap_or_default());
             (ns.to_string(), name.to_string())
         };
         match kind {
             Kind::Service => {
                 // A slot holds a Service unless its first byte is 0.
-                let holds_service = |e: &&Keyed| e.slot().first().is_some_and(|f| *f != 0);
-                self.services.iter().filter(holds_service).map(|e| pair(&e.key_str())).collect()
+                let holds_service = |(_, slot): &(&[u8], &[u8])| slot.first().is_some_and(|f| *f != 0);
+                self.services.iter().filter(holds_service).map(|(k, _)| pair(k)).collect()
             }
-            Kind::Slice => self.slices.iter().map(|o| pair(o.key())).collect(),
-            Kind::Pod => self.pods.iter().map(|e| pair(&e.key_str())).collect(),
+            Kind::Slice => self.slices.iter().map(|(k, _)| pair(k)).collect(),
+            Kind::Pod => self.pods.iter().map(|(k, _)| pair(k)).collect(),
             Kind::Namespace => self.namespaces.iter().map(|n| (String::new(), n.clone())).collect(),
         }
     }
@@ -338,7 +253,7 @@ impl LiveZone {
         let before = self.service_contribution(&key, &slot);
         slot.service = service;
         let after = self.service_contribution(&key, &slot);
-        self.store(key, &slot);
+        self.store(&key, &slot);
         self.apply(before, after);
     }
 
@@ -347,15 +262,15 @@ impl LiveZone {
     pub fn set_slice(&mut self, ns: &str, name: &str, slice: Option<DnsSlice>) {
         let slice_key = key(ns, name);
         let owner = slice.as_ref().and_then(|s| s.service.as_deref()).map(|svc| key(ns, svc));
-        let previous = self.slices.get(&*slice_key).map(|o| key(ns, o.service()));
+        let previous = self.slices.get(slice_key.as_bytes()).map(|o| key(ns, &String::from_utf8_lossy(o)));
         let mut affected: Vec<Key> = previous.iter().chain(owner.iter()).cloned().collect();
         affected.dedup();
         let before: Vec<Contribution> = affected.iter().map(|k| self.service_contribution(k, &self.slot(k))).collect();
         if let Some(p) = &previous {
             let mut slot = self.slot(p);
             slot.slices.retain(|(n, _)| **n != *name);
-            self.store(p.clone(), &slot);
-            self.slices.remove(&*slice_key);
+            self.store(p, &slot);
+            self.slices.remove(slice_key.as_bytes());
         }
         if let (Some(o), Some(mut s)) = (owner, slice) {
             // The slot is the Service's: the label need not be kept twice,
@@ -365,8 +280,8 @@ impl LiveZone {
             let mut slot = self.slot(&o);
             let at = slot.slices.partition_point(|(n, _)| **n < *name);
             slot.slices.insert(at, (name.into(), s));
-            self.store(o, &slot);
-            self.slices.insert(SliceOwner::new(&slice_key, &service));
+            self.store(&o, &slot);
+            self.slices.put(slice_key.as_bytes(), service.as_bytes());
         }
         for (k, before) in affected.iter().zip(before) {
             let after = self.service_contribution(k, &self.slot(k));
@@ -380,11 +295,11 @@ impl LiveZone {
             return;
         }
         let key = key(ns, name);
-        let stored = self.pods.get(key.as_bytes()).map(|e| unpack_pod(e.slot()));
+        let stored = self.pods.get(key.as_bytes()).map(unpack_pod);
         let before = self.contribution(stored.as_ref(), |c, p| pod_records(c, ns, p));
         let after = self.contribution(pod.as_ref(), |c, p| pod_records(c, ns, p));
         match pod {
-            Some(p) => self.pods.replace(Keyed::new(&key, |head| pack_pod(&p, head))).is_some(),
+            Some(p) => self.pods.put(key.as_bytes(), &pack_pod(&p, &[])),
             None => self.pods.remove(key.as_bytes()),
         };
         self.apply(before, after);
@@ -427,12 +342,13 @@ impl LiveZone {
         }
         // Names first, so that records always land on a held name; names
         // let go last, once their records are gone.
-        for name in missing_from(&after.names, &before.names) {
-            let held = match self.view.nodes.get_mut(name.wire()) {
-                Some(slot) => {
-                    slot.count += 1;
-                    slot.count
-                }
+        // Parents before their children, so that the table can keep an
+        // empty `_tcp.<svc>` inside the record of `<svc>` (`table.rs`).
+        let mut added: Vec<&Name> = missing_from(&after.names, &before.names).collect();
+        added.sort_by_key(|n| n.wire().len());
+        for name in added {
+            let held = match self.view.nodes.bump(name.wire(), true) {
+                Some(count) => count,
                 None => self.view.nodes.put(name.wire(), false, &[], None, Some(1)),
             };
             if held == 1 {
@@ -445,12 +361,14 @@ impl LiveZone {
         for (name, data) in missing_from(&after.records, &before.records) {
             self.add_record(name, data);
         }
-        for name in missing_from(&before.names, &after.names) {
-            let Some(slot) = self.view.nodes.get_mut(name.wire()) else { continue };
-            slot.count = slot.count.saturating_sub(1);
-            if slot.count == 0 {
+        // Children before their parents.
+        let mut released: Vec<&Name> = missing_from(&before.names, &after.names).collect();
+        released.sort_by_key(|n| std::cmp::Reverse(n.wire().len()));
+        for name in released {
+            let Some(count) = self.view.nodes.bump(name.wire(), false) else { continue };
+            if count == 0 {
                 debug_assert!(!self.shared.contains_key(name), "{name} released with shared records");
-                if !slot.rec.in_view() {
+                if self.view.nodes.get(name.wire()).is_some_and(|s| !s.rec.in_view()) {
                     // Held and let go between two publishes.
                     self.view.nodes.remove(name.wire());
                 }
@@ -551,7 +469,7 @@ impl LiveZone {
                     self.view.nodes.put(name.wire(), true, &node, None, None);
                     changed.push(name);
                 }
-            } else if self.view.nodes.remove(name.wire()).is_some_and(|s| s.rec.in_view()) {
+            } else if self.view.nodes.remove(name.wire()) == Some(true) {
                 changed.push(name);
             }
         }
@@ -581,11 +499,11 @@ impl LiveZone {
         for name in dirty {
             self.forget_chase(&name);
             // A name no longer in the view has nothing to prepare.
-            let Some(rec) = self.view.rec(name.wire()).cloned() else { continue };
-            let node = unpack_node(rec.node_bytes(), &self.view.nodes);
-            let entry = compile(&self.view, &template, &name, rec.node_bytes());
+            let Some(packed) = self.view.rec(name.wire()).map(|r| r.node_bytes().to_vec()) else { continue };
+            let node = unpack_node(&packed, &self.view.nodes);
+            let entry = compile(&self.view, &template, &name, &packed);
             let through = chased_names(&self.view, &node);
-            self.view.nodes.put(name.wire(), true, rec.node_bytes(), Some(&entry), None);
+            self.view.nodes.put(name.wire(), true, &packed, Some(&entry), None);
             if !through.is_empty() {
                 for t in &through {
                     self.chasers.entry(t.clone()).or_default().push(name.clone());

@@ -21,7 +21,7 @@ use crate::objects::{DnsPod, DnsService, DnsSlice};
 use crate::table::{SHARDS, Table};
 use crate::testkit::{self, external_name, headless, namespace, pod, publishing_not_ready, service};
 use crate::view::{Node, PodsMode, ZoneConfig};
-use crate::wire::{Encoder, class, flags, rtype};
+use crate::wire::{Encoder, Message, RData, Rcode, class, flags, rtype};
 
 type Key = (String, String);
 
@@ -110,7 +110,10 @@ fn random_slice(rng: &mut StdRng, ns: &str, name: &str) -> EndpointSlice {
     s.endpoints = (0..rng.random_range(0..=3))
         .map(|_| Endpoint {
             addresses: some_ips(rng, 2).into_iter().map(str::to_string).collect(),
-            hostname: [None, Some("h0"), Some("H1"), Some("")][rng.random_range(0..4)].map(str::to_string),
+            // `_tcp`: records at a name that is otherwise an empty
+            // non-terminal held in its Service's record (`table.rs`).
+            hostname: [None, Some("h0"), Some("H1"), Some(""), Some("_tcp")][rng.random_range(0..5)]
+                .map(str::to_string),
             conditions: [None, Some(true), Some(false), Some(true)][rng.random_range(0..4)]
                 .map(|ready| EndpointConditions { ready: Some(ready), ..EndpointConditions::default() }),
             ..Endpoint::default()
@@ -222,6 +225,11 @@ fn probes() -> Vec<Name> {
         "nope.a.svc.cluster.local",
         "x.s0.a.svc.cluster.local",
         "_http._tcp.s9.a.svc.cluster.local",
+        "_tcp.s0.a.svc.cluster.local",
+        "_udp.s1.b.svc.cluster.local",
+        "_sctp.s2.a.svc.cluster.local",
+        "_foo._tcp.s0.a.svc.cluster.local",
+        "_tcp.svc.cluster.local",
         "10-0-0-1.a.pod.cluster.local",
         "10-0-0-9.c.pod.cluster.local",
         "fd00--1.b.pod.cluster.local",
@@ -400,6 +408,61 @@ fn one_service_change_in_a_large_zone_touches_a_few_shards() {
     assert_eq!(after.view.len(), before.view.len() + 4);
 }
 
+/// The response of `c` to `name` `qtype`, decoded.
+fn ask(c: &Compiled, name: &str, qtype: u16) -> Message {
+    let mut out = Vec::new();
+    let outcome = handle(c, &query(&Name::parse(name).unwrap(), qtype), Transport::Udp, 1232, &mut out);
+    assert!(matches!(outcome, Outcome::Reply(_)), "{name}: {outcome:?}");
+    Message::decode(&out).unwrap()
+}
+
+/// NOERROR or NXDOMAIN, with no answer and the zone's SOA in authority.
+fn assert_negative(m: &Message, rcode: Rcode, what: &str) {
+    assert_eq!(Rcode(m.flags & 0xf), rcode, "{what}");
+    assert!(m.answers.is_empty(), "{what}: {:?}", m.answers);
+    assert_eq!(m.authority.len(), 1, "{what}");
+    assert_eq!(m.authority[0].name, Name::parse("cluster.local").unwrap(), "{what}");
+    assert!(matches!(m.authority[0].data, RData::Soa(_)), "{what}");
+}
+
+#[test]
+fn protocol_names_of_named_ports_are_nodata_with_the_soa_and_held_in_the_services_record() {
+    let config = ZoneConfig::new("cluster.local").unwrap();
+    let mut zone = LiveZone::new(config, false, 1);
+    zone.set_namespace("a", true);
+    let ports = [("http", 80, "TCP"), ("dns", 53, "UDP")];
+    zone.set_service("a", "web", Some(DnsService::from(&service("a", "web", &["10.0.0.1"], &ports))));
+    let c = zone.publish().expect("a publish");
+    for t in [rtype::A, rtype::SRV, rtype::TXT] {
+        for name in ["_tcp.web.a.svc.cluster.local", "_udp.web.a.svc.cluster.local"] {
+            assert_negative(&ask(&c, name, t), Rcode::NOERROR, &format!("{name} {t}"));
+        }
+        for name in [
+            "_sctp.web.a.svc.cluster.local",
+            "_foo._tcp.web.a.svc.cluster.local",
+            "_dns._tcp.web.a.svc.cluster.local",
+            "_tcp.nope.a.svc.cluster.local",
+            "x._tcp.web.a.svc.cluster.local",
+        ] {
+            assert_negative(&ask(&c, name, t), Rcode::NXDOMAIN, &format!("{name} {t}"));
+        }
+    }
+    assert_eq!(ask(&c, "_http._tcp.web.a.svc.cluster.local", rtype::SRV).answers.len(), 1);
+    // Names of their own: the Service, its two SRV names and its PTR, not
+    // `_tcp` and `_udp`.
+    assert_eq!(c.view.len() - c.view.nodes.stored(), 2);
+    assert!(c.view.nodes().any(|(n, node)| n.to_string() == "_tcp.web.a.svc.cluster.local." && node.rrsets.is_empty()));
+    // Without named UDP ports `_udp` is gone; without named ports, `_tcp`.
+    zone.set_service("a", "web", Some(DnsService::from(&service("a", "web", &["10.0.0.1"], &ports[..1]))));
+    let c = zone.publish().expect("a publish");
+    assert_negative(&ask(&c, "_tcp.web.a.svc.cluster.local", rtype::A), Rcode::NOERROR, "_tcp");
+    assert_negative(&ask(&c, "_udp.web.a.svc.cluster.local", rtype::A), Rcode::NXDOMAIN, "_udp");
+    zone.set_service("a", "web", Some(DnsService::from(&service("a", "web", &["10.0.0.1"], &[("", 80, "TCP")]))));
+    let c = zone.publish().expect("a publish");
+    assert_negative(&ask(&c, "_tcp.web.a.svc.cluster.local", rtype::A), Rcode::NXDOMAIN, "_tcp");
+    assert_eq!(c.view.len(), c.view.nodes.stored());
+}
+
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -460,7 +523,7 @@ fn zone_memory_per_service() {
             let last = kept.last().and_then(|p| p.as_ref()).unwrap();
             let mut by: std::collections::BTreeMap<String, (usize, usize, usize, usize)> = Default::default();
             for s in last.view.nodes.iter() {
-                let name = last.view.nodes.name_of(&s.rec).to_string();
+                let name = last.view.nodes.name_of(&s).to_string();
                 let kind = name
                     .split('.')
                     .next()

@@ -744,8 +744,12 @@ fn kubectl_run_it_and_debug_it_give_the_container_a_terminal() {
         "printf 'tty\\n'; sleep 1; printf 'echo $((6*7))\\n'; sleep 1; printf 'exit 7\\n'",
     );
     assert_eq!(code, Some(7), "kubectl run -it: {said}");
-    assert!(said.lines().any(|l| l.starts_with("/dev/pts/")), "a terminal: {said}");
-    assert!(said.contains("# echo $((6*7))\n42\n") || said.contains("$ echo $((6*7))\n42\n"), "prompt and echo: {said}");
+    // Under load the lines may reach the terminal together, so their echo
+    // and the shell's output interleave; each is still there.
+    assert!(said.contains("/dev/pts/"), "a terminal: {said}");
+    let output_42 = said.lines().any(|l| l.trim_start_matches(['#', '$', ' ']) == "42");
+    assert!(said.contains("echo $((6*7))") && output_42, "echo and output: {said}");
+    assert!(said.contains("# ") || said.contains("$ "), "a prompt: {said}");
 
     c.apply(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: target}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: svcnet/echoserver\n    ports: [{containerPort: 80}]\n",
@@ -755,19 +759,19 @@ fn kubectl_run_it_and_debug_it_give_the_container_a_terminal() {
         "debug target -it --image=busybox --container=term --profile=general -- sh",
         "printf 'tty; hostname\\n'; sleep 1; printf 'exit 0\\n'",
     );
-    assert!(said.lines().any(|l| l.starts_with("/dev/pts/")), "a terminal: {said}");
-    assert!(said.lines().any(|l| l == "target"), "in the pod: {said}");
+    assert!(said.contains("/dev/pts/"), "a terminal: {said}");
+    assert!(said.lines().any(|l| l.trim_start_matches(['#', '$', ' ']) == "target"), "in the pod: {said}");
     let tty = c.ok(&["get", "pod", "target", "-o", "jsonpath={.spec.ephemeralContainers[0].tty}"]);
     assert_eq!(tty, "true");
 
     // Attach passes output on as it is written, not line by line: a
     // prompt without a newline arrives while the container waits.
     c.apply(
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: asks}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'sleep 6; printf \"name? \"; sleep 60']\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: asks}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'sleep 10; printf \"name? \"; sleep 60']\n",
     );
     wait_ready(&c, "asks");
     let out = Command::new("timeout")
-        .args(["12", crate::harness::KUBECTL, "--kubeconfig"])
+        .args(["20", crate::harness::KUBECTL, "--kubeconfig"])
         .arg(c.kubeconfig())
         .args(["attach", "asks"])
         .output()
