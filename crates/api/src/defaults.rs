@@ -182,18 +182,24 @@ fn deployment(obj: &mut Value) {
     set_default(spec, "replicas", json!(1));
     set_default(spec, "revisionHistoryLimit", json!(10));
     set_default(spec, "progressDeadlineSeconds", json!(600));
-    set_default(spec, "strategy", json!({}));
-    if let Some(strategy) = spec.get_mut("strategy") {
-        set_default(strategy, "type", json!("RollingUpdate"));
-        if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-            set_default(strategy, "rollingUpdate", json!({}));
-            if let Some(ru) = strategy.get_mut("rollingUpdate") {
-                set_default(ru, "maxUnavailable", json!("25%"));
-                set_default(ru, "maxSurge", json!("25%"));
+    rolling_update_strategy(spec, "strategy", &[("maxUnavailable", json!("25%")), ("maxSurge", json!("25%"))]);
+    template(obj);
+}
+
+/// Defaults a workload's update strategy `spec[field]` to RollingUpdate,
+/// and its `rollingUpdate` parameters to `rolling` when that is its type.
+fn rolling_update_strategy(spec: &mut Value, field: &str, rolling: &[(&str, Value)]) {
+    set_default(spec, field, json!({}));
+    let Some(strategy) = spec.get_mut(field) else { return };
+    set_default(strategy, "type", json!("RollingUpdate"));
+    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+        set_default(strategy, "rollingUpdate", json!({}));
+        if let Some(ru) = strategy.get_mut("rollingUpdate") {
+            for (key, value) in rolling {
+                set_default(ru, key, value.clone());
             }
         }
     }
-    template(obj);
 }
 
 fn stateful_set(obj: &mut Value) {
@@ -201,16 +207,7 @@ fn stateful_set(obj: &mut Value) {
     set_default(spec, "replicas", json!(1));
     set_default(spec, "podManagementPolicy", json!("OrderedReady"));
     set_default(spec, "revisionHistoryLimit", json!(10));
-    set_default(spec, "updateStrategy", json!({}));
-    if let Some(strategy) = spec.get_mut("updateStrategy") {
-        set_default(strategy, "type", json!("RollingUpdate"));
-        if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-            set_default(strategy, "rollingUpdate", json!({}));
-            if let Some(ru) = strategy.get_mut("rollingUpdate") {
-                set_default(ru, "partition", json!(0));
-            }
-        }
-    }
+    rolling_update_strategy(spec, "updateStrategy", &[("partition", json!(0))]);
     set_default(spec, "persistentVolumeClaimRetentionPolicy", json!({}));
     if let Some(policy) = spec.get_mut("persistentVolumeClaimRetentionPolicy") {
         set_default(policy, "whenDeleted", json!("Retain"));
@@ -222,17 +219,7 @@ fn stateful_set(obj: &mut Value) {
 fn daemon_set(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec") else { return };
     set_default(spec, "revisionHistoryLimit", json!(10));
-    set_default(spec, "updateStrategy", json!({}));
-    if let Some(strategy) = spec.get_mut("updateStrategy") {
-        set_default(strategy, "type", json!("RollingUpdate"));
-        if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
-            set_default(strategy, "rollingUpdate", json!({}));
-            if let Some(ru) = strategy.get_mut("rollingUpdate") {
-                set_default(ru, "maxUnavailable", json!(1));
-                set_default(ru, "maxSurge", json!(0));
-            }
-        }
-    }
+    rolling_update_strategy(spec, "updateStrategy", &[("maxUnavailable", json!(1)), ("maxSurge", json!(0))]);
     template(obj);
 }
 

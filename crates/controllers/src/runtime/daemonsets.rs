@@ -15,16 +15,13 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use serde_json::json;
-use svcnet_client::{
-    Api, Client, DeleteParams, Notification, ObjectKey, Patch, PatchParams, PostParams, Preconditions,
-};
+use svcnet_client::{Api, Client, Notification, ObjectKey, PostParams};
 
 use super::Informers;
 use super::events::{EventType, Recorder, reference};
+use super::owned;
 use super::queue::{Queue, feed_own_keys, feed_owner_keys};
 use crate::daemonset;
-use crate::deployment::PodRef;
 
 const RETRY: Duration = Duration::from_millis(500);
 const EXPECTATIONS_TTL: Duration = Duration::from_secs(60);
@@ -91,10 +88,6 @@ pub fn spawn(inf: Arc<Informers>, client: Client, recorder: Recorder, workers: u
     }
 }
 
-fn owned_by(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, uid: &str) -> bool {
-    meta.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == uid)
-}
-
 async fn sync(
     inf: &Informers,
     client: &Client,
@@ -111,19 +104,11 @@ async fn sync(
     let pods_store = inf.pods.store();
     let unseen = pending.unseen_nodes(key, &pods_store);
     let all_pods = pods_store.state();
-    let pods: Vec<&Pod> = all_pods
-        .iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(ns) && owned_by(&p.metadata, &uid))
-        .map(|p| p.as_ref())
-        .collect();
+    let pods = owned::controlled(&all_pods, ns, &uid);
     let all_nodes = inf.nodes.store().state();
     let nodes: Vec<&Node> = all_nodes.iter().map(|n| n.as_ref()).collect();
     let all_revisions = inf.revisions.store().state();
-    let revisions: Vec<&ControllerRevision> = all_revisions
-        .iter()
-        .filter(|r| r.metadata.namespace.as_deref() == Some(ns) && owned_by(&r.metadata, &uid))
-        .map(|r| r.as_ref())
-        .collect();
+    let revisions = owned::controlled(&all_revisions, ns, &uid);
     let mut actions = daemonset::reconcile_daemonset(&ds, &nodes, &pods, &revisions, jiff::Timestamp::now());
     if !unseen.is_empty() {
         // Created already; the informer has not shown it yet.
@@ -132,16 +117,7 @@ async fn sync(
     }
 
     let revisions_api: Api<ControllerRevision> = Api::namespaced(client.clone(), ns);
-    for rev in &actions.create_revisions {
-        match revisions_api.create(&PostParams::default(), rev).await {
-            Ok(_) => {}
-            Err(e) if e.is_already_exists() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    for (name, number) in &actions.renumber_revisions {
-        revisions_api.patch(name, &PatchParams::default(), &Patch::Merge(json!({ "revision": number }))).await?;
-    }
+    owned::write_revisions(&revisions_api, &actions.create_revisions, &actions.renumber_revisions).await?;
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let set_ref = reference("DaemonSet", "apps/v1", &ds.metadata);
     for pod in &actions.create_pods {
@@ -159,35 +135,12 @@ async fn sync(
             }
         }
     }
-    for PodRef { name, uid, .. } in &actions.delete_pods {
-        let params = DeleteParams {
-            preconditions: uid.clone().map(|uid| Preconditions { uid: Some(uid), resource_version: None }),
-            ..DeleteParams::default()
-        };
-        match api.delete(name, &params).await {
-            Ok(_) => {
-                recorder.record(set_ref.clone(), EventType::Normal, "SuccessfulDelete", format!("Deleted pod: {name}"))
-            }
-            Err(e) if e.is_not_found() || e.is_conflict() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    for name in &actions.delete_revisions {
-        match revisions_api.delete(name, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-    }
+    owned::delete_pods(&api, &actions.delete_pods, recorder, &set_ref, |name| format!("Deleted pod: {name}")).await?;
+    owned::delete_revisions(&revisions_api, &actions.delete_revisions).await?;
     if let Some(status) = actions.status {
-        let ds_api: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
         let mut next = (*ds).clone();
         next.status = Some(status);
-        match ds_api.replace_status(&key.name, &PostParams::default(), &next).await {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() || e.is_conflict() => {}
-            Err(e) => return Err(e),
-        }
+        owned::replace_status(&Api::<DaemonSet>::namespaced(client.clone(), ns), &key.name, &next).await?;
     }
     Ok(())
 }

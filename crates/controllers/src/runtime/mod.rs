@@ -6,6 +6,7 @@ mod daemonsets;
 mod events;
 mod gc;
 mod loadbalancer;
+mod owned;
 mod queue;
 mod scheduler;
 mod services;

@@ -11,13 +11,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
-use serde_json::json;
-use svcnet_client::{Api, Client, DeleteParams, ObjectKey, Patch, PatchParams, PostParams, Preconditions};
+use svcnet_client::{Api, Client, ObjectKey, PostParams};
 
 use super::Informers;
 use super::events::{EventType, Recorder, reference};
+use super::owned;
 use super::queue::{Queue, feed_own_keys, feed_owner_keys};
-use crate::deployment::PodRef;
 use crate::statefulset;
 
 const RETRY: Duration = Duration::from_millis(500);
@@ -44,10 +43,6 @@ pub fn spawn(inf: Arc<Informers>, client: Client, recorder: Recorder, workers: u
     }
 }
 
-fn owned_by(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, uid: &str) -> bool {
-    meta.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == uid)
-}
-
 async fn sync(inf: &Informers, client: &Client, recorder: &Recorder, key: &ObjectKey) -> svcnet_client::Result<()> {
     let Some(sts) = inf.statefulsets.store().get(key) else { return Ok(()) };
     if sts.metadata.deletion_timestamp.is_some() {
@@ -56,30 +51,13 @@ async fn sync(inf: &Informers, client: &Client, recorder: &Recorder, key: &Objec
     let ns = key.namespace.as_deref().unwrap_or("default");
     let uid = sts.metadata.uid.clone().unwrap_or_default();
     let all_pods = inf.pods.store().state();
-    let pods: Vec<&Pod> = all_pods
-        .iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(ns) && owned_by(&p.metadata, &uid))
-        .map(|p| p.as_ref())
-        .collect();
+    let pods = owned::controlled(&all_pods, ns, &uid);
     let all_revisions = inf.revisions.store().state();
-    let revisions: Vec<&ControllerRevision> = all_revisions
-        .iter()
-        .filter(|r| r.metadata.namespace.as_deref() == Some(ns) && owned_by(&r.metadata, &uid))
-        .map(|r| r.as_ref())
-        .collect();
+    let revisions = owned::controlled(&all_revisions, ns, &uid);
     let actions = statefulset::reconcile_statefulset(&sts, &pods, &revisions, jiff::Timestamp::now());
 
     let revisions_api: Api<ControllerRevision> = Api::namespaced(client.clone(), ns);
-    for rev in &actions.create_revisions {
-        match revisions_api.create(&PostParams::default(), rev).await {
-            Ok(_) => {}
-            Err(e) if e.is_already_exists() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    for (name, number) in &actions.renumber_revisions {
-        revisions_api.patch(name, &PatchParams::default(), &Patch::Merge(json!({ "revision": number }))).await?;
-    }
+    owned::write_revisions(&revisions_api, &actions.create_revisions, &actions.renumber_revisions).await?;
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let set_ref = reference("StatefulSet", "apps/v1", &sts.metadata);
     let set_name = key.name.as_str();
@@ -104,40 +82,15 @@ async fn sync(inf: &Informers, client: &Client, recorder: &Recorder, key: &Objec
             }
         }
     }
-    for PodRef { name, uid, .. } in &actions.delete_pods {
-        let params = DeleteParams {
-            preconditions: uid.clone().map(|uid| Preconditions { uid: Some(uid), resource_version: None }),
-            ..DeleteParams::default()
-        };
-        match api.delete(name, &params).await {
-            Ok(_) => recorder.record(
-                set_ref.clone(),
-                EventType::Normal,
-                "SuccessfulDelete",
-                format!("delete Pod {name} in StatefulSet {set_name} successful"),
-            ),
-            Err(e) if e.is_not_found() || e.is_conflict() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    for name in &actions.delete_revisions {
-        match revisions_api.delete(name, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let message = |name: &str| format!("delete Pod {name} in StatefulSet {set_name} successful");
+    owned::delete_pods(&api, &actions.delete_pods, recorder, &set_ref, message).await?;
+    owned::delete_revisions(&revisions_api, &actions.delete_revisions).await?;
     if let Some(status) = actions.status {
         // The whole status is replaced; a conflict means the set changed
         // and the next pass recomputes.
-        let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
         let mut next = (*sts).clone();
         next.status = Some(status);
-        match sts_api.replace_status(&key.name, &PostParams::default(), &next).await {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() || e.is_conflict() => {}
-            Err(e) => return Err(e),
-        }
+        owned::replace_status(&Api::<StatefulSet>::namespaced(client.clone(), ns), &key.name, &next).await?;
     }
     Ok(())
 }
