@@ -24,7 +24,7 @@ use std::sync::Arc;
 use crate::answer::{Answer, answer};
 use crate::name::Name;
 use crate::table::Table;
-use crate::view::{Node, ZoneView, packed_records, unpack_node};
+use crate::view::{Node, ZoneView, packed_records, put_var, unpack_node, var_at};
 use crate::wire::{Encoder, Question, RData, class, flags, rtype};
 
 /// A response to one (name, type), minus header, question and OPT, as
@@ -168,29 +168,6 @@ impl<'a> Records<'a> {
 #[inline]
 fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-fn put_var(out: &mut Vec<u8>, mut v: u32) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-#[inline]
-fn var_at(b: &[u8], at: &mut usize) -> u32 {
-    let mut v = 0u32;
-    let mut shift = 0;
-    loop {
-        let byte = b[*at];
-        *at += 1;
-        v |= u32::from(byte & 0x7f) << shift;
-        if byte < 0x80 || shift >= 28 {
-            return v;
-        }
-        shift += 7;
-    }
 }
 
 /// One typed response of [`compile`]: stored whole, or written from the

@@ -13,7 +13,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-use crate::table::SeededState;
+use crate::table::{SeededState, splice_packed};
 
 /// Shards per store: a power of two, fixed.
 const SHARDS: usize = 256;
@@ -38,15 +38,6 @@ impl Shard {
         let e = &self.bytes[p.at as usize..(p.at + p.len) as usize];
         let n = u16::from_be_bytes([e[0], e[1]]) as usize;
         (&e[2..2 + n], &e[2 + n..])
-    }
-
-    fn shift_after(&mut self, at: u32, delta: i64) {
-        for p in &mut self.places {
-            if p.at > at {
-                // Shard bytes: far below 4 GiB.
-                p.at = (i64::from(p.at) + delta) as u32;
-            }
-        }
     }
 }
 
@@ -105,18 +96,8 @@ impl Store {
         match found {
             Ok(i) => {
                 let Place { at, len, .. } = shard.places[i];
-                let range = at as usize..(at + len) as usize;
-                if entry.len() == len as usize {
-                    shard.bytes[range].copy_from_slice(&entry);
-                } else {
-                    if entry.len() > len as usize {
-                        shard.bytes.reserve_exact(entry.len() - len as usize);
-                    }
-                    shard.bytes.splice(range, entry.iter().copied());
-                    shard.shift_after(at, entry.len() as i64 - i64::from(len));
-                    shard.places[i].len = entry.len() as u32;
-                    shard.bytes.shrink_to_fit();
-                }
+                splice_packed(&mut shard.bytes, at, len, &entry, shard.places.iter_mut().map(|p| &mut p.at));
+                shard.places[i].len = entry.len() as u32;
                 true
             }
             Err(i) => {
@@ -138,10 +119,8 @@ impl Store {
         let Ok(i) = self.find(s, hash, key) else { return false };
         let shard = &mut self.shards[s];
         let Place { at, len, .. } = shard.places.remove(i);
-        shard.bytes.drain(at as usize..(at + len) as usize);
-        shard.shift_after(at, -i64::from(len));
+        splice_packed(&mut shard.bytes, at, len, &[], shard.places.iter_mut().map(|p| &mut p.at));
         shard.places.shrink_to_fit();
-        shard.bytes.shrink_to_fit();
         self.len -= 1;
         true
     }

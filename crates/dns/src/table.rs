@@ -96,30 +96,11 @@ impl Shard {
     }
 
     /// Shifts the records stored after `at` by `delta` bytes.
-    fn shift_after(&mut self, at: u32, delta: i64) {
-        for p in &mut self.places {
-            if p.at > at {
-                // Shard bytes: far below 4 GiB.
-                p.at = (i64::from(p.at) + delta) as u32;
-            }
-        }
-    }
-
     /// Replaces the record of place `i` by `new`.
     fn replace(&mut self, i: usize, new: &[u8]) {
         let Place { at, len, .. } = self.places[i];
-        let range = at as usize..(at + len) as usize;
-        if new.len() == len as usize {
-            self.bytes[range].copy_from_slice(new);
-            return;
-        }
-        if new.len() > len as usize {
-            self.bytes.reserve_exact(new.len() - len as usize);
-        }
-        self.bytes.splice(range, new.iter().copied());
-        self.shift_after(at, new.len() as i64 - i64::from(len));
+        splice_packed(&mut self.bytes, at, len, new, self.places.iter_mut().map(|p| &mut p.at));
         self.places[i].len = new.len() as u32;
-        self.bytes.shrink_to_fit();
     }
 
     fn insert(&mut self, i: usize, hash: u32, count: u32, new: &[u8]) {
@@ -134,11 +115,37 @@ impl Shard {
 
     fn remove(&mut self, i: usize) {
         let Place { at, len, .. } = self.places.remove(i);
-        self.bytes.drain(at as usize..(at + len) as usize);
-        self.shift_after(at, -i64::from(len));
+        splice_packed(&mut self.bytes, at, len, &[], self.places.iter_mut().map(|p| &mut p.at));
         self.places.shrink_to_fit();
-        self.bytes.shrink_to_fit();
     }
+}
+
+/// Puts `new` in place of the `len` bytes at `at` of a packed shard's
+/// vector (kept at exact capacity), moving the `offsets` of the records
+/// after them by the difference. The view's table and the live zone's
+/// `Store` keep their shards so.
+pub(crate) fn splice_packed<'a>(
+    bytes: &mut Vec<u8>,
+    at: u32,
+    len: u32,
+    new: &[u8],
+    offsets: impl Iterator<Item = &'a mut u32>,
+) {
+    let range = at as usize..(at + len) as usize;
+    if new.len() == len as usize {
+        bytes[range].copy_from_slice(new);
+        return;
+    }
+    if new.len() > len as usize {
+        bytes.reserve_exact(new.len() - len as usize);
+    }
+    bytes.splice(range, new.iter().copied());
+    let delta = new.len() as i64 - i64::from(len);
+    for offset in offsets.filter(|o| **o > at) {
+        // Shard bytes: far below 4 GiB.
+        *offset = (i64::from(*offset) + delta) as u32;
+    }
+    bytes.shrink_to_fit();
 }
 
 /// A name-keyed map whose clones share unchanged shards.

@@ -162,7 +162,8 @@ impl std::fmt::Debug for Rec<'_> {
     }
 }
 
-fn put_var(out: &mut Vec<u8>, mut v: u32) {
+/// Appends `v` as LEB128 (the packed records' and answers' lengths).
+pub(crate) fn put_var(out: &mut Vec<u8>, mut v: u32) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -170,8 +171,9 @@ fn put_var(out: &mut Vec<u8>, mut v: u32) {
     out.push(v as u8);
 }
 
+/// Reads the LEB128 number [`put_var`] wrote at `*at`, moving past it.
 #[inline]
-fn var_at(b: &[u8], at: &mut usize) -> u32 {
+pub(crate) fn var_at(b: &[u8], at: &mut usize) -> u32 {
     let mut v = 0u32;
     let mut shift = 0;
     loop {
