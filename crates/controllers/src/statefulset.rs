@@ -226,7 +226,7 @@ pub fn reconcile_statefulset(
             condemned.push((ord, pod));
         }
     }
-    condemned.sort_by(|a, b| b.0.cmp(&a.0));
+    condemned.sort_by_key(|c| std::cmp::Reverse(c.0));
 
     // Replace failed pods, create missing ones, in ordinal order.
     let mut blocked = false;

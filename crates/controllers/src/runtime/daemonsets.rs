@@ -23,7 +23,6 @@ use super::owned;
 use super::queue::{Queue, feed_own_keys, feed_owner_keys};
 use crate::daemonset;
 
-const RETRY: Duration = Duration::from_millis(500);
 const EXPECTATIONS_TTL: Duration = Duration::from_secs(60);
 
 /// Pods created and not yet seen, per set: (node, pod name, when).
@@ -71,21 +70,10 @@ pub fn spawn(inf: Arc<Informers>, client: Client, recorder: Recorder, workers: u
             }
         });
     }
-    for _ in 0..workers {
-        let (inf, client, queue, recorder, pending) =
-            (inf.clone(), client.clone(), queue.clone(), recorder.clone(), pending.clone());
-        tokio::spawn(async move {
-            inf.wait_synced().await;
-            loop {
-                let key = queue.next().await;
-                if let Err(e) = sync(&inf, &client, &recorder, &pending, &key).await {
-                    tracing::debug!(error = %e, daemonset = ?key, "syncing daemonset failed; retrying");
-                    queue.add_after(key.clone(), RETRY);
-                }
-                queue.done(&key);
-            }
-        });
-    }
+    let ctx = (inf.clone(), client, recorder, pending);
+    queue.work(&inf, workers, "daemonset", ctx, |(inf, client, recorder, pending), key| async move {
+        sync(&inf, &client, &recorder, &pending, &key).await.map(|()| None)
+    });
 }
 
 async fn sync(

@@ -4,11 +4,20 @@
 //! by two workers at once.
 
 use std::collections::{HashSet, VecDeque};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use svcnet_client::{Notification, Object, ObjectKey, ReflectorHandle};
 use tokio::sync::Notify;
+
+use super::Informers;
+
+/// How long a key whose reconcile failed waits before its next try.
+pub(super) const RETRY: Duration = Duration::from_millis(500);
+
+/// A reconcile's outcome: look at the key again after a while, or not.
+pub(super) type Pass = svcnet_client::Result<Option<Duration>>;
 
 #[derive(Default)]
 struct State {
@@ -71,6 +80,36 @@ impl Queue {
                 }
             }
             notified.await;
+        }
+    }
+
+    /// Starts `workers` tasks that, once every informer holds a full list,
+    /// take keys and reconcile each with `sync(ctx, key)`: `Ok(Some(d))`
+    /// looks at the key again after `d`, an error after [`RETRY`]. `what`
+    /// names the kind in the log.
+    pub(super) fn work<C, F, Fut>(&self, inf: &Arc<Informers>, workers: usize, what: &'static str, ctx: C, sync: F)
+    where
+        C: Clone + Send + 'static,
+        F: Fn(C, ObjectKey) -> Fut + Copy + Send + 'static,
+        Fut: Future<Output = Pass> + Send,
+    {
+        for _ in 0..workers {
+            let (inf, queue, ctx) = (inf.clone(), self.clone(), ctx.clone());
+            tokio::spawn(async move {
+                inf.wait_synced().await;
+                loop {
+                    let key = queue.next().await;
+                    match sync(ctx.clone(), key.clone()).await {
+                        Ok(Some(after)) => queue.add_after(key.clone(), after),
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::debug!(error = %e, kind = what, key = ?key, "syncing failed; retrying");
+                            queue.add_after(key.clone(), RETRY);
+                        }
+                    }
+                    queue.done(&key);
+                }
+            });
         }
     }
 

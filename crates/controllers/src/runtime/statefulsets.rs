@@ -7,7 +7,6 @@
 //! deletes one that is gone (404, ignored), never a second copy.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
@@ -19,28 +18,16 @@ use super::owned;
 use super::queue::{Queue, feed_own_keys, feed_owner_keys};
 use crate::statefulset;
 
-const RETRY: Duration = Duration::from_millis(500);
-
 /// Runs the StatefulSet controller.
 pub fn spawn(inf: Arc<Informers>, client: Client, recorder: Recorder, workers: usize) {
     let queue = Queue::default();
     feed_own_keys(&inf.statefulsets, &queue);
     feed_owner_keys(&inf.pods, &inf.statefulsets, "StatefulSet", &queue);
     feed_owner_keys(&inf.revisions, &inf.statefulsets, "StatefulSet", &queue);
-    for _ in 0..workers {
-        let (inf, client, queue, recorder) = (inf.clone(), client.clone(), queue.clone(), recorder.clone());
-        tokio::spawn(async move {
-            inf.wait_synced().await;
-            loop {
-                let key = queue.next().await;
-                if let Err(e) = sync(&inf, &client, &recorder, &key).await {
-                    tracing::debug!(error = %e, statefulset = ?key, "syncing statefulset failed; retrying");
-                    queue.add_after(key.clone(), RETRY);
-                }
-                queue.done(&key);
-            }
-        });
-    }
+    let ctx = (inf.clone(), client, recorder);
+    queue.work(&inf, workers, "statefulset", ctx, |(inf, client, recorder), key| async move {
+        sync(&inf, &client, &recorder, &key).await.map(|()| None)
+    });
 }
 
 async fn sync(inf: &Informers, client: &Client, recorder: &Recorder, key: &ObjectKey) -> svcnet_client::Result<()> {

@@ -21,10 +21,9 @@ use svcnet_client::{
 
 use super::Informers;
 use super::events::{EventType, Recorder, reference};
-use super::queue::{Queue, feed_own_keys, feed_owner_keys};
+use super::queue::{Queue, RETRY, feed_own_keys, feed_owner_keys};
 use crate::deployment::{self, PodRef};
 
-const RETRY: Duration = Duration::from_millis(500);
 /// Expectations older than this are dropped (a lost watch event must not
 /// wedge a ReplicaSet forever); kube uses five minutes.
 const EXPECTATIONS_TTL: Duration = Duration::from_secs(60);
@@ -80,25 +79,10 @@ pub fn spawn_replicasets(inf: Arc<Informers>, client: Client, recorder: Recorder
     let expectations = Expectations::default();
     feed_own_keys(&inf.replicasets, &queue);
     feed_owner_keys(&inf.pods, &inf.replicasets, "ReplicaSet", &queue);
-    for _ in 0..workers {
-        let (inf, client, queue, expectations, recorder) =
-            (inf.clone(), client.clone(), queue.clone(), expectations.clone(), recorder.clone());
-        tokio::spawn(async move {
-            inf.wait_synced().await;
-            loop {
-                let key = queue.next().await;
-                match sync_replicaset(&inf, &client, &expectations, &recorder, &key).await {
-                    Ok(Some(after)) => queue.add_after(key.clone(), after),
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::debug!(error = %e, replicaset = ?key, "syncing replicaset failed; retrying");
-                        queue.add_after(key.clone(), RETRY);
-                    }
-                }
-                queue.done(&key);
-            }
-        });
-    }
+    let ctx = (inf.clone(), client, expectations, recorder);
+    queue.work(&inf, workers, "replicaset", ctx, |(inf, client, expectations, recorder), key| async move {
+        sync_replicaset(&inf, &client, &expectations, &recorder, &key).await
+    });
 }
 
 fn owner_refs_patch(
@@ -249,24 +233,10 @@ pub fn spawn_deployments(inf: Arc<Informers>, client: Client, recorder: Recorder
             }
         });
     }
-    for _ in 0..workers {
-        let (inf, client, queue, recorder) = (inf.clone(), client.clone(), queue.clone(), recorder.clone());
-        tokio::spawn(async move {
-            inf.wait_synced().await;
-            loop {
-                let key = queue.next().await;
-                match sync_deployment(&inf, &client, &recorder, &key).await {
-                    Ok(Some(after)) => queue.add_after(key.clone(), after),
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::debug!(error = %e, deployment = ?key, "syncing deployment failed; retrying");
-                        queue.add_after(key.clone(), RETRY);
-                    }
-                }
-                queue.done(&key);
-            }
-        });
-    }
+    let ctx = (inf.clone(), client, recorder);
+    queue.work(&inf, workers, "deployment", ctx, |(inf, client, recorder), key| async move {
+        sync_deployment(&inf, &client, &recorder, &key).await
+    });
 }
 
 async fn sync_deployment(
