@@ -13,10 +13,11 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-use crate::table::{SeededState, splice_packed};
+use crate::table::{SeededState, shard_of, splice_packed};
 
-/// Shards per store: a power of two, fixed.
-const SHARDS: usize = 256;
+/// Shards per store: a power of two, fixed; many, for the reason the
+/// view's table has many (`table.rs`).
+const SHARDS: usize = 1024;
 
 #[derive(Clone, Copy)]
 struct Place {
@@ -59,8 +60,7 @@ impl Store {
     fn locate(&self, key: &[u8]) -> (usize, u32) {
         let mut h = self.route.build_hasher();
         h.write(key);
-        let h = h.finish();
-        (((h >> 24) as usize) & (SHARDS - 1), (h >> 32) as u32)
+        shard_of(h.finish(), SHARDS)
     }
 
     fn find(&self, s: usize, hash: u32, key: &[u8]) -> Result<usize, usize> {
