@@ -92,19 +92,36 @@ now() { date +%s.%N; }
 # The machine is shared: how much of its CPU was busy during a burst, and
 # how much of that this benchmark's processes used (by pid: the given
 # svcnet processes with the children they reaped, and this script's).
-cpu_stat() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }  # busy, all
+# busy (steal included), all, stolen: /proc/stat's first line.
+cpu_stat() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $9}' /proc/stat; }
 tree_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13 + $14 + $15}'))); done; echo "$t"; }
 script_children_ticks() {
   times >"$work/times"   # not in a subshell: it must report this shell's children
   awk -v hz="$hz" 'NR == 2 {n = 0; for (i = 1; i <= 2; i++) {split($i, a, /[ms]/); n += a[1] * 60 + a[2]}; printf "%d", n * hz}' "$work/times"
 }
-share_begin() { read -r sb_busy sb_all < <(cpu_stat); sb_ours=$(($(tree_ticks "$@") + $(script_children_ticks))); }
+share_begin() { read -r sb_busy sb_all sb_steal < <(cpu_stat); sb_ours=$(($(tree_ticks "$@") + $(script_children_ticks))); }
 share_end() {
-  local busy all ours
+  local busy all steal ours
   ours=$(($(tree_ticks "$@") + $(script_children_ticks) - sb_ours))
-  read -r busy all < <(cpu_stat)
-  awk -v b="$((busy - sb_busy))" -v a="$((all - sb_all))" -v o="$ours" -v hz="$hz" \
-    'BEGIN {printf "%.1f of %.1f CPU-s busy; this benchmark %.1f, others %.1f", b / hz, a / hz, o / hz, (b - o) / hz}'
+  read -r busy all steal < <(cpu_stat)
+  awk -v b="$((busy - sb_busy))" -v a="$((all - sb_all))" -v st="$((steal - sb_steal))" -v o="$ours" -v hz="$hz" \
+    'BEGIN {printf "%.1f of %.1f CPU-s busy; this benchmark %.1f, stolen by the hypervisor %.1f, others %.1f", b / hz, a / hz, o / hz, st / hz, (b - o - st) / hz}'
+}
+# Waits (at most 10 s) until the machine's CPUs are idle: a burst's pods are
+# gone from the API when `svcnet-bench` returns, but the kernel tears their
+# network namespaces down afterwards, in its own worker threads, for a few
+# hundred milliseconds; the next burst should not share the CPU with that.
+# Prints how long it waited.
+settle() {
+  local start b1 a1 b2 a2
+  start=$(now)
+  for _ in $(seq 50); do
+    read -r b1 a1 _ < <(cpu_stat)
+    sleep 0.2
+    read -r b2 a2 _ < <(cpu_stat)
+    awk -v b="$((b2 - b1))" -v a="$((a2 - a1))" 'BEGIN {exit !(a > 0 && b / a < 0.1)}' && break
+  done
+  awk -v s="$start" -v e="$(now)" 'BEGIN {printf "%.1f s", e - s}'
 }
 warnings() { # what a process logged at WARN or ERROR so far (before it is stopped)
   local n
@@ -122,6 +139,7 @@ wait_for "$work/a.out" "API server ready" 60
 for n in $sweep_a; do
   echo "Burst of $n:"
   $bin/svcnet-bench --kubeconfig "$work/a/kubeconfig" --pods "$n" --containers-of "$a_pid" | tee "$work/a$n.table"
+  echo "Machine idle again after $(settle)."
   echo
 done
 load_a=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -24,16 +24,10 @@ fn main() -> ExitCode {
             .init(),
         None => logs.with_max_level(tracing::Level::INFO).init(),
     }
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    // One worker per CPU this process may run on, as Tokio's default, but
-    // read from the affinity mask alone: Tokio's own count also looks for
-    // a cgroup CPU quota (reading mountinfo and cgroup files at every
-    // start), which svcnet never sets on containers.
-    if let Ok(cpus) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
-        let count = (0..nix::sched::CpuSet::count()).filter(|&i| cpus.is_set(i).unwrap_or(false)).count();
-        runtime.worker_threads(count.max(1));
-    }
-    let runtime = match runtime.enable_all().build() {
+    // One thread: a test server answers a request in microseconds, and
+    // worker threads (made at every container start, a stack and a TLS
+    // block each) cost a pod more than they would ever save it.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("svcnet: cannot start the async runtime: {e}");

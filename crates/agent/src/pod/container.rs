@@ -83,6 +83,15 @@ enum Kill {
     Stop(u64),
 }
 
+/// The log file of a container's attempt: `NS_POD_UID_CONTAINER_N.log`,
+/// all in one directory. The kubelet's layout (a directory per pod and per
+/// container) would cost every pod two directories: on ext4, allocating a
+/// directory's inode is the slowest of a pod's file system steps, and all
+/// the slower after many pods came and went.
+pub(crate) fn log_file_name(run: &PodRun, container: &str, attempt: usize) -> String {
+    format!("{}_{}_{}_{container}_{attempt}.log", run.namespace, run.name, run.uid)
+}
+
 pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement: Placement) {
     let mut stop = run.stop.subscribe();
     let mut backoff = Duration::ZERO;
@@ -124,9 +133,8 @@ pub async fn supervise(inner: Arc<Inner>, run: Arc<PodRun>, i: usize, placement:
         let working_dir = c.working_dir.clone().filter(|w| !w.is_empty()).map(PathBuf::from);
 
         let attempt_no = run.io.lock().unwrap_or_else(|e| e.into_inner())[i].attempts.len();
-        let log_dir =
-            inner.cfg.state_dir.join("logs").join(format!("{}_{}_{}", run.namespace, run.name, run.uid)).join(&c.name);
-        let log_path = log_dir.join(format!("{attempt_no}.log"));
+        let log_dir = inner.cfg.state_dir.join("logs");
+        let log_path = log_dir.join(log_file_name(&run, &c.name, attempt_no));
         // Off the async workers: creating files can take the kernel a
         // while (ext4 looks long for a free inode after much churn).
         let file = {

@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     pub echoserver: Vec<String>,
     /// Sandboxes being built at once: see [`SANDBOX_BUILDS`].
     sandbox_builds: tokio::sync::Semaphore,
+    /// Set by [`Runtime::shutdown`]: pods stopped then keep their logs.
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 /// How many sandboxes an agent builds at once. A burst of pods then
@@ -153,6 +155,7 @@ impl Runtime {
                 host_resolv,
                 echoserver,
                 sandbox_builds: tokio::sync::Semaphore::new(SANDBOX_BUILDS),
+                shutting_down: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -249,6 +252,7 @@ impl Runtime {
 
     /// Stops every pod now (SIGKILL after no grace), for shutdown.
     pub async fn shutdown(&self, grace: Duration) {
+        self.inner.shutting_down.store(true, std::sync::atomic::Ordering::Relaxed);
         let runs: Vec<Arc<PodRun>> = lock(&self.inner.pods).values().cloned().collect();
         for r in &runs {
             r.stop.send_replace(Some(grace.as_secs()));
@@ -494,6 +498,14 @@ async fn teardown(inner: &Inner, run: &PodRun, pod: &Pod) {
         }
     }
     let _ = tokio::fs::remove_dir_all(inner.cfg.state_dir.join("pods").join(&run.uid)).await;
+    // A pod that goes takes its logs along, as the kubelet removes a
+    // deleted pod's log directory; when the agent stops, they stay.
+    if !inner.shutting_down.load(std::sync::atomic::Ordering::Relaxed) {
+        let logs: Vec<PathBuf> = lock(&run.io).iter().flat_map(|c| c.attempts.iter().map(|a| a.path.clone())).collect();
+        for path in logs {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+    }
 }
 
 async fn run_pod(inner: &Arc<Inner>, run: &Arc<PodRun>) {

@@ -238,6 +238,19 @@ fn a_deleted_pod_leaves_no_namespace_or_process_behind() {
     let prefix = c.netns_prefix.clone().unwrap();
     assert!(netns_with_prefix(&prefix).iter().any(|n| n.contains("-default-doomed-")));
     let pid = pid_of(&marker).expect("container process");
+    // Its container's log, `NS_POD_UID_CONTAINER_ATTEMPT.log` in its node's
+    // logs directory.
+    let logs = || -> Vec<std::path::PathBuf> {
+        let nodes = std::fs::read_dir(c.dir.path().join("nodes")).map(|d| d.flatten().collect()).unwrap_or(Vec::new());
+        nodes
+            .iter()
+            .flat_map(|n| std::fs::read_dir(n.path().join("logs")).into_iter().flatten().flatten())
+            .map(|e| e.path())
+            .filter(|p| p.file_name().is_some_and(|f| f.to_string_lossy().starts_with("default_doomed_")))
+            .collect()
+    };
+    assert_eq!(logs().len(), 1, "{:?}", logs());
+    assert!(logs()[0].to_string_lossy().ends_with("_c_0.log"), "{:?}", logs());
     // sleep dies of SIGTERM at once, well inside the grace period.
     let started = std::time::Instant::now();
     c.ok(&["delete", "pod", "doomed", "--timeout=20s"]);
@@ -247,6 +260,8 @@ fn a_deleted_pod_leaves_no_namespace_or_process_behind() {
     );
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "process {pid} survived");
     assert!(!netns_with_prefix(&prefix).iter().any(|n| n.contains("-default-doomed-")), "namespace survived");
+    // The kubelet removes a deleted pod's logs; so does the agent.
+    assert_eq!(logs(), Vec::<std::path::PathBuf>::new(), "logs survived");
 }
 
 #[test]
