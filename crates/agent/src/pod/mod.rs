@@ -142,6 +142,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Runtime {
     pub fn new(cfg: RuntimeConfig, client: Client, sockets: NetnsSockets, ipam: Ipam) -> Runtime {
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        // The logs of an earlier run of this agent: their processes are
+        // gone, and pods run again number their attempts from 0. Without
+        // this, the logs of pods deleted while the agent was down would
+        // stay forever.
+        let _ = std::fs::remove_dir_all(cfg.state_dir.join("logs"));
         let echoserver = spec::echoserver_argv(&cfg.svcnet_exe);
         Runtime {
             inner: Arc::new(Inner {

@@ -318,8 +318,12 @@ fn the_next_up_cleans_up_after_a_crash_and_runs_the_pods_again() {
     let dir = c.kill9();
     // The namespaces outlive a SIGKILL; the processes die with svcnet.
     assert_eq!(netns_with_prefix(&prefix), before);
+    // The log of a pod deleted while svcnet was down.
+    let stray = dir.path().join("nodes/node1/logs/default_gone_0000_c_0.log");
+    std::fs::write(&stray, "old\n").expect("a stray log");
     let c = Cluster::launch_in(dir, 2);
     wait_ready(&c, "survivor");
+    assert!(!stray.exists(), "the last run's logs stayed");
     let after = netns_with_prefix(&prefix);
     assert_eq!(after.len(), before.len(), "{before:?} -> {after:?}");
 }
