@@ -108,10 +108,9 @@ share_end() {
     'BEGIN {printf "%.1f of %.1f CPU-s busy; this benchmark %.1f, stolen by the hypervisor %.1f, others %.1f", b / hz, a / hz, o / hz, st / hz, (b - o - st) / hz}'
 }
 # Waits (at most 10 s) until the machine's CPUs are idle: a burst's pods are
-# gone from the API when `svcnet-bench` returns, but the kernel tears their
-# network namespaces down afterwards, in its own worker threads, for a few
-# hundred milliseconds; the next burst should not share the CPU with that.
-# Prints how long it waited.
+# gone from the API when `svcnet-bench` returns, but the kernel may still be
+# tearing their network namespaces down in its own worker threads; the next
+# burst should not share the CPU with that. Prints how long it waited.
 settle() {
   local start b1 a1 b2 a2
   start=$(now)

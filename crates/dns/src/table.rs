@@ -9,8 +9,8 @@
 //! still shares it (`Arc::make_mut`). So the updater keeps a private table,
 //! changes a few names, and hands readers a clone: the old and new
 //! versions share every shard but the touched ones, readers never see a
-//! half-applied update, and a change costs the size of a shard (a few
-//! dozen entries at 60,000 names), not of the zone.
+//! half-applied update, and a change costs the size of a shard (about
+//! fifteen entries at 60,000 names), not of the zone.
 //!
 //! A shard is a vector of 16-byte places sorted by hash, and one byte
 //! vector holding its records back to back, both kept at exact capacity:
@@ -56,6 +56,7 @@ pub(crate) const SHARDS: usize = 4096;
 
 /// Splits a name's 64-bit hash into its shard (bits below 32) and its
 /// hash inside the shard (the upper 32 bits), so the two do not overlap.
+/// `shards` is a power of two between 2 and 2^31.
 #[inline]
 pub(crate) fn shard_of(h: u64, shards: usize) -> (usize, u32) {
     ((h as u32 >> (32 - shards.trailing_zeros())) as usize, (h >> 32) as u32)
