@@ -332,44 +332,24 @@ fn time_quote(s: &str) -> String {
 /// `time.Parse`, returning Go's `*time.ParseError` message on failure.
 pub(crate) fn check_time(value: &str, micro: bool) -> Result<(), String> {
     use Element::*;
-    let (layout, elements): (&str, &[Element]) = if micro {
-        (
-            RFC3339_MICRO,
-            &[
-                Year,
-                Literal("-"),
-                Month,
-                Literal("-"),
-                Day,
-                Literal("T"),
-                Hour,
-                Literal(":"),
-                Minute,
-                Literal(":"),
-                Second,
-                Micros,
-                Zone,
-            ],
-        )
-    } else {
-        (
-            RFC3339,
-            &[
-                Year,
-                Literal("-"),
-                Month,
-                Literal("-"),
-                Day,
-                Literal("T"),
-                Hour,
-                Literal(":"),
-                Minute,
-                Literal(":"),
-                Second,
-                Zone,
-            ],
-        )
-    };
+    // RFC3339_MICRO's elements; RFC3339 has no fraction.
+    const ELEMENTS: [Element; 13] = [
+        Year,
+        Literal("-"),
+        Month,
+        Literal("-"),
+        Day,
+        Literal("T"),
+        Hour,
+        Literal(":"),
+        Minute,
+        Literal(":"),
+        Second,
+        Micros,
+        Zone,
+    ];
+    let layout = if micro { RFC3339_MICRO } else { RFC3339 };
+    let elements = ELEMENTS.iter().filter(|e| micro || !matches!(e, Micros));
     let cannot_parse = |rest: &str, element: Element| {
         format!(
             "parsing time {} as {}: cannot parse {} as {}",
@@ -394,7 +374,7 @@ pub(crate) fn check_time(value: &str, micro: bool) -> Result<(), String> {
 
     let (mut year, mut month, mut day) = (0u32, 0u32, 0u32);
     let mut rest = value;
-    for (index, element) in elements.iter().enumerate() {
+    for element in elements {
         let hold = rest;
         let parsed: Option<&str> = match *element {
             Literal(l) => rest.strip_prefix(l),
@@ -429,10 +409,10 @@ pub(crate) fn check_time(value: &str, micro: bool) -> Result<(), String> {
                 Some((s, _)) if s >= 60 => return Err(out_of_range("second")),
                 Some((_, mut r)) => {
                     // Go accepts fractional seconds the layout does not
-                    // mention, when the next element is not a fraction.
-                    let next_is_fraction = matches!(elements.get(index + 1), Some(Micros));
+                    // mention, when the next element is not a fraction
+                    // (Micros follows Second only in the micro layout).
                     let b = r.as_bytes();
-                    if !next_is_fraction && b.len() >= 2 && matches!(b[0], b'.' | b',') && b[1].is_ascii_digit() {
+                    if !micro && b.len() >= 2 && matches!(b[0], b'.' | b',') && b[1].is_ascii_digit() {
                         let n = 1 + b[1..].iter().take_while(|c| c.is_ascii_digit()).count();
                         r = &r[n..];
                     }
