@@ -16,6 +16,7 @@ mod json_patch;
 mod merge;
 mod strategic;
 
+pub(crate) use gofmt::float_g;
 pub use json_patch::json_patch;
 pub use merge::json_merge_patch;
 pub use strategic::strategic_merge_patch;

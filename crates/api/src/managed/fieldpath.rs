@@ -434,7 +434,7 @@ fn value_to_string(value: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => match n.as_i64() {
             Some(i) => i.to_string(),
-            None => go_float(n.as_f64().unwrap_or(f64::NAN)),
+            None => crate::patch::float_g(n.as_f64().unwrap_or(f64::NAN)),
         },
         Value::String(s) => go_quote(s),
         Value::Array(items) => {
@@ -443,29 +443,6 @@ fn value_to_string(value: &Value) -> String {
         }
         Value::Object(map) => map.iter().map(|(k, v)| format!("{k}={}", value_to_string(v))).collect(),
     }
-}
-
-/// Go's `%v` of a float64: shortest digits, exponent form below 1e-4 and
-/// from 1e6.
-fn go_float(f: f64) -> String {
-    if !f.is_finite() {
-        return if f.is_nan() {
-            "NaN".into()
-        } else if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    let sci = format!("{f:e}");
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    if !(-4..6).contains(&exponent) {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        return format!("{mantissa}e{sign}{:02}", exponent.abs());
-    }
-    // Within range Rust's plain formatting has the same shortest digits.
-    format!("{f}")
 }
 
 /// Writes a JSON value as Go's `encoding/json` does: map keys sorted,

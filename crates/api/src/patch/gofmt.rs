@@ -91,7 +91,7 @@ fn go_int(n: &Number) -> Option<i64> {
 /// `%v` of a float64, i.e. `strconv.FormatFloat(f, 'g', -1, 64)`: the
 /// shortest digits, in exponent form when the exponent is below -4 or at
 /// least 6.
-fn float_g(f: f64) -> String {
+pub(crate) fn float_g(f: f64) -> String {
     if !f.is_finite() {
         return if f.is_nan() {
             "NaN".into()
