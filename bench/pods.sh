@@ -71,7 +71,7 @@ cleanup() {
   done <"$kids_file"
   for ns in $(comm -13 <(echo "$netns_before") <(netns_list)); do
     case $ns in
-      svcnet-*) ip netns delete "$ns" 2>/dev/null; rm -rf "/etc/netns/$ns" ;;
+      svcnet-*) ip netns delete "$ns" 2>/dev/null; rm -rf "/etc/netns/$ns" "/run/svcnet/netns/$ns" ;;
     esac
   done
   rm -rf "$work"

@@ -65,6 +65,52 @@ pub fn netns_etc(name: &str) -> PathBuf {
     Path::new(NETNS_ETC_DIR).join(name)
 }
 
+/// Where [`write_etc_files`] keeps a namespace's `/etc` files: a memory
+/// file system (see [`write_etc_files`]).
+pub const ETC_FILES_DIR: &str = "/run/svcnet/netns";
+
+/// The directory holding namespace `name`'s `/etc` files, which
+/// `/etc/netns/NAME` links to.
+pub fn etc_files_dir(name: &str) -> PathBuf {
+    Path::new(ETC_FILES_DIR).join(name)
+}
+
+/// Writes namespace `name`'s `/etc` files (`resolv.conf`, `hosts`, ...) and
+/// returns the directory holding them. They live in [`ETC_FILES_DIR`], on a
+/// tmpfs (`/run`'s, or one mounted at `/run/svcnet` where `/run` is on a
+/// disk), and `/etc/netns/NAME` is a symbolic link to them, so `ip netns
+/// exec NAME` sees them over `/etc` as it sees its own: the files of
+/// hundreds of pods made and removed in a burst cost no disk inodes but
+/// the link. Blocking; [`delete_netns`] removes both.
+pub fn write_etc_files(name: &str, files: &[(&str, &str)]) -> Result<PathBuf> {
+    let failed = |step: &'static str| move |source| NetError::Namespace { name: name.into(), step, source };
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(failed("invalid name")(std::io::Error::from(std::io::ErrorKind::InvalidInput)));
+    }
+    namespace::prepare_files_dir().map_err(failed("preparing /run/svcnet"))?;
+    let dir = etc_files_dir(name);
+    std::fs::create_dir_all(&dir).map_err(failed("creating its /etc files' directory"))?;
+    for (file, content) in files {
+        std::fs::write(dir.join(file), content).map_err(failed("writing its /etc files"))?;
+    }
+    let link = netns_etc(name);
+    std::fs::create_dir_all(NETNS_ETC_DIR).map_err(failed("creating /etc/netns"))?;
+    // What an earlier run, or a crashed one, left under the name goes.
+    match std::fs::symlink_metadata(&link) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&link),
+        Ok(_) => std::fs::remove_file(&link),
+        Err(_) => Ok(()),
+    }
+    .map_err(failed("removing an old /etc/netns entry"))?;
+    std::os::unix::fs::symlink(&dir, &link).map_err(failed("linking /etc/netns to its files"))?;
+    Ok(dir)
+}
+
+fn remove_etc_files(name: &str) {
+    let _ = std::fs::remove_dir_all(netns_etc(name));
+    let _ = std::fs::remove_dir_all(etc_files_dir(name));
+}
+
 async fn run(args: &[&str], stdin: Option<&str>) -> Result<String> {
     let command = format!("ip {}", args.join(" "));
     let mut cmd = Command::new("ip");
@@ -93,19 +139,6 @@ async fn batch(ns: &str, lines: &[String]) -> Result<()> {
     run(&["-n", ns, "-batch", "-"], Some(&script)).await.map(drop)
 }
 
-async fn sysctl(ns: &str, key: &str, value: &str) -> Result<()> {
-    let command = format!("ip netns exec {ns} sysctl -qw {key}={value}");
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "sysctl", "-qw", &format!("{key}={value}")])
-        .output()
-        .await
-        .map_err(|source| NetError::Spawn { command: command.clone(), source })?;
-    if !out.status.success() {
-        return Err(NetError::Failed { command, stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() });
-    }
-    Ok(())
-}
-
 /// `ip netns add NAME`, in-process.
 pub async fn add_netns(name: &str) -> Result<()> {
     namespace::in_new_netns(name, || Ok(())).await
@@ -117,11 +150,15 @@ pub async fn add_netns(name: &str) -> Result<()> {
 pub async fn delete_netns(name: &str) -> Result<()> {
     let owned = name.to_string();
     // umount2 and unlink block (briefly): not on an async thread.
-    let result = tokio::task::spawn_blocking(move || namespace::remove(&owned)).await.unwrap_or_else(|e| {
+    tokio::task::spawn_blocking(move || {
+        let removed = namespace::remove(&owned);
+        remove_etc_files(&owned);
+        removed
+    })
+    .await
+    .unwrap_or_else(|e| {
         Err(NetError::Namespace { name: name.into(), step: "deleting", source: std::io::Error::other(e) })
-    });
-    let _ = tokio::fs::remove_dir_all(netns_etc(name)).await;
-    result
+    })
 }
 
 /// Every namespace whose name starts with `prefix` (what `ip netns list`
@@ -148,12 +185,25 @@ pub async fn list_netns(prefix: &str) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Removes every namespace a previous run under `prefix` left behind.
+/// Removes every namespace a previous run under `prefix` left behind, and
+/// `/etc` files left without their namespace.
 pub async fn cleanup(prefix: &str) -> Result<usize> {
     let names = list_netns(prefix).await?;
     for n in &names {
         delete_netns(n).await?;
     }
+    let owned = prefix.to_string();
+    let _ = tokio::task::spawn_blocking(move || {
+        for dir in [NETNS_ETC_DIR, ETC_FILES_DIR] {
+            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            for entry in entries.flatten() {
+                if let Some(name) = entry.file_name().to_str().filter(|n| n.starts_with(&owned)) {
+                    remove_etc_files(name);
+                }
+            }
+        }
+    })
+    .await;
     Ok(names.len())
 }
 
@@ -183,9 +233,15 @@ pub const NODE_BRIDGE: &str = "cni0";
 
 /// Creates a node namespace plugged into `fabric` (when given): its node
 /// address on eth0, the pod bridge, forwarding, and routes to the peers'
-/// pod CIDRs.
+/// pod CIDRs. Its interfaces other than `lo`, the pods' bridge ports among
+/// them, have no IPv6 (see [`wire_pod`]).
 pub async fn create_node(fabric: Option<&str>, node: &NodeNet) -> Result<()> {
-    add_netns(&node.netns).await?;
+    let name = node.netns.clone();
+    namespace::in_new_netns(&node.netns, move || {
+        set_sysctl(&name, "ipv4/ip_forward", "1")?;
+        ipv4_only(&name)
+    })
+    .await?;
     let mut lines = vec!["link set lo up".to_string()];
     lines.push(format!("link add {NODE_BRIDGE} type bridge"));
     lines.push(format!("addr add {}/{} dev {NODE_BRIDGE}", node.gateway, node.pod_prefix_len));
@@ -210,8 +266,30 @@ pub async fn create_node(fabric: Option<&str>, node: &NodeNet) -> Result<()> {
         }
         batch(&node.netns, &lines).await?;
     }
-    sysctl(&node.netns, "net.ipv4.ip_forward", "1").await?;
     Ok(())
+}
+
+/// Writes `/proc/sys/net/KEY` of the calling thread's network namespace.
+fn set_sysctl(netns: &str, key: &str, value: &str) -> Result<()> {
+    std::fs::write(Path::new("/proc/sys/net").join(key), value).map_err(|source| NetError::Namespace {
+        name: netns.into(),
+        step: "writing a sysctl",
+        source,
+    })
+}
+
+/// Interfaces made in (or moved into) the calling thread's namespace from
+/// now on get no IPv6: the cluster's pod and service networks are IPv4,
+/// and an interface with IPv6 sends router solicitations, duplicate
+/// address probes and multicast reports as it comes up, which a node's
+/// kernel would otherwise work through for every pod in a burst. `lo`,
+/// already there, keeps `::1`. A kernel without IPv6 has nothing to turn
+/// off.
+fn ipv4_only(netns: &str) -> Result<()> {
+    match set_sysctl(netns, "ipv6/conf/default/disable_ipv6", "1") {
+        Err(NetError::Namespace { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 /// One pod's network.
@@ -230,6 +308,7 @@ pub struct PodNet {
 /// bridge: what `ip netns add` and the `ip` commands
 ///
 /// ```text
+/// ip netns exec POD sysctl -w net.ipv6.conf.default.disable_ipv6=1
 /// ip -n NODE link add VETH type veth peer name eth0 netns POD
 /// ip -n NODE link set VETH master cni0 up
 /// ip -n NODE link set VETH type bridge_slave hairpin on
@@ -247,7 +326,11 @@ pub async fn create_pod(node_netns: &str, pod: &PodNet) -> Result<()> {
 }
 
 /// Runs on the thread that just made the pod's namespace (and is inside it).
+/// The pod's eth0 is IPv4 only, as is its peer on the node's bridge (the
+/// node namespace's default); `lo` keeps `::1`, so programs that listen on
+/// `[::]` or ask for `localhost` over IPv6 work as in any pod.
 fn wire_pod(node: &str, pod: &PodNet) -> Result<()> {
+    ipv4_only(&pod.netns)?;
     // Each socket talks to the namespace its thread was in when opened.
     let mut inside = Rtnl::open(&pod.netns)?;
     let pod_ns = namespace::open(&pod.netns)?;

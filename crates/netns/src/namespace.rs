@@ -5,7 +5,10 @@
 //! A named namespace is a bind mount of a namespace file over an empty file
 //! `/run/netns/NAME`; `/run/netns` itself is made a shared mount once, so
 //! that these mounts propagate into mount namespaces made afterwards
-//! (containers, `ip netns exec`) and their unmounting propagates too.
+//! (containers, `ip netns exec`) and their unmounting propagates too. Where
+//! `/run` is on a disk rather than a tmpfs, `/run/netns` becomes a tmpfs of
+//! its own ([`prepare_run_dir`]), as do the namespaces' `/etc` files
+//! ([`prepare_files_dir`]).
 //!
 //! `unshare(CLONE_NEWNET)` moves only the calling thread, so a namespace is
 //! made on a thread of its own that exits afterwards ([`in_new_netns`]);
@@ -24,7 +27,7 @@ use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
-use crate::ip::{NETNS_RUN_DIR, NetError, netns_path};
+use crate::ip::{ETC_FILES_DIR, NETNS_RUN_DIR, NetError, netns_path};
 
 fn errno(e: Errno) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
@@ -67,14 +70,63 @@ fn prepare_run_dir(name: &str) -> Result<(), NetError> {
             Err(Errno::EINVAL) if !made_mount => {}
             Err(e) => return Err(failed(name, "mount --make-shared /run/netns")(e)),
         }
-        nix::mount::mount(Some(dir), dir, Some("none"), MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .map_err(failed(name, "mount --bind /run/netns /run/netns"))?;
+        if on_disk(dir) && is_empty(dir) {
+            // Where `/run` is not a memory file system (as it is on most
+            // systems), a tmpfs: each namespace's mount point is a new file
+            // here, and on a disk every one of them costs an inode (on ext4
+            // without a journal, a search past every inode freed in the
+            // last minute). Only when nobody's namespace is in there yet,
+            // which the tmpfs would hide; like iproute2's bind mount, it
+            // stays mounted.
+            nix::mount::mount(Some("tmpfs"), dir, Some("tmpfs"), MsFlags::empty(), Some("mode=755,size=1m"))
+                .map_err(failed(name, "mount -t tmpfs tmpfs /run/netns"))?;
+        } else {
+            nix::mount::mount(Some(dir), dir, Some("none"), MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                .map_err(failed(name, "mount --bind /run/netns /run/netns"))?;
+        }
         nix::mount::mount(Some(dir), dir, Some("none"), MsFlags::MS_PRIVATE | MsFlags::MS_REC, None::<&str>)
             .map_err(failed(name, "mount --make-private /run/netns"))?;
         made_mount = true;
     }
     *ready = true;
     Ok(())
+}
+
+/// Whether this process made sure `/run/svcnet` is on a tmpfs.
+static FILES_DIR_READY: Mutex<bool> = Mutex::new(false);
+
+/// Makes `/run/svcnet/netns` ([`ETC_FILES_DIR`]) exist on a memory file
+/// system: where `/run/svcnet` is on a disk, a tmpfs is mounted there
+/// (under an exclusive lock on the directory, so that two svcnet processes
+/// starting at once do not stack two). It stays mounted, as `/run` would.
+pub(crate) fn prepare_files_dir() -> io::Result<()> {
+    let mut ready = FILES_DIR_READY.lock().unwrap_or_else(|e| e.into_inner());
+    if *ready {
+        return Ok(());
+    }
+    let files = Path::new(ETC_FILES_DIR);
+    let top = files.parent().unwrap_or(files);
+    std::fs::create_dir_all(top)?;
+    if on_disk(top) {
+        let _lock = Flock::lock(File::open(top)?, FlockArg::LockExclusive).ok();
+        // Another process may have mounted it while this one waited.
+        if on_disk(top) {
+            nix::mount::mount(Some("tmpfs"), top, Some("tmpfs"), MsFlags::empty(), Some("mode=755,size=64m"))
+                .map_err(errno)?;
+        }
+    }
+    std::fs::create_dir_all(files)?;
+    *ready = true;
+    Ok(())
+}
+
+/// Whether `dir` is on a file system other than tmpfs.
+pub(crate) fn on_disk(dir: &Path) -> bool {
+    nix::sys::statfs::statfs(dir).is_ok_and(|fs| fs.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC)
+}
+
+fn is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }
 
 /// Runs `f` on a thread of its own and hands back its result without

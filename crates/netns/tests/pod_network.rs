@@ -80,6 +80,14 @@ impl Drop for Lab {
                 let _ = std::fs::remove_dir_all(ip::netns_etc(&name));
             }
         }
+        for dir in [ip::NETNS_ETC_DIR, ip::ETC_FILES_DIR] {
+            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&self.prefix) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
     }
 }
 
@@ -124,6 +132,7 @@ fn pod(lab: &Lab, what: &str, ip: Ipv4Addr, gateway: Ipv4Addr) -> PodNet {
 /// A pod made as svcnet made them before, with `ip` commands.
 fn pod_with_iproute2(node: &str, pod: &PodNet) {
     ok(&["ip", "netns", "add", &pod.netns]);
+    ok(&["ip", "netns", "exec", &pod.netns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
     let node_script = format!(
         "link add {v} type veth peer name eth0 netns {ns}\nlink set {v} master cni0 up\nlink set {v} type bridge_slave hairpin on\n",
         v = pod.host_veth,
@@ -259,6 +268,20 @@ async fn a_pod_network_made_over_netlink_is_the_one_iproute2_made_and_reaches_it
     assert_eq!(addrs, [("10.251.1.11".to_string(), 24, "global".to_string())]);
     let lo = &json(&["ip", "-n", &a.netns, "-j", "link", "show", "dev", "lo"])[0];
     assert!(lo["flags"].as_array().is_some_and(|f| f.contains(&"UP".into())), "lo is up: {lo}");
+    // IPv4 only on the wire, on both ends of the veth; `::1` stays.
+    let families = |ns: &str, dev: &str| -> Vec<String> {
+        json(&["ip", "-n", ns, "-j", "addr", "show", "dev", dev])[0]["addr_info"]
+            .as_array()
+            .expect("addr_info")
+            .iter()
+            .map(|i| {
+                format!("{} {}", i["family"].as_str().unwrap_or_default(), i["local"].as_str().unwrap_or_default())
+            })
+            .collect()
+    };
+    assert_eq!(families(&a.netns, "eth0"), ["inet 10.251.1.11"]);
+    assert_eq!(families(&node, &a.host_veth), Vec::<String>::new());
+    assert_eq!(families(&a.netns, "lo"), ["inet 127.0.0.1", "inet6 ::1"]);
     let routes = json(&["ip", "-n", &a.netns, "-j", "-d", "route", "show", "default"]);
     let default = &routes[0];
     assert_eq!(
@@ -361,4 +384,41 @@ async fn names_in_use_are_refused_without_harming_their_owner() {
     if run(&["ping", "-V"]).status.success() {
         ok(&["ip", "netns", "exec", &a.netns, "ping", "-c", "1", "-W", "2", "10.251.3.1"]);
     }
+}
+
+#[tokio::test]
+async fn a_namespaces_etc_files_are_what_ip_netns_exec_shows_and_go_with_it() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::new();
+    let name = lab.ns("files");
+    ip::add_netns(&name).await.expect("namespace");
+    let resolv = "nameserver 10.96.0.10\nsearch default.svc.cluster.local\n";
+    let dir = ip::write_etc_files(&name, &[("resolv.conf", resolv), ("hostname", "files\n")]).expect("files");
+    assert_eq!(dir, ip::etc_files_dir(&name));
+    let fs = nix::sys::statfs::statfs(&dir).expect("statfs");
+    assert_eq!(fs.filesystem_type(), nix::sys::statfs::TMPFS_MAGIC, "kept on a tmpfs");
+    let link = std::fs::read_link(ip::netns_etc(&name)).expect("/etc/netns/NAME is a link");
+    assert_eq!(link, dir);
+    assert_eq!(ok(&["ip", "netns", "exec", &name, "cat", "/etc/resolv.conf"]), resolv);
+
+    // Written again (a pod retried under the same name): replaced, also
+    // over a directory an older svcnet left there.
+    ip::write_etc_files(&name, &[("resolv.conf", "nameserver 10.96.0.11\n")]).expect("again");
+    assert_eq!(ok(&["ip", "netns", "exec", &name, "cat", "/etc/resolv.conf"]), "nameserver 10.96.0.11\n");
+    let old = lab.ns("old");
+    std::fs::create_dir_all(ip::netns_etc(&old)).expect("an old directory");
+    std::fs::write(ip::netns_etc(&old).join("hosts"), "old").expect("an old file");
+    ip::write_etc_files(&old, &[("hosts", "new")]).expect("over the old directory");
+    assert_eq!(std::fs::read_to_string(ip::netns_etc(&old).join("hosts")).expect("read"), "new");
+
+    ip::delete_netns(&name).await.expect("delete");
+    assert!(!ip::netns_etc(&name).exists() && std::fs::symlink_metadata(ip::netns_etc(&name)).is_err());
+    assert!(!dir.exists());
+    // Files whose namespace is gone (a crash between the two) go with the
+    // next cleanup of their prefix, and only those.
+    let removed = ip::cleanup(&lab.ns("ol")).await.expect("cleanup");
+    assert_eq!(removed, 0, "no namespace under that prefix");
+    assert!(std::fs::symlink_metadata(ip::netns_etc(&old)).is_err() && !ip::etc_files_dir(&old).exists());
 }

@@ -427,9 +427,8 @@ async fn sandbox(
     let s = spec::spec(pod);
     let host_network = s.host_network.unwrap_or(false);
     let facts = &inner.cfg.facts;
-    let (ip, netns, etc_dir) = if host_network {
-        let dir = inner.cfg.state_dir.join("pods").join(&run.uid).join("etc");
-        (inner.cfg.node_ip, inner.cfg.node_netns.clone(), dir)
+    let (ip, netns) = if host_network {
+        (inner.cfg.node_ip, inner.cfg.node_netns.clone())
     } else {
         let netns = pod_netns_name(&inner.cfg.netns_prefix, pod);
         let wanted = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).and_then(|ip| ip.parse::<Ipv4Addr>().ok());
@@ -448,7 +447,7 @@ async fn sandbox(
             lock(&inner.ipam).release(ip);
             return Err(format!("setting up the pod network: {e}"));
         }
-        (ip, netns.clone(), net::netns_etc(&netns))
+        (ip, netns)
     };
     *lock(&run.netns) = netns.clone();
     let files = [
@@ -456,19 +455,31 @@ async fn sandbox(
         ("hosts", spec::hosts_file(pod, ip, facts)),
         ("hostname", format!("{}\n", spec::hostname(pod))),
     ];
+    // A pod of its own namespace has its files where `ip netns exec` finds
+    // them; one on the node's network keeps them in the agent's directory.
+    let etc_dir = host_network.then(|| inner.cfg.state_dir.join("pods").join(&run.uid).join("etc"));
+    let netns_name = netns.clone();
     // One trip to the blocking pool for the directory and all three files.
     let binds = tokio::task::spawn_blocking(move || -> Result<Vec<(PathBuf, PathBuf)>, String> {
-        std::fs::create_dir_all(&etc_dir).map_err(|e| format!("creating {}: {e}", etc_dir.display()))?;
-        let mut binds = Vec::new();
-        for (file, content) in files {
-            let path = etc_dir.join(file);
-            std::fs::write(&path, content).map_err(|e| format!("writing {}: {e}", path.display()))?;
-            let target = PathBuf::from("/etc").join(file);
-            if target.exists() {
-                binds.push((path, target));
+        let dir = match etc_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+                for (file, content) in &files {
+                    let path = dir.join(file);
+                    std::fs::write(&path, content).map_err(|e| format!("writing {}: {e}", path.display()))?;
+                }
+                dir
             }
-        }
-        Ok(binds)
+            None => {
+                let files: Vec<(&str, &str)> = files.iter().map(|(f, c)| (*f, c.as_str())).collect();
+                net::write_etc_files(&netns_name, &files).map_err(|e| e.to_string())?
+            }
+        };
+        Ok(files
+            .iter()
+            .map(|(file, _)| (dir.join(file), PathBuf::from("/etc").join(file)))
+            .filter(|(_, target)| target.exists())
+            .collect())
     })
     .await
     .map_err(|e| format!("writing the pod's /etc files: {e}"))??;
