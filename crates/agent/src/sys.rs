@@ -83,6 +83,9 @@ pub struct PodChild {
 /// these values (no allocation, no locks), as `posix_spawn`'s child does.
 struct ChildPlan {
     netns: RawFd,
+    /// The mount namespace to copy ([`mount_template`]), or -1: the
+    /// agent's own.
+    mounts: RawFd,
     binds: Vec<PreparedBind>,
     hostname: CString,
     program: CString,
@@ -118,10 +121,10 @@ fn check(r: libc::c_int) -> Result<(), i32> {
     if r == -1 { Err(last_errno()) } else { Ok(()) }
 }
 
-/// The new process, from `clone` to `execve`: stdio, working directory,
-/// then the pod's namespaces (without `/run/netns`'s mounts), then
-/// default signal dispositions and an empty signal mask, as the standard
-/// library's `Command` leaves them.
+/// The new process, from `clone` to `execve`: stdio, the pod's namespaces
+/// (a mount namespace without `/run/netns`'s mounts), working directory,
+/// then default signal dispositions and an empty signal mask, as the
+/// standard library's `Command` leaves them.
 fn child_steps(p: &ChildPlan) -> Result<(), i32> {
     // SAFETY (whole function): only system calls on the plan's values,
     // which outlive the child (the parent is suspended until it execs or
@@ -134,8 +137,10 @@ fn child_steps(p: &ChildPlan) -> Result<(), i32> {
                 check(libc::dup2(*fd, target))?;
             }
         }
-        check(libc::chdir(p.dir.as_ptr()))?;
         check(libc::setns(p.netns, libc::CLONE_NEWNET))?;
+        if p.mounts >= 0 {
+            check(libc::setns(p.mounts, libc::CLONE_NEWNS))?;
+        }
         check(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS))?;
         check(libc::mount(
             std::ptr::null(),
@@ -144,17 +149,20 @@ fn child_steps(p: &ChildPlan) -> Result<(), i32> {
             libc::MS_REC | libc::MS_SLAVE,
             std::ptr::null(),
         ))?;
-        // Every pod's namespace is a mount under /run/netns, a shared
-        // mount: left in place, each later pod's mount would propagate into
-        // this container's mount namespace (cost growing with the square of
-        // the pods) and keep deleted pods' namespaces alive. The container
-        // sees the directory under it instead. EINVAL: not a mount point.
-        if libc::umount2(c"/run/netns".as_ptr(), libc::MNT_DETACH) == -1 {
-            let e = last_errno();
-            if e != libc::EINVAL && e != libc::ENOENT {
-                return Err(e);
+        if p.mounts < 0 {
+            // No template: the copy holds every pod's namespace mount
+            // (see `mount_template`); detached at least, so that later
+            // pods' mounts do not propagate here and deleted pods'
+            // namespaces are not kept alive. EINVAL: not a mount point.
+            if libc::umount2(c"/run/netns".as_ptr(), libc::MNT_DETACH) == -1 {
+                let e = last_errno();
+                if e != libc::EINVAL && e != libc::ENOENT {
+                    return Err(e);
+                }
             }
         }
+        // After setns, which moves the working directory to the root.
+        check(libc::chdir(p.dir.as_ptr()))?;
         for b in &p.binds {
             check(libc::mount(
                 b.source.as_ptr(),
@@ -264,6 +272,7 @@ pub fn spawn_in_pod(exec: &Exec<'_>, placement: &Placement) -> io::Result<PodChi
     };
     let plan = ChildPlan {
         netns: netns.as_raw_fd(),
+        mounts: mount_template().map_or(-1, |fd| fd.as_raw_fd()),
         binds,
         hostname: CString::new(placement.hostname.as_bytes()).map_err(|_| invalid("the hostname"))?,
         program: cstring(exec.program)?,
@@ -343,6 +352,59 @@ pub fn spawn_in_pod(exec: &Exec<'_>, placement: &Placement) -> io::Result<PodChi
     // its children have closed the slave: the agent keeps no copy.
     drop((out_w, err_w, stdin, netns));
     Ok(PodChild { pid: pid as u32, pidfd, stdout: out_r, stderr: err_r, stdin: stdin_w, terminal })
+}
+
+/// The mount namespace containers start from: the agent's as it was when
+/// the first container started, made a slave of it (mounts and unmounts
+/// on the host's shared mounts reach it), without `/run/netns`. Each
+/// container copies it (`unshare(CLONE_NEWNS)` copies the whole mount
+/// table): without the template, the copy would hold a mount for every
+/// pod's network namespace on the host, so a container's start would cost
+/// more with every pod, and the pods' namespaces would propagate into
+/// every container. `None` (and a warning) if it cannot be made: each
+/// container then copies the agent's namespace and detaches `/run/netns`
+/// from its copy.
+///
+/// It is made after [`svcnet_netns::ip::prepare_etc_files`], so that the
+/// tmpfs the pods' `/etc` files live on is in it even where the host's
+/// mounts do not propagate.
+fn mount_template() -> Option<&'static OwnedFd> {
+    static TEMPLATE: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| {
+            // unshare(CLONE_NEWNS) moves only the calling thread (which
+            // stops sharing its root and working directory with the
+            // others): a thread of its own, ended at once.
+            let made = std::thread::spawn(|| -> io::Result<OwnedFd> {
+                svcnet_netns::ip::prepare_etc_files()?;
+                nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(errno)?;
+                nix::mount::mount(
+                    None::<&str>,
+                    "/",
+                    None::<&str>,
+                    nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
+                    None::<&str>,
+                )
+                .map_err(errno)?;
+                // Every mount stacked there (iproute2's bind mount, a
+                // tmpfs over it).
+                loop {
+                    match nix::mount::umount2(svcnet_netns::ip::NETNS_RUN_DIR, nix::mount::MntFlags::MNT_DETACH) {
+                        Ok(()) => {}
+                        Err(nix::Error::EINVAL | nix::Error::ENOENT) => break,
+                        Err(e) => return Err(errno(e)),
+                    }
+                }
+                Ok(File::open("/proc/thread-self/ns/mnt")?.into())
+            })
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("its thread panicked")));
+            made.inspect_err(|e| {
+                tracing::warn!(error = %e, "making the containers' template mount namespace failed; containers copy the agent's")
+            })
+            .ok()
+        })
+        .as_ref()
 }
 
 /// Registers a [`PodChild`]'s pidfd with the runtime's reactor, which sees
@@ -469,6 +531,44 @@ mod tests {
         assert_eq!(err, "err\n");
         assert_eq!(wait(&child.pidfd).code(), Some(3));
         assert_eq!(reap(&child.pidfd).map_err(|e| e.raw_os_error()), Err(Some(libc::ECHILD)), "reaped once");
+    }
+
+    #[test]
+    fn a_child_sees_the_pods_files_but_no_network_namespace_mounts() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let name = format!("svcnet-systest-{}", std::process::id());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(svcnet_netns::ip::add_netns(&name)).expect("a named namespace");
+        let made = (|| {
+            svcnet_netns::ip::write_etc_files(&name, &[("hostname", "from-the-pod\n")]).expect("files");
+            let host = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+            assert!(host.contains(&format!(" /run/netns/{name} ")), "the host has the namespace's mount");
+            let file = svcnet_netns::ip::etc_files_dir(&name).join("hostname");
+            let script = format!("cat {}; cat /proc/self/mountinfo", file.display());
+            let argv = ["sh".to_string(), "-c".into(), script];
+            let env = [("PATH".to_string(), "/usr/bin:/bin".to_string())];
+            let exec = Exec {
+                program: Path::new("/bin/sh"),
+                argv: &argv,
+                env: &env,
+                dir: Path::new("/"),
+                stdin: false,
+                tty: false,
+            };
+            let child = spawn_in_pod(&exec, &placement()).expect("spawns");
+            let mut out = String::new();
+            File::from(child.stdout.expect("a pipe")).read_to_string(&mut out).expect("stdout");
+            assert_eq!(wait(&child.pidfd).code(), Some(0), "{out}");
+            (host, out)
+        })();
+        rt.block_on(svcnet_netns::ip::delete_netns(&name)).expect("delete");
+        let (host, out) = made;
+        assert!(out.starts_with("from-the-pod\n"), "the pod's files are there: {out}");
+        let mounts: Vec<&str> = out.lines().skip(1).collect();
+        assert!(!mounts.iter().any(|m| m.contains("/run/netns")), "no namespace mounts: {out}");
+        assert!(mounts.len() < host.lines().count(), "a smaller mount table than the host's: {out}");
     }
 
     #[test]

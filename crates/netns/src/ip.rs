@@ -87,7 +87,7 @@ pub fn write_etc_files(name: &str, files: &[(&str, &str)]) -> Result<PathBuf> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return Err(failed("invalid name")(std::io::Error::from(std::io::ErrorKind::InvalidInput)));
     }
-    namespace::prepare_files_dir().map_err(failed("preparing /run/svcnet"))?;
+    prepare_etc_files().map_err(failed("preparing /run/svcnet"))?;
     let dir = etc_files_dir(name);
     std::fs::create_dir_all(&dir).map_err(failed("creating its /etc files' directory"))?;
     for (file, content) in files {
@@ -104,6 +104,12 @@ pub fn write_etc_files(name: &str, files: &[(&str, &str)]) -> Result<PathBuf> {
     .map_err(failed("removing an old /etc/netns entry"))?;
     std::os::unix::fs::symlink(&dir, &link).map_err(failed("linking /etc/netns to its files"))?;
     Ok(dir)
+}
+
+/// Makes sure [`ETC_FILES_DIR`] exists, on a tmpfs (what
+/// [`write_etc_files`] does first). Blocking.
+pub fn prepare_etc_files() -> std::io::Result<()> {
+    namespace::prepare_files_dir()
 }
 
 fn remove_etc_files(name: &str) {
