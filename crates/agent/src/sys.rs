@@ -538,33 +538,36 @@ mod tests {
         if !nix::unistd::geteuid().is_root() {
             return;
         }
-        let name = format!("svcnet-systest-{}", std::process::id());
+        /// Deletes the namespace (and its files) however the test ends.
+        struct Netns(String, tokio::runtime::Runtime);
+        impl Drop for Netns {
+            fn drop(&mut self) {
+                let _ = self.1.block_on(svcnet_netns::ip::delete_netns(&self.0));
+            }
+        }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(svcnet_netns::ip::add_netns(&name)).expect("a named namespace");
-        let made = (|| {
-            svcnet_netns::ip::write_etc_files(&name, &[("hostname", "from-the-pod\n")]).expect("files");
-            let host = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-            assert!(host.contains(&format!(" /run/netns/{name} ")), "the host has the namespace's mount");
-            let file = svcnet_netns::ip::etc_files_dir(&name).join("hostname");
-            let script = format!("cat {}; cat /proc/self/mountinfo", file.display());
-            let argv = ["sh".to_string(), "-c".into(), script];
-            let env = [("PATH".to_string(), "/usr/bin:/bin".to_string())];
-            let exec = Exec {
-                program: Path::new("/bin/sh"),
-                argv: &argv,
-                env: &env,
-                dir: Path::new("/"),
-                stdin: false,
-                tty: false,
-            };
-            let child = spawn_in_pod(&exec, &placement()).expect("spawns");
-            let mut out = String::new();
-            File::from(child.stdout.expect("a pipe")).read_to_string(&mut out).expect("stdout");
-            assert_eq!(wait(&child.pidfd).code(), Some(0), "{out}");
-            (host, out)
-        })();
-        rt.block_on(svcnet_netns::ip::delete_netns(&name)).expect("delete");
-        let (host, out) = made;
+        let netns = Netns(format!("svcnet-systest-{}", std::process::id()), rt);
+        let name = &netns.0;
+        netns.1.block_on(svcnet_netns::ip::add_netns(name)).expect("a named namespace");
+        svcnet_netns::ip::write_etc_files(name, &[("hostname", "from-the-pod\n")]).expect("files");
+        let host = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        assert!(host.contains(&format!(" /run/netns/{name} ")), "the host has the namespace's mount");
+        let file = svcnet_netns::ip::etc_files_dir(name).join("hostname");
+        let script = format!("cat {}; cat /proc/self/mountinfo", file.display());
+        let argv = ["sh".to_string(), "-c".into(), script];
+        let env = [("PATH".to_string(), "/usr/bin:/bin".to_string())];
+        let exec = Exec {
+            program: Path::new("/bin/sh"),
+            argv: &argv,
+            env: &env,
+            dir: Path::new("/"),
+            stdin: false,
+            tty: false,
+        };
+        let child = spawn_in_pod(&exec, &placement()).expect("spawns");
+        let mut out = String::new();
+        File::from(child.stdout.expect("a pipe")).read_to_string(&mut out).expect("stdout");
+        assert_eq!(wait(&child.pidfd).code(), Some(0), "{out}");
         assert!(out.starts_with("from-the-pod\n"), "the pod's files are there: {out}");
         let mounts: Vec<&str> = out.lines().skip(1).collect();
         assert!(!mounts.iter().any(|m| m.contains("/run/netns")), "no namespace mounts: {out}");
