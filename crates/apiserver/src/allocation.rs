@@ -100,9 +100,10 @@ fn cluster_ips(obj: &Value) -> Vec<String> {
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default();
     if ips.is_empty()
-        && let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str) {
-            ips.push(ip.to_string());
-        }
+        && let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str)
+    {
+        ips.push(ip.to_string());
+    }
     ips.retain(|ip| !ip.is_empty() && ip != "None");
     ips
 }
@@ -196,9 +197,11 @@ pub async fn allocate(
     let old_headless = old.and_then(|o| o.pointer("/spec/clusterIP")).and_then(Value::as_str) == Some("None");
     let mut ip = spec.get("clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
     if ip.is_empty()
-        && let Some(first) = spec.get("clusterIPs").and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str) {
-            ip = first.to_string();
-        }
+        && let Some(first) =
+            spec.get("clusterIPs").and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str)
+    {
+        ip = first.to_string();
+    }
     if ip.is_empty() && old_kind.is_some_and(|k| k != "ExternalName") {
         if old_headless {
             ip = "None".into();
@@ -228,7 +231,8 @@ pub async fn allocate(
 
     // Node ports.
     let wants_node_ports = kind == "NodePort"
-        || (kind == "LoadBalancer" && spec.get("allocateLoadBalancerNodePorts").and_then(Value::as_bool) != Some(false));
+        || (kind == "LoadBalancer"
+            && spec.get("allocateLoadBalancerNodePorts").and_then(Value::as_bool) != Some(false));
     let old_ports: Vec<(i64, String, i64)> = old
         .and_then(|o| o.pointer("/spec/ports"))
         .and_then(Value::as_array)
@@ -328,10 +332,7 @@ async fn pick_ip(store: &dyn Store, ranges: &Ranges) -> Result<Ipv4Addr> {
             return Ok(ip);
         }
     }
-    Err(ApiError::Internal(format!(
-        "failed to allocate a serviceIP: range is full ({})",
-        ranges.cidr_string()
-    )))
+    Err(ApiError::Internal(format!("failed to allocate a serviceIP: range is full ({})", ranges.cidr_string())))
 }
 
 async fn pick_port(store: &dyn Store, ranges: &Ranges, taken: &BTreeSet<i64>) -> Result<i64> {

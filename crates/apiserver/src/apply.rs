@@ -25,9 +25,9 @@ fn apply_error(resource: &ResourceInfo, name: &str, e: ApplyError) -> ApiError {
         ApplyError::InvalidObjectType(_) | ApplyError::ManagedFieldsNotNil | ApplyError::NotAnObject(_) => {
             ApiError::BadRequest(e.to_string())
         }
-        ApplyError::InvalidConfiguration { .. } | ApplyError::InvalidManagedFields(_) | ApplyError::UnknownDefinition(_) => {
-            ApiError::Internal(e.to_string())
-        }
+        ApplyError::InvalidConfiguration { .. }
+        | ApplyError::InvalidManagedFields(_)
+        | ApplyError::UnknownDefinition(_) => ApiError::Internal(e.to_string()),
     }
 }
 
@@ -88,8 +88,9 @@ pub async fn apply(
     }
     let w = registry
         .patch(resource, ns, name, sub, &opts, |live| {
-            let mut next = managed::apply_to_subresource(Some(live), &patch, manager, sub, force, resource.definition, &now)
-                .map_err(|e| apply_error(resource, name, e))?;
+            let mut next =
+                managed::apply_to_subresource(Some(live), &patch, manager, sub, force, resource.definition, &now)
+                    .map_err(|e| apply_error(resource, name, e))?;
             // An applied resourceVersion is a precondition; otherwise the
             // live one stands.
             let wanted = meta_str(&patch, "resourceVersion").to_string();

@@ -259,9 +259,10 @@ impl Cacher {
         let event = Arc::new(CacheEvent { rv, kind, object, prev });
         state.rv = rv;
         if state.history.len() == HISTORY
-            && let Some(old) = state.history.pop_front() {
-                state.oldest = old.rv;
-            }
+            && let Some(old) = state.history.pop_front()
+        {
+            state.oldest = old.rv;
+        }
         state.history.push_back(event.clone());
         // Sent under the lock so a subscriber's replay and live stream meet
         // without a gap or a duplicate.
@@ -399,10 +400,9 @@ impl Caches {
         match tokio::time::timeout(timeout, wait).await {
             Ok(Ok(rv)) => Ok(*rv),
             Ok(Err(_)) => Err(ApiError::Unavailable("the watch cache is shutting down".into())),
-            Err(_) => Err(ApiError::Unavailable(format!(
-                "Too large resource version: {want}, current: {}",
-                self.synced()
-            ))),
+            Err(_) => {
+                Err(ApiError::Unavailable(format!("Too large resource version: {want}, current: {}", self.synced())))
+            }
         }
     }
 }

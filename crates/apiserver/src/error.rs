@@ -55,7 +55,11 @@ impl FieldCause {
     }
 
     pub fn duplicate(field: impl Into<String>, value: &Value) -> Self {
-        Self { reason: "FieldValueDuplicate", message: format!("Duplicate value: {}", go_value(value)), field: field.into() }
+        Self {
+            reason: "FieldValueDuplicate",
+            message: format!("Duplicate value: {}", go_value(value)),
+            field: field.into(),
+        }
     }
 
     pub fn not_supported(field: impl Into<String>, value: &Value, supported: &[&str]) -> Self {
@@ -232,11 +236,7 @@ impl ApiError {
             ApiError::Invalid { group, kind, name, causes } => {
                 let list: Vec<String> = causes.iter().map(FieldCause::full).collect();
                 let head = format!("{} {name:?} is invalid", qualified_kind(kind, group));
-                if list.len() == 1 {
-                    format!("{head}: {}", list[0])
-                } else {
-                    format!("{head}: [{}]", list.join(", "))
-                }
+                if list.len() == 1 { format!("{head}: {}", list[0]) } else { format!("{head}: [{}]", list.join(", ")) }
             }
             other => other.to_string(),
         }

@@ -55,7 +55,9 @@ fn negotiate(req: &Request<hyper::body::Incoming>) -> Render {
         if is_table && (params.contains(&"v=v1") || params.contains(&"v=v1beta1")) {
             return Render::Table;
         }
-        if params.first().is_some_and(|m| *m == "application/json" || *m == "*/*") && !params.iter().any(|p| p.starts_with("as=")) {
+        if params.first().is_some_and(|m| *m == "application/json" || *m == "*/*")
+            && !params.iter().any(|p| p.starts_with("as="))
+        {
             return Render::Json;
         }
     }
@@ -93,7 +95,11 @@ fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<Body
 }
 
 impl Api {
-    pub async fn handle(self: Arc<Self>, req: Request<hyper::body::Incoming>, identity: Option<Identity>) -> Response<Body> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<hyper::body::Incoming>,
+        identity: Option<Identity>,
+    ) -> Response<Body> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let result = self.dispatch(req, identity).await;
@@ -108,12 +114,18 @@ impl Api {
         }
     }
 
-    async fn dispatch(&self, req: Request<hyper::body::Incoming>, identity: Option<Identity>) -> Result<Response<Body>> {
+    async fn dispatch(
+        &self,
+        req: Request<hyper::body::Incoming>,
+        identity: Option<Identity>,
+    ) -> Result<Response<Body>> {
         let route = route(req.uri().path())?;
         let public = matches!(route, Route::Health(_) | Route::Version);
         let identity = match identity {
             Some(i) => i,
-            None if public => Identity { user: "system:anonymous".into(), groups: vec!["system:unauthenticated".into()] },
+            None if public => {
+                Identity { user: "system:anonymous".into(), groups: vec!["system:unauthenticated".into()] }
+            }
             None => return Err(ApiError::Unauthorized),
         };
         if !public && !identity.is_admin() {
@@ -219,7 +231,9 @@ impl Api {
             (&Method::PATCH, Some(name)) => {
                 let bytes = read_body(req).await?;
                 let opts = write_options(&query, &user_agent, "update")?;
-                let (w, created) = crate::patching::patch(&self.registry, res, ns, name, sub, &content_type, &bytes, &opts, &query).await?;
+                let (w, created) =
+                    crate::patching::patch(&self.registry, res, ns, name, sub, &content_type, &bytes, &opts, &query)
+                        .await?;
                 Ok(written(if created { StatusCode::CREATED } else { StatusCode::OK }, &w))
             }
             (&Method::DELETE, Some(name)) => {
@@ -306,14 +320,15 @@ fn write_options(query: &Query, user_agent: &str, _op: &str) -> Result<WriteOpti
     };
     let field_manager = query.get("fieldManager");
     if let Some(m) = field_manager
-        && m.len() > 128 {
-            return Err(ApiError::invalid(
-                "meta.k8s.io",
-                "PatchOptions",
-                "",
-                vec![crate::FieldCause::invalid("fieldManager", &json!(m), "must be at most 128 characters long")],
-            ));
-        }
+        && m.len() > 128
+    {
+        return Err(ApiError::invalid(
+            "meta.k8s.io",
+            "PatchOptions",
+            "",
+            vec![crate::FieldCause::invalid("fieldManager", &json!(m), "must be at most 128 characters long")],
+        ));
+    }
     Ok(WriteOptions {
         dry_run,
         validation: FieldValidation::parse(query.get("fieldValidation"))?,
@@ -389,9 +404,8 @@ pub fn parse_document(bytes: &[u8], content_type: &str) -> Result<Value> {
             svcnet_api::protobuf::ProtobufError::Malformed { .. } => ApiError::BadRequest(e.to_string()),
             other => ApiError::UnsupportedMediaType(other.to_string()),
         }),
-        _ => serde_json::from_slice::<Value>(bytes).map_err(|e| {
-            ApiError::BadRequest(format!("couldn't get version/kind; json parse error: {e}"))
-        }),
+        _ => serde_json::from_slice::<Value>(bytes)
+            .map_err(|e| ApiError::BadRequest(format!("couldn't get version/kind; json parse error: {e}"))),
     }
 }
 
@@ -410,10 +424,16 @@ async fn read_object(req: Request<hyper::body::Incoming>, content_type: &str) ->
 
 /// The `includeObject` query parameter of Table requests.
 fn include_object(query: &Query) -> Result<svcnet_api::table::IncludeObject> {
-    svcnet_api::table::IncludeObject::from_query(query.get("includeObject")).map_err(|e| ApiError::BadRequest(e.to_string()))
+    svcnet_api::table::IncludeObject::from_query(query.get("includeObject"))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
-fn render_list(res: &ResourceInfo, page: &crate::registry::ListPage, render: Render, query: &Query) -> Result<Response<Body>> {
+fn render_list(
+    res: &ResourceInfo,
+    page: &crate::registry::ListPage,
+    render: Render,
+    query: &Query,
+) -> Result<Response<Body>> {
     let rv = page.rv.to_string();
     if render == Render::Table {
         return table_list(res, page, query);

@@ -61,14 +61,17 @@ async fn finalize_terminating(registry: &Registry) -> Result<()> {
                 let opts = DeleteOptions { propagation_policy: Some("Background".into()), ..Default::default() };
                 match registry.delete(r, Some(&ns.name), &o.name, &opts).await {
                     Ok(_) | Err(ApiError::NotFound { .. }) => {}
-                    Err(e) => tracing::warn!(error = %e, namespace = %ns.name, name = %o.name, "deleting namespace content failed"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, namespace = %ns.name, name = %o.name, "deleting namespace content failed")
+                    }
                 }
             }
         }
         if remaining == 0 {
             let mut obj = ns.value();
             obj["spec"]["finalizers"] = json!([]);
-            match registry.update(ns_resource(), None, &ns.name, Some("finalize"), obj, &WriteOptions::default()).await {
+            match registry.update(ns_resource(), None, &ns.name, Some("finalize"), obj, &WriteOptions::default()).await
+            {
                 Ok(_) | Err(ApiError::NotFound { .. }) | Err(ApiError::Conflict { .. }) => {}
                 Err(e) => return Err(e),
             }

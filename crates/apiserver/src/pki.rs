@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -43,13 +43,8 @@ const FILES: [&str; 6] = ["ca.crt", "ca.key", "apiserver.crt", "apiserver.key", 
 
 /// Names the serving certificate answers to: loopback and the in-cluster
 /// names of the `kubernetes` Service.
-const SERVER_DNS_NAMES: [&str; 5] = [
-    "localhost",
-    "kubernetes",
-    "kubernetes.default",
-    "kubernetes.default.svc",
-    "kubernetes.default.svc.cluster.local",
-];
+const SERVER_DNS_NAMES: [&str; 5] =
+    ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"];
 
 impl Pki {
     /// Loads the PKI from `dir`, generating whatever is missing. If any file
@@ -83,7 +78,8 @@ impl Pki {
         let mut ca_params = CertificateParams::default();
         ca_params.distinguished_name = dn(&[(DnType::CommonName, "svcnet-ca")]);
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        ca_params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         ca_params.not_before = rcgen::date_time_ymd(2024, 1, 1);
         ca_params.not_after = rcgen::date_time_ymd(2124, 1, 1);
         let ca_cert = ca_params.self_signed(&ca_key)?;
@@ -125,7 +121,8 @@ impl Pki {
         let mut ca_params = CertificateParams::default();
         ca_params.distinguished_name = dn(&[(DnType::CommonName, "svcnet-ca")]);
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        ca_params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let issuer = Issuer::new(ca_params, &ca_key);
         issue_client_cert(&issuer, user, group)
     }
@@ -142,7 +139,11 @@ impl Pki {
     }
 }
 
-fn issue_client_cert(issuer: &Issuer<'_, &KeyPair>, user: &str, group: Option<&str>) -> Result<(String, String), PkiError> {
+fn issue_client_cert(
+    issuer: &Issuer<'_, &KeyPair>,
+    user: &str,
+    group: Option<&str>,
+) -> Result<(String, String), PkiError> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
@@ -172,7 +173,8 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<(), PkiError> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let io = |source| PkiError::Io { path: path.into(), source };
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
     f.write_all(data).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)

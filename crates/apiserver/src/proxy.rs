@@ -207,9 +207,13 @@ async fn upgrade(api: &Api, mut req: Request<Incoming>, target: &Target, path: &
     // What the agent needs to judge and accept the upgrade: a WebSocket's
     // or SPDY's (exec refuses SPDY and says why).
     let mut headers = Vec::new();
-    for name in
-        [UPGRADE.as_str(), "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "x-stream-protocol-version"]
-    {
+    for name in [
+        UPGRADE.as_str(),
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-protocol",
+        "x-stream-protocol-version",
+    ] {
         let values: Vec<&str> = req.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
         if !values.is_empty() {
             headers.push((name, values.join(", ")));
@@ -229,7 +233,8 @@ async fn upgrade(api: &Api, mut req: Request<Incoming>, target: &Target, path: &
     }
     let mut resp = Response::new(body::full(Bytes::new()));
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    for name in ["upgrade", "connection", "sec-websocket-accept", "sec-websocket-protocol", "x-stream-protocol-version"] {
+    for name in ["upgrade", "connection", "sec-websocket-accept", "sec-websocket-protocol", "x-stream-protocol-version"]
+    {
         if let Some(v) = head.header(name).and_then(|v| HeaderValue::from_str(v).ok()) {
             resp.headers_mut().insert(name, v);
         }

@@ -132,7 +132,12 @@ impl Registry {
     }
 
     /// Writes a new object together with the allocation keys it owns.
-    async fn commit_create(&self, resource: &ResourceInfo, key: &str, obj: &Value) -> Result<Revision, svcnet_store::Error> {
+    async fn commit_create(
+        &self,
+        resource: &ResourceInfo,
+        key: &str,
+        obj: &Value,
+    ) -> Result<Revision, svcnet_store::Error> {
         let owned = allocation::owned_keys(resource, obj);
         let value = encode(obj).map_err(|e| svcnet_store::Error::Corrupt(e.to_string()))?;
         if owned.is_empty() {
@@ -160,13 +165,21 @@ impl Registry {
             return self.store.update(key, value, expected).await;
         }
         let mut ops = vec![TxnOp::Update { key: key.to_string(), value, expected }];
-        ops.extend(new_keys.difference(&old_keys).map(|k| TxnOp::Create { key: k.clone(), value: allocation::key_value(obj) }));
+        ops.extend(
+            new_keys.difference(&old_keys).map(|k| TxnOp::Create { key: k.clone(), value: allocation::key_value(obj) }),
+        );
         ops.extend(old_keys.difference(&new_keys).map(|k| TxnOp::Delete { key: k.clone(), expected: None }));
         self.store.txn(ops).await
     }
 
     /// Removes an object and releases everything it had allocated.
-    async fn commit_delete(&self, resource: &ResourceInfo, key: &str, old: &Value, expected: Revision) -> Result<Revision, svcnet_store::Error> {
+    async fn commit_delete(
+        &self,
+        resource: &ResourceInfo,
+        key: &str,
+        old: &Value,
+        expected: Revision,
+    ) -> Result<Revision, svcnet_store::Error> {
         let owned = allocation::owned_keys(resource, old);
         if owned.is_empty() {
             return self.store.delete(key, Some(expected)).await.map(|kv| kv.mod_revision);
@@ -181,7 +194,12 @@ impl Registry {
     }
 
     /// The current object, read consistently (after every acknowledged write).
-    pub async fn get(&self, resource: &'static ResourceInfo, ns: Option<&str>, name: &str) -> Result<Arc<CachedObject>> {
+    pub async fn get(
+        &self,
+        resource: &'static ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Arc<CachedObject>> {
         self.caches.wait_fresh().await?;
         self.caches
             .cacher(resource)
@@ -190,7 +208,12 @@ impl Registry {
     }
 
     /// Lists objects, optionally in one namespace, filtered and paged.
-    pub async fn list(&self, resource: &'static ResourceInfo, ns: Option<&str>, opts: &ListOptions) -> Result<ListPage> {
+    pub async fn list(
+        &self,
+        resource: &'static ResourceInfo,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<ListPage> {
         let synced = self.caches.wait_fresh().await?;
         let prefix = Cacher::prefix(resource, ns);
         let start_after = match &opts.continue_token {
@@ -239,7 +262,8 @@ impl Registry {
                     == Some("true")
             })
             .max_by(|a, b| {
-                let created = |c: &Value| c.pointer("/metadata/creationTimestamp").and_then(Value::as_str).map(str::to_owned);
+                let created =
+                    |c: &Value| c.pointer("/metadata/creationTimestamp").and_then(Value::as_str).map(str::to_owned);
                 created(a).cmp(&created(b))
             });
         if let Some(name) = default.as_ref().and_then(|c| c.pointer("/metadata/name")).and_then(Value::as_str) {
@@ -255,9 +279,9 @@ impl Registry {
         let nsres = namespaces();
         match self.caches.cacher(nsres).get(&Cacher::key(nsres, None, ns)) {
             None => Err(ApiError::not_found("", "namespaces", ns)),
-            Some(o) if creating && o.deleting => Err(ApiError::Forbidden(
-                format!("unable to create new content in namespace {ns} because it is being terminated"),
-            )),
+            Some(o) if creating && o.deleting => Err(ApiError::Forbidden(format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ))),
             Some(_) => Ok(()),
         }
     }
@@ -292,9 +316,7 @@ impl Registry {
                 }
             }
             if meta.get("resourceVersion").and_then(Value::as_str).is_some_and(|rv| !rv.is_empty()) {
-                return Err(ApiError::BadRequest(
-                    "resourceVersion should not be set on objects to be created".into(),
-                ));
+                return Err(ApiError::BadRequest("resourceVersion should not be set on objects to be created".into()));
             }
             generate_name = meta.get("generateName").and_then(Value::as_str).unwrap_or("").to_string();
             let name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
@@ -531,7 +553,10 @@ impl Registry {
             allocation::allocate(self.store.as_ref(), &self.ranges, resource, &mut obj, Some(old)).await?;
         }
         // An object being deleted goes away once its last finalizer does.
-        if !meta_str(&obj, "deletionTimestamp").is_empty() && object::finalizers(&obj).is_empty() && !has_spec_finalizers(&obj) {
+        if !meta_str(&obj, "deletionTimestamp").is_empty()
+            && object::finalizers(&obj).is_empty()
+            && !has_spec_finalizers(&obj)
+        {
             if opts.dry_run {
                 return Ok(Written { object: obj, warnings: Vec::new() });
             }
@@ -584,22 +609,25 @@ impl Registry {
                         group: resource.group.into(),
                         kind: resource.plural.into(),
                         name: name.into(),
-                        detail: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                        detail: format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                        ),
                     });
                 }
             }
             if let Some(rv) = &opts.precondition_rv
-                && *rv != current.rv.to_string() {
-                    return Err(ApiError::Conflict {
-                        group: resource.group.into(),
-                        kind: resource.plural.into(),
-                        name: name.into(),
-                        detail: format!(
-                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                            current.rv
-                        ),
-                    });
-                }
+                && *rv != current.rv.to_string()
+            {
+                return Err(ApiError::Conflict {
+                    group: resource.group.into(),
+                    kind: resource.plural.into(),
+                    name: name.into(),
+                    detail: format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        current.rv
+                    ),
+                });
+            }
             let mut finalizers = object::finalizers(&obj);
             let policy_finalizer = match opts.propagation_policy.as_deref() {
                 Some("Orphan") => Some("orphan"),
@@ -620,9 +648,11 @@ impl Registry {
             };
             let already_deleting = !meta_str(&obj, "deletionTimestamp").is_empty();
             if let Some(f) = policy_finalizer
-                && !already_deleting && !finalizers.iter().any(|x| x == f) {
-                    finalizers.push(f.to_string());
-                }
+                && !already_deleting
+                && !finalizers.iter().any(|x| x == f)
+            {
+                finalizers.push(f.to_string());
+            }
             let grace = self.grace_period(resource, &obj, opts);
             let namespace_pending = resource.plural == "namespaces" && has_spec_finalizers(&obj);
             if finalizers.is_empty() && grace == 0 && !namespace_pending {
@@ -767,21 +797,24 @@ fn metadata_causes(obj: &Value) -> Vec<FieldCause> {
             }
             if what == "label"
                 && let Some(v) = v.as_str()
-                    && let Some(msg) = label_value_error(v) {
-                        causes.push(FieldCause::invalid("metadata.labels".to_string(), &json!(v), msg));
-                    }
+                && let Some(msg) = label_value_error(v)
+            {
+                causes.push(FieldCause::invalid("metadata.labels".to_string(), &json!(v), msg));
+            }
         }
     }
-    if let Some(total) = meta.get("annotations").and_then(Value::as_object).map(|m| {
-        m.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum::<usize>()
-    })
-        && total > 256 * 1024 {
-            causes.push(FieldCause {
-                reason: "FieldValueTooLong",
-                message: "Too long: must have at most 262144 bytes".into(),
-                field: "metadata.annotations".into(),
-            });
-        }
+    if let Some(total) = meta
+        .get("annotations")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum::<usize>())
+        && total > 256 * 1024
+    {
+        causes.push(FieldCause {
+            reason: "FieldValueTooLong",
+            message: "Too long: must have at most 262144 bytes".into(),
+            field: "metadata.annotations".into(),
+        });
+    }
     causes
 }
 
@@ -792,9 +825,10 @@ fn qualified_name_error(key: &str) -> Option<String> {
         None => (None, key),
     };
     if let Some(p) = prefix
-        && (p.is_empty() || !object::dns1123_subdomain_errors(p).is_empty()) {
-            return Some("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into());
-        }
+        && (p.is_empty() || !object::dns1123_subdomain_errors(p).is_empty())
+    {
+        return Some("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into());
+    }
     let ok = !name.is_empty()
         && name.len() <= 63
         && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
@@ -939,7 +973,10 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip_and_reject_tampering() {
         let t = encode_continue(7, "/registry/core/services/default/b", "/registry/core/services/default/");
-        assert_eq!(decode_continue(&t, "/registry/core/services/default/").ok().as_deref(), Some("/registry/core/services/default/b"));
+        assert_eq!(
+            decode_continue(&t, "/registry/core/services/default/").ok().as_deref(),
+            Some("/registry/core/services/default/b")
+        );
         assert!(decode_continue("!!!", "/p/").is_err());
         let evil = base64::engine::general_purpose::URL_SAFE.encode(r#"{"rv":1,"start":"../secrets/x"}"#);
         assert!(decode_continue(&evil, "/p/").is_err());

@@ -162,15 +162,13 @@ pub fn decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -231,7 +229,10 @@ mod tests {
         let Ok(Route::Resource(r)) = route("/api/v1/namespaces/dev/services/https:web:8443/proxy/a/b/") else {
             panic!()
         };
-        assert_eq!((r.resource.plural, r.name.as_deref(), r.subresource.as_deref()), ("services", Some("https:web:8443"), Some("proxy")));
+        assert_eq!(
+            (r.resource.plural, r.name.as_deref(), r.subresource.as_deref()),
+            ("services", Some("https:web:8443"), Some("proxy"))
+        );
         let Ok(Route::Resource(r)) = route("/api/v1/namespaces/dev/pods/web-1/proxy") else { panic!() };
         assert_eq!(r.subresource.as_deref(), Some("proxy"));
         assert!(matches!(route("/api/v1/namespaces/dev/pods/web-1/status/extra"), Ok(Route::NotFound)));

@@ -43,8 +43,11 @@ fn selector_string(sel: &Value) -> String {
     if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
         for e in exprs {
             let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-            let values: Vec<&str> =
-                e.get("values").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
                 "In" => parts.push(format!("{key} in ({})", values.join(","))),
                 "NotIn" => parts.push(format!("{key} notin ({})", values.join(","))),

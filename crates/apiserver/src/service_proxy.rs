@@ -297,7 +297,10 @@ mod tests {
         assert_eq!(p("/api/v1/namespaces/dev/services/web/proxy/").as_deref(), Some("/"));
         assert_eq!(p("/api/v1/namespaces/dev/services/web/proxy"), None);
         // A path that itself contains "proxy" further on.
-        assert_eq!(p("/api/v1/namespaces/dev/services/web/proxy/services/x/proxy").as_deref(), Some("/services/x/proxy"));
+        assert_eq!(
+            p("/api/v1/namespaces/dev/services/web/proxy/services/x/proxy").as_deref(),
+            Some("/services/x/proxy")
+        );
         assert_eq!(proxied_path("/api/v1/namespaces/dev/pods/p-1/proxy/healthz", "pods").as_deref(), Some("/healthz"));
     }
 

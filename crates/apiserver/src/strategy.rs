@@ -23,10 +23,12 @@ pub trait Strategy: Send + Sync {
     /// Called on create after metadata is filled in: reset fields a client
     /// cannot set and apply defaults.
     fn prepare_for_create(&self, resource: &ResourceInfo, obj: &mut Value) {
-        if resource.has_status && !keeps_status_on_create(resource)
-            && let Some(map) = obj.as_object_mut() {
-                map.remove("status");
-            }
+        if resource.has_status
+            && !keeps_status_on_create(resource)
+            && let Some(map) = obj.as_object_mut()
+        {
+            map.remove("status");
+        }
         if resource.plural == "namespaces" {
             obj["spec"]["finalizers"] = json!(["kubernetes"]);
             obj["status"] = json!({ "phase": "Active" });
@@ -64,7 +66,9 @@ pub trait Strategy: Send + Sync {
     fn prepare_for_ephemeral_containers_update(&self, new: &mut Value, old: &Value) {
         let mut merged = old.clone();
         keep_ephemeral_containers(&mut merged, new);
-        if let (Some(rv), Some(meta)) = (new.pointer("/metadata/resourceVersion").cloned(), object::meta_mut(&mut merged)) {
+        if let (Some(rv), Some(meta)) =
+            (new.pointer("/metadata/resourceVersion").cloned(), object::meta_mut(&mut merged))
+        {
             meta.insert("resourceVersion".into(), rv);
         }
         *new = merged;
@@ -81,7 +85,9 @@ pub trait Strategy: Send + Sync {
             };
         }
         // resourceVersion from the request still guards the write.
-        if let (Some(rv), Some(meta)) = (new.pointer("/metadata/resourceVersion").cloned(), object::meta_mut(&mut merged)) {
+        if let (Some(rv), Some(meta)) =
+            (new.pointer("/metadata/resourceVersion").cloned(), object::meta_mut(&mut merged))
+        {
             meta.insert("resourceVersion".into(), rv);
         }
         *new = merged;
@@ -131,7 +137,10 @@ impl Strategy for Generic {}
 /// Whether writes to this resource bump `metadata.generation` when the
 /// spec changes (controllers compare it with status.observedGeneration).
 pub fn tracks_generation(resource: &ResourceInfo) -> bool {
-    matches!(resource.plural, "deployments" | "replicasets" | "statefulsets" | "daemonsets" | "ingresses" | "ingressclasses" | "pods")
+    matches!(
+        resource.plural,
+        "deployments" | "replicasets" | "statefulsets" | "daemonsets" | "ingresses" | "ingressclasses" | "pods"
+    )
 }
 
 /// How an object's name must look, per kind.

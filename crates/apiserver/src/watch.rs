@@ -66,9 +66,10 @@ pub fn serve(
         let matches = |o: &CachedObject| o.key.starts_with(&prefix) && filter(o);
         for event in sub.replay.drain(..) {
             if let Some(line) = encoder.event(&event, &matches)
-                && tx.send(line).await.is_err() {
-                    return;
-                }
+                && tx.send(line).await.is_err()
+            {
+                return;
+            }
         }
         if send_initial && bookmarks {
             let _ = tx.send(encoder.bookmark(sub.rv, true)).await;
@@ -156,7 +157,12 @@ impl Encoder {
                     continue_token: None,
                     remaining_item_count: None,
                 };
-                let table = svcnet_api::table::table_with(self.resource.kind, &[&object.value()], jiff::Timestamp::now(), &options);
+                let table = svcnet_api::table::table_with(
+                    self.resource.kind,
+                    &[&object.value()],
+                    jiff::Timestamp::now(),
+                    &options,
+                );
                 self.first = false;
                 out.extend_from_slice(&serde_json::to_vec(&table).unwrap_or_default());
             }

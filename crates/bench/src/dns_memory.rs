@@ -136,7 +136,9 @@ async fn settle(args: &MemArgs, names: &[(String, Option<Ipv4Addr>)]) -> Result<
 /// (its EndpointSlice's endpoints, its Pod's status), to tell a slice that
 /// was never written from one the DNS servers missed.
 async fn diagnose(c: &mut Client, ns: &str, last: usize) {
-    let slices = format!("/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dm{last}");
+    let slices = format!(
+        "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dm{last}"
+    );
     let pod = format!("/api/v1/namespaces/{ns}/pods/p{last}");
     for path in [slices, pod] {
         let req = c.request(Method::GET, "https", &path, "application/json", Bytes::new());
@@ -144,9 +146,15 @@ async fn diagnose(c: &mut Client, ns: &str, last: usize) {
             Ok((code, body)) => {
                 let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                 let shown = match v.get("items") {
-                    Some(items) => json!(items.as_array().map(|a| a.iter().map(|s| json!({
-                        "name": s["metadata"]["name"], "endpoints": s["endpoints"]
-                    })).collect::<Vec<_>>())),
+                    Some(items) => json!(items.as_array().map(|a| {
+                        a.iter()
+                            .map(|s| {
+                                json!({
+                                    "name": s["metadata"]["name"], "endpoints": s["endpoints"]
+                                })
+                            })
+                            .collect::<Vec<_>>()
+                    })),
                     None => json!({ "status": v.get("status") }),
                 };
                 eprintln!("GET {path}: {code} {shown}");
@@ -214,7 +222,16 @@ pub async fn main(argv: Vec<String>) -> Result<(), BoxError> {
                 let body = json!({ "status": { "phase": "Running", "podIP": ip, "podIPs": [{ "ip": ip }],
                     "conditions": [{ "type": "Ready", "status": "True" }] } });
                 let path = format!("/api/v1/namespaces/{ns2}/pods/p{i}/status");
-                (c.request(Method::PATCH, "https", &path, "application/merge-patch+json", Bytes::from(body.to_string())), 200)
+                (
+                    c.request(
+                        Method::PATCH,
+                        "https",
+                        &path,
+                        "application/merge-patch+json",
+                        Bytes::from(body.to_string()),
+                    ),
+                    200,
+                )
             });
             let phase = run_phase("ready", &conns, count, ready).await;
             if phase.errors > 0 {

@@ -95,7 +95,10 @@ fn dns_query(id: u16, name: &str) -> Vec<u8> {
 /// Whether a response answers NOERROR with `ip` among its answers (the
 /// address's four bytes end an A record's data).
 fn dns_answers(resp: &[u8], ip: std::net::Ipv4Addr) -> bool {
-    resp.len() > 12 && resp[3] & 0x0f == 0 && u16::from_be_bytes([resp[6], resp[7]]) > 0 && resp.windows(4).any(|w| w == ip.octets())
+    resp.len() > 12
+        && resp[3] & 0x0f == 0
+        && u16::from_be_bytes([resp[6], resp[7]]) > 0
+        && resp.windows(4).any(|w| w == ip.octets())
 }
 
 /// Service creation → first correct DNS answer, one Service at a time.
@@ -109,7 +112,16 @@ async fn dns_latency(args: &Args, tls: &Arc<rustls::ClientConfig>, dns: std::net
         let fill = Arc::new(move |c: &Client, i: usize| {
             let body = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": format!("fill-{i}") },
                 "spec": { "ports": [{ "port": 80 }] } });
-            (c.request(Method::POST, "https", &format!("/api/v1/namespaces/{ns}/services"), "application/json", Bytes::from(body.to_string())), 201)
+            (
+                c.request(
+                    Method::POST,
+                    "https",
+                    &format!("/api/v1/namespaces/{ns}/services"),
+                    "application/json",
+                    Bytes::from(body.to_string()),
+                ),
+                201,
+            )
         });
         run_phase("prefill", &conns, args.dns_prefill, fill).await;
         // Let the DNS view catch up with the burst before timing.
@@ -124,9 +136,19 @@ async fn dns_latency(args: &Args, tls: &Arc<rustls::ClientConfig>, dns: std::net
         let body = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": name },
             "spec": { "ports": [{ "port": 80 }] } });
         let start = Instant::now();
-        let (_, resp) = c.call(c.request(Method::POST, "https", &format!("/api/v1/namespaces/{ns}/services"), "application/json", Bytes::from(body.to_string()))).await?;
+        let (_, resp) = c
+            .call(c.request(
+                Method::POST,
+                "https",
+                &format!("/api/v1/namespaces/{ns}/services"),
+                "application/json",
+                Bytes::from(body.to_string()),
+            ))
+            .await?;
         let v: Value = serde_json::from_slice(&resp)?;
-        let Some(ip) = v["spec"]["clusterIP"].as_str().and_then(|s| s.parse::<std::net::Ipv4Addr>().ok()) else { continue };
+        let Some(ip) = v["spec"]["clusterIP"].as_str().and_then(|s| s.parse::<std::net::Ipv4Addr>().ok()) else {
+            continue;
+        };
         let query = dns_query(i as u16, &format!("{name}.{ns}.svc.cluster.local"));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -234,7 +256,8 @@ fn tls(pki: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, BoxError> {
     for c in CertificateDer::pem_file_iter(pki.join("ca.crt"))? {
         roots.add(c?)?;
     }
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(pki.join("admin.crt"))?.collect::<Result<_, _>>()?;
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(pki.join("admin.crt"))?.collect::<Result<_, _>>()?;
     let key = PrivateKeyDer::from_pem_file(pki.join("admin.key"))?;
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -291,12 +314,7 @@ type MakeRequest = Arc<dyn Fn(&Client, usize) -> (Request<Full<Bytes>>, u16) + S
 
 /// Runs `ops` operations split over `clients` connections; `make` builds
 /// the i-th request and says which status codes count as success.
-async fn run_phase(
-    name: &str,
-    clients: &[Client],
-    ops: usize,
-    make: MakeRequest,
-) -> Phase {
+async fn run_phase(name: &str, clients: &[Client], ops: usize, make: MakeRequest) -> Phase {
     let start = Instant::now();
     let mut tasks = Vec::new();
     let n = clients.len();
@@ -345,23 +363,56 @@ fn rss_mib(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-async fn writes(args: &Args, tls: &Arc<rustls::ClientConfig>, clients: usize, prefix: &str, rows: &mut Vec<String>) -> Result<(), BoxError> {
+async fn writes(
+    args: &Args,
+    tls: &Arc<rustls::ClientConfig>,
+    clients: usize,
+    prefix: &str,
+    rows: &mut Vec<String>,
+) -> Result<(), BoxError> {
     let conns = connect_many(args, tls, clients).await?;
     let ns = "default";
     let p = prefix.to_string();
     let create = Arc::new(move |c: &Client, i: usize| {
-        (c.request(Method::POST, "https", &format!("/api/v1/namespaces/{ns}/services"), "application/json", service(&format!("{p}-{i}"))), 201)
+        (
+            c.request(
+                Method::POST,
+                "https",
+                &format!("/api/v1/namespaces/{ns}/services"),
+                "application/json",
+                service(&format!("{p}-{i}")),
+            ),
+            201,
+        )
     });
     rows.push(run_phase("create", &conns, args.objects, create).await.row());
     let p = prefix.to_string();
     let update = Arc::new(move |c: &Client, i: usize| {
         let patch = Bytes::from(json!({ "metadata": { "labels": { "rev": format!("r{i}") } } }).to_string());
-        (c.request(Method::PATCH, "https", &format!("/api/v1/namespaces/{ns}/services/{p}-{i}"), "application/merge-patch+json", patch), 200)
+        (
+            c.request(
+                Method::PATCH,
+                "https",
+                &format!("/api/v1/namespaces/{ns}/services/{p}-{i}"),
+                "application/merge-patch+json",
+                patch,
+            ),
+            200,
+        )
     });
     rows.push(run_phase("update (merge patch)", &conns, args.objects, update).await.row());
     let p = prefix.to_string();
     let delete = Arc::new(move |c: &Client, i: usize| {
-        (c.request(Method::DELETE, "https", &format!("/api/v1/namespaces/{ns}/services/{p}-{i}"), "application/json", Bytes::new()), 200)
+        (
+            c.request(
+                Method::DELETE,
+                "https",
+                &format!("/api/v1/namespaces/{ns}/services/{p}-{i}"),
+                "application/json",
+                Bytes::new(),
+            ),
+            200,
+        )
     });
     rows.push(run_phase("delete", &conns, args.objects, delete).await.row());
     Ok(())
@@ -396,7 +447,8 @@ async fn list(args: &Args, tls: &Arc<rustls::ClientConfig>, rows: &mut Vec<Strin
     let mut times = Vec::new();
     let mut items = 0;
     for _ in 0..5 {
-        let req = c.request(Method::GET, "https", "/api/v1/namespaces/default/services", "application/json", Bytes::new());
+        let req =
+            c.request(Method::GET, "https", "/api/v1/namespaces/default/services", "application/json", Bytes::new());
         let t = Instant::now();
         let (_, body) = c.call(req).await?;
         times.push(t.elapsed());
@@ -404,7 +456,11 @@ async fn list(args: &Args, tls: &Arc<rustls::ClientConfig>, rows: &mut Vec<Strin
         items = v["items"].as_array().map_or(0, Vec::len);
     }
     times.sort();
-    rows.push(format!("| list {items} services (JSON), median of 5 | 1 | 5 | - | {:.1} | {:.1} | 0 |", pct(&times, 0.5), pct(&times, 1.0)));
+    rows.push(format!(
+        "| list {items} services (JSON), median of 5 | 1 | 5 | - | {:.1} | {:.1} | 0 |",
+        pct(&times, 0.5),
+        pct(&times, 1.0)
+    ));
     let mut times = Vec::new();
     for _ in 0..3 {
         let req = Request::builder()
@@ -416,7 +472,11 @@ async fn list(args: &Args, tls: &Arc<rustls::ClientConfig>, rows: &mut Vec<Strin
         times.push(t.elapsed());
     }
     times.sort();
-    rows.push(format!("| list {items} services (Table, as kubectl get), median of 3 | 1 | 3 | - | {:.1} | {:.1} | 0 |", pct(&times, 0.5), pct(&times, 1.0)));
+    rows.push(format!(
+        "| list {items} services (Table, as kubectl get), median of 3 | 1 | 3 | - | {:.1} | {:.1} | 0 |",
+        pct(&times, 0.5),
+        pct(&times, 1.0)
+    ));
     Ok(())
 }
 
@@ -431,7 +491,13 @@ async fn watch(args: &Args, tls: &Arc<rustls::ClientConfig>) -> Result<String, B
         let (rtx, rrx) = tokio::sync::oneshot::channel();
         ready.push(rrx);
         tokio::spawn(async move {
-            let req = c.request(Method::GET, "https", "/api/v1/namespaces/watch-bench/configmaps?watch=true&resourceVersion=0&timeoutSeconds=120", "application/json", Bytes::new());
+            let req = c.request(
+                Method::GET,
+                "https",
+                "/api/v1/namespaces/watch-bench/configmaps?watch=true&resourceVersion=0&timeoutSeconds=120",
+                "application/json",
+                Bytes::new(),
+            );
             let Ok(resp) = c.open(req).await else { return };
             let _ = rtx.send(());
             let mut body = resp.into_body();
@@ -443,9 +509,10 @@ async fn watch(args: &Args, tls: &Arc<rustls::ClientConfig>) -> Result<String, B
                 while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=pos).collect();
                     if let Ok(v) = serde_json::from_slice::<Value>(&line)
-                        && let Some(name) = v["object"]["metadata"]["name"].as_str() {
-                            let _ = tx.send((w, name.to_string(), now));
-                        }
+                        && let Some(name) = v["object"]["metadata"]["name"].as_str()
+                    {
+                        let _ = tx.send((w, name.to_string(), now));
+                    }
                 }
             }
         });
@@ -460,7 +527,13 @@ async fn watch(args: &Args, tls: &Arc<rustls::ClientConfig>) -> Result<String, B
     for i in 0..args.watch_events {
         let name = format!("w-{i}");
         let body = Bytes::from(json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": name }, "data": { "i": i.to_string() } }).to_string());
-        let req = writer.request(Method::POST, "https", "/api/v1/namespaces/watch-bench/configmaps", "application/json", body);
+        let req = writer.request(
+            Method::POST,
+            "https",
+            "/api/v1/namespaces/watch-bench/configmaps",
+            "application/json",
+            body,
+        );
         let t = Instant::now();
         writer.call(req).await?;
         sent.insert(name, t);
@@ -507,7 +580,16 @@ async fn endpoints_latency(args: &Args, tls: &Arc<rustls::ClientConfig>, service
     let svc = Arc::new(move |c: &Client, i: usize| {
         let body = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": format!("s{i}") },
             "spec": { "selector": { "app": format!("s{i}") }, "ports": [{ "port": 80, "targetPort": 8080 }] } });
-        (c.request(Method::POST, "https", &format!("/api/v1/namespaces/{ns}/services"), "application/json", Bytes::from(body.to_string())), 201)
+        (
+            c.request(
+                Method::POST,
+                "https",
+                &format!("/api/v1/namespaces/{ns}/services"),
+                "application/json",
+                Bytes::from(body.to_string()),
+            ),
+            201,
+        )
     });
     let t = Instant::now();
     run_phase("services", &conns, services, svc).await;
@@ -517,7 +599,16 @@ async fn endpoints_latency(args: &Args, tls: &Arc<rustls::ClientConfig>, service
         let body = json!({ "apiVersion": "v1", "kind": "Pod",
             "metadata": { "name": format!("p{i}"), "labels": { "app": format!("s{}", i / per) } },
             "spec": { "containers": [{ "name": "c", "image": "svcnet/echoserver:1.0", "ports": [{ "containerPort": 8080 }] }] } });
-        (c.request(Method::POST, "https", &format!("/api/v1/namespaces/{ns}/pods"), "application/json", Bytes::from(body.to_string())), 201)
+        (
+            c.request(
+                Method::POST,
+                "https",
+                &format!("/api/v1/namespaces/{ns}/pods"),
+                "application/json",
+                Bytes::from(body.to_string()),
+            ),
+            201,
+        )
     });
     run_phase("pods", &conns, pods, pod).await;
     // Half the pods start Ready, so every Service has endpoints to update.
@@ -525,10 +616,22 @@ async fn endpoints_latency(args: &Args, tls: &Arc<rustls::ClientConfig>, service
         let ip = format!("10.{}.{}.{}", 200 + i / 65536, (i / 256) % 256, i % 256);
         let body = json!({ "status": { "phase": "Running", "podIP": ip, "podIPs": [{ "ip": ip }],
             "conditions": [{ "type": "Ready", "status": "True" }] } });
-        (c.request(Method::PATCH, "https", &format!("/api/v1/namespaces/{ns}/pods/p{}/status", i * 2), "application/merge-patch+json", Bytes::from(body.to_string())), 200)
+        (
+            c.request(
+                Method::PATCH,
+                "https",
+                &format!("/api/v1/namespaces/{ns}/pods/p{}/status", i * 2),
+                "application/merge-patch+json",
+                Bytes::from(body.to_string()),
+            ),
+            200,
+        )
     });
     run_phase("ready", &conns, pods / 2, ready).await;
-    eprintln!("created {services} services and {pods} pods in {:.1}s; letting the controllers settle", t.elapsed().as_secs_f64());
+    eprintln!(
+        "created {services} services and {pods} pods in {:.1}s; letting the controllers settle",
+        t.elapsed().as_secs_f64()
+    );
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     // Watch both kinds from now on.
@@ -536,7 +639,13 @@ async fn endpoints_latency(args: &Args, tls: &Arc<rustls::ClientConfig>, service
     for (kind, path) in [("endpoints", "endpoints"), ("slices", "endpointslices")] {
         let mut w = Client::connect(&args.addr, tls.clone()).await?;
         let api = if kind == "slices" { "/apis/discovery.k8s.io/v1" } else { "/api/v1" };
-        let req = w.request(Method::GET, "https", &format!("{api}/namespaces/{ns}/{path}?watch=true&timeoutSeconds=600"), "application/json", Bytes::new());
+        let req = w.request(
+            Method::GET,
+            "https",
+            &format!("{api}/namespaces/{ns}/{path}?watch=true&timeoutSeconds=600"),
+            "application/json",
+            Bytes::new(),
+        );
         let resp = w.open(req).await?;
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -572,7 +681,13 @@ async fn endpoints_latency(args: &Args, tls: &Arc<rustls::ClientConfig>, service
         let body = json!({ "status": { "phase": "Running", "podIP": ip, "podIPs": [{ "ip": ip }],
             "conditions": [{ "type": "Ready", "status": "True" }] } });
         let start = Instant::now();
-        let req = writer.request(Method::PATCH, "https", &format!("/api/v1/namespaces/{ns}/pods/p{i}/status"), "application/merge-patch+json", Bytes::from(body.to_string()));
+        let req = writer.request(
+            Method::PATCH,
+            "https",
+            &format!("/api/v1/namespaces/{ns}/pods/p{i}/status"),
+            "application/merge-patch+json",
+            Bytes::from(body.to_string()),
+        );
         writer.call(req).await?;
         let (mut ep, mut sl) = (None, None);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -648,7 +763,16 @@ async fn main() -> Result<(), BoxError> {
     // Fill 10k services for the list and memory figures.
     let conns = connect_many(&args, &tls, 32).await?;
     let fill = Arc::new(|c: &Client, i: usize| {
-        (c.request(Method::POST, "https", "/api/v1/namespaces/default/services", "application/json", service(&format!("svc-{i}"))), 201)
+        (
+            c.request(
+                Method::POST,
+                "https",
+                "/api/v1/namespaces/default/services",
+                "application/json",
+                service(&format!("svc-{i}")),
+            ),
+            201,
+        )
     });
     run_phase("fill", &conns, args.objects, fill).await;
     drop(conns);
@@ -665,7 +789,9 @@ async fn main() -> Result<(), BoxError> {
         println!("| server RSS after listing them as JSON and Table | - | - | - | {rss:.1} MiB | - | - |");
     }
     let mut ns = Client::connect(&args.addr, tls.clone()).await?;
-    let body = Bytes::from(json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "watch-bench" } }).to_string());
+    let body = Bytes::from(
+        json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "watch-bench" } }).to_string(),
+    );
     let req = ns.request(Method::POST, "https", "/api/v1/namespaces", "application/json", body);
     ns.call(req).await?;
     println!("{}", watch(&args, &tls).await?);

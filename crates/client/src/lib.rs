@@ -48,6 +48,8 @@ pub use error::{ApiError, Error, Result};
 pub use params::{
     DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy, WatchParams,
 };
-pub use reflector::{Backoff, Change, ChangeKind, Notification, Reflector, ReflectorConfig, ReflectorHandle, Subscription};
+pub use reflector::{
+    Backoff, Change, ChangeKind, Notification, Reflector, ReflectorConfig, ReflectorHandle, Subscription,
+};
 pub use store::{ObjectKey, Snapshot, Store};
 pub use watch::{WatchEvent, WatchStream};

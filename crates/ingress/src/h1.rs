@@ -83,7 +83,12 @@ enum Step {
     Bad(StatusCode, &'static str),
     /// Answered here (404, 308, 503): the response is in `Bufs::out`.
     /// `consumed`: head (and body, when it is all buffered) to drop.
-    Local { status: StatusCode, route: Option<Arc<Route>>, consumed: usize, close: bool },
+    Local {
+        status: StatusCode,
+        route: Option<Arc<Route>>,
+        consumed: usize,
+        close: bool,
+    },
     Proxy(Exchange),
 }
 
@@ -154,7 +159,14 @@ where
             Step::NeedMore => false,
             Step::HandOff => return Outcome::HandOff(io, cbuf),
             Step::Bad(status, why) => {
-                local(&mut b.out, status, &format!("{} {}: {why}\n", status.as_u16(), reason(status)), None, true, false);
+                local(
+                    &mut b.out,
+                    status,
+                    &format!("{} {}: {why}\n", status.as_u16(), reason(status)),
+                    None,
+                    true,
+                    false,
+                );
                 let _ = write_client(&mut io, &b.out).await;
                 return close(io, info).await;
             }
@@ -319,7 +331,9 @@ fn prepare(buf: &[u8], info: &ConnInfo, shared: &Shared, b: &mut Bufs, closing: 
             Field::Host => host = Some(h.value.trim_ascii()),
             Field::ContentLength => match (parse_length(h.value), length) {
                 (None, _) => return Step::Bad(StatusCode::BAD_REQUEST, "invalid Content-Length"),
-                (Some(n), Some(m)) if n != m => return Step::Bad(StatusCode::BAD_REQUEST, "conflicting Content-Length"),
+                (Some(n), Some(m)) if n != m => {
+                    return Step::Bad(StatusCode::BAD_REQUEST, "conflicting Content-Length");
+                }
                 (n, _) => length = n,
             },
             // Several fields: hyper's (it combines them).
@@ -363,13 +377,35 @@ fn prepare(buf: &[u8], info: &ConnInfo, shared: &Shared, b: &mut Bufs, closing: 
         let msg = format!(
             "404 Not Found: no Ingress rule matches host {host_name:?} and path {path:?}, and there is no default backend\n"
         );
-        return local_answer(b, StatusCode::NOT_FOUND, &msg, None, None, head, close, body, buf.len() - head_len, head_len);
+        return local_answer(
+            b,
+            StatusCode::NOT_FOUND,
+            &msg,
+            None,
+            None,
+            head,
+            close,
+            body,
+            buf.len() - head_len,
+            head_len,
+        );
     };
     if route.ssl_redirect && !info.tls {
         let location = format!("https://{host_name}{target}");
         let msg = format!("308 Permanent Redirect: {location}\n");
         let status = StatusCode::PERMANENT_REDIRECT;
-        return local_answer(b, status, &msg, Some(&location), Some(route), head, close, body, buf.len() - head_len, head_len);
+        return local_answer(
+            b,
+            status,
+            &msg,
+            Some(&location),
+            Some(route),
+            head,
+            close,
+            body,
+            buf.len() - head_len,
+            head_len,
+        );
     }
     let upstream = &route.upstream;
     if upstream.protocol == BackendProtocol::H2c {
@@ -640,7 +676,11 @@ async fn write_up(up: &mut TcpStream, data: &[u8], timeout: Duration, first: boo
 }
 
 /// Reads more of the request body from the client.
-async fn read_client<S: AsyncRead + Unpin>(io: &mut S, cbuf: &mut BytesMut, timeout: Duration) -> Result<(), SendError> {
+async fn read_client<S: AsyncRead + Unpin>(
+    io: &mut S,
+    cbuf: &mut BytesMut,
+    timeout: Duration,
+) -> Result<(), SendError> {
     if cbuf.capacity() - cbuf.len() < 1024 {
         cbuf.reserve(READ_SIZE);
     }
@@ -900,8 +940,7 @@ fn parse_response(buf: &[u8], out: &mut Vec<u8>, ctx: &RespCtx<'_>) -> RespParse
     } else {
         RespBody::Close
     };
-    let reusable =
-        version == 1 && !conn.close && !(te.is_some() && length.is_some()) && body != RespBody::Close;
+    let reusable = version == 1 && !conn.close && !(te.is_some() && length.is_some()) && body != RespBody::Close;
 
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -1355,8 +1394,7 @@ mod tests {
             RespParse::Invalid
         ));
         let head = RespCtx { head: true, close: true, set_cookie: None };
-        let RespParse::Final(h) =
-            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", &mut out, &head)
+        let RespParse::Final(h) = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", &mut out, &head)
         else {
             panic!()
         };

@@ -39,8 +39,7 @@ pub use pool::{Connector, DirectConnector};
 pub use server::{IngressServer, Listeners, serve_static};
 pub use table::{
     Endpoint, H2C_APP_PROTOCOL, IngressRef, Problem, Route, RouteTable, SERVICE_NAME_LABEL, TLS_SECRET_TYPE, Upstream,
-    build_table,
-    cookie_for,
+    build_table, cookie_for,
 };
 pub use tls::{DEFAULT_CERT_CN, TlsError};
 

@@ -30,9 +30,9 @@ use crate::annotations::BackendProtocol;
 use crate::balance;
 use crate::paths::request_host;
 use crate::pool::{Body, BoxError, Conn, ConnectError, EndpointPool, InFlight};
-use hyper::client::conn::http1;
 use crate::server::Shared;
 use crate::table::Route;
+use hyper::client::conn::http1;
 
 /// The client connection a request came on, with the header values that
 /// describe it computed once per connection rather than per request.
@@ -409,7 +409,8 @@ async fn forward(
         let mut lease = None;
         let sent = match conn_up {
             Conn::H1 { mut sender, .. } => {
-                let result = exchange(sender.try_send_request(req), progress.as_deref(), send_timeout, read_timeout).await;
+                let result =
+                    exchange(sender.try_send_request(req), progress.as_deref(), send_timeout, read_timeout).await;
                 // Pooled again once the response body has been read to the
                 // end (the response body gives it back as it ends); never
                 // an upgraded one.

@@ -8,8 +8,8 @@
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -490,7 +490,9 @@ mod tests {
                 let service = service_fn(|_req: Request<Incoming>| async {
                     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
                 });
-                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service),
+                );
             }
         });
         (addr, conns)
@@ -502,8 +504,7 @@ mod tests {
         let services = vec![service("default", "a", &[("http", 80, i32::from(backend.port()))])];
         let slices = vec![slice("default", "a", "a-1", &[("127.0.0.1", true)], &[("http", backend.port())])];
         let ingresses = vec![IngressBuilder::new("default", "web").path(None, "/", "Prefix", "a", "80").build()];
-        let (table, _) =
-            crate::table::build_table(&ingresses, &[], &services, &slices, &[], &IngressConfig::default());
+        let (table, _) = crate::table::build_table(&ingresses, &[], &services, &slices, &[], &IngressConfig::default());
         let listeners =
             Listeners { http: vec![TcpListener::bind("127.0.0.1:0").await.expect("bind")], https: Vec::new() };
         let server = serve_static(table, listeners, Arc::new(DirectConnector), None).await.expect("serve");
@@ -513,8 +514,9 @@ mod tests {
         // body ends. One client connection per request, closed after it.
         for method in [http::Method::HEAD, http::Method::GET, http::Method::HEAD, http::Method::GET] {
             let stream = TcpStream::connect(addr).await.expect("connect");
-            let (mut client, conn) =
-                hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await.expect("handshake");
+            let (mut client, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+                .await
+                .expect("handshake");
             tokio::spawn(conn);
             let req = Request::builder().method(method.clone()).uri("/").header("host", "x").body(Empty::new());
             let resp = client.send_request(req.expect("request")).await.expect("response");

@@ -448,7 +448,9 @@ impl Builder<'_> {
             self.problem(
                 id,
                 "InvalidSecret",
-                format!("Secret {ns}/{secret} is of type {type_}, not {TLS_SECRET_TYPE}; serving the default certificate"),
+                format!(
+                    "Secret {ns}/{secret} is of type {type_}, not {TLS_SECRET_TYPE}; serving the default certificate"
+                ),
             );
             return None;
         }
@@ -470,7 +472,11 @@ impl Builder<'_> {
         match parsed {
             Ok(k) => Some(k),
             Err(e) => {
-                self.problem(id, "InvalidSecret", format!("Secret {ns}/{secret}: {e}; serving the default certificate"));
+                self.problem(
+                    id,
+                    "InvalidSecret",
+                    format!("Secret {ns}/{secret}: {e}; serving the default certificate"),
+                );
                 None
             }
         }

@@ -292,7 +292,12 @@ async fn forward_udp(listener: UdpSocket, target: SocketAddr, sockets: NetnsSock
 
 /// Carries the node port's replies back to `client` until the session
 /// idles out or its socket fails (the node refused: ICMP port unreachable).
-async fn udp_replies(session: Arc<UdpSession>, listener: Arc<UdpSocket>, client: SocketAddr, idle: Duration) -> SocketAddr {
+async fn udp_replies(
+    session: Arc<UdpSession>,
+    listener: Arc<UdpSocket>,
+    client: SocketAddr,
+    idle: Duration,
+) -> SocketAddr {
     let mut buf = vec![0u8; DATAGRAM];
     loop {
         let expires = session.last() + idle;

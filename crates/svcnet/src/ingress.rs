@@ -108,7 +108,9 @@ async fn host_listener(explicit: Option<u16>, default: u16, flag: &str) -> Resul
         None => match tokio::net::TcpListener::bind(at(default)).await {
             Ok(l) => Ok(l),
             Err(e) => {
-                eprintln!("svcnet: ingress cannot listen on 127.0.0.1:{default} ({e}); using a free port instead ({flag} picks one)");
+                eprintln!(
+                    "svcnet: ingress cannot listen on 127.0.0.1:{default} ({e}); using a free port instead ({flag} picks one)"
+                );
                 bind(at(0), flag).await
             }
         },
@@ -148,7 +150,8 @@ pub async fn start_in_sandbox(
         ..IngressConfig::default()
     };
     let controller = IngressController::start(client, config, listeners, connector).await?;
-    let on_nodes = if nodes.is_empty() { String::new() } else { " and on every node's address, ports 80 and 443".into() };
+    let on_nodes =
+        if nodes.is_empty() { String::new() } else { " and on every node's address, ports 80 and 443".into() };
     println!("svcnet ingress on http://127.0.0.1:{http_port} and https://127.0.0.1:{https_port}{on_nodes}");
     Ok(controller)
 }

@@ -80,7 +80,8 @@ fn table(args: &Args, tls: Option<(&str, &str)>, extra: bool) -> RouteTable {
 
 fn main() -> Result<(), BoxError> {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(args.workers.max(1)).enable_all().build()?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.workers.max(1)).enable_all().build()?;
     runtime.block_on(run(args))
 }
 

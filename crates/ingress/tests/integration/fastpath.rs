@@ -222,7 +222,8 @@ async fn raw_backend() -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle
                             return;
                         }
                         _ => {
-                            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nX-Path: p\r\n\r\nlength").await;
+                            let _ =
+                                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nX-Path: p\r\n\r\nlength").await;
                         }
                     }
                 }

@@ -451,7 +451,9 @@ async fn expect_100_continue_gets_a_100_before_the_body_is_sent() {
     w.ingresses.push(IngressBuilder::new("default", "web").path(None, "/", "Prefix", "a", "80").build());
     let p = proxy(w.table()).await;
     let mut s = TcpStream::connect(p.http).await.expect("connect");
-    s.write_all(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n").await.expect("write");
+    s.write_all(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        .await
+        .expect("write");
     let mut reader = BufReader::new(s);
     let mut line = String::new();
     tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line))

@@ -204,8 +204,13 @@ fn zone_hints_narrow_endpoints_to_the_nodes_zone_only_when_all_ready_ones_have_t
         snapshot(&services, &slices, &node).services[0].endpoints.iter().map(|e| e.ip.to_string()).collect()
     };
     let all = ["10.244.1.2", "10.244.2.2", "10.244.3.2"];
-    let hinted_all =
-        || [hinted("10.244.1.2", "node4", Some("a")), hinted("10.244.2.2", "node2", Some("b")), hinted("10.244.3.2", "node3", Some("a"))];
+    let hinted_all = || {
+        [
+            hinted("10.244.1.2", "node4", Some("a")),
+            hinted("10.244.2.2", "node2", Some("b")),
+            hinted("10.244.3.2", "node3", Some("a")),
+        ]
+    };
     // In zone a: the endpoints hinted for a.
     assert_eq!(ips(hinted_all(), Some("a")), ["10.244.1.2", "10.244.3.2"]);
     assert_eq!(ips(hinted_all(), Some("b")), ["10.244.2.2"]);
@@ -213,8 +218,11 @@ fn zone_hints_narrow_endpoints_to_the_nodes_zone_only_when_all_ready_ones_have_t
     // endpoint without a hint: everything, as kube-proxy falls back.
     assert_eq!(ips(hinted_all(), Some("c")), all);
     assert_eq!(ips(hinted_all(), None), all);
-    let one_unhinted =
-        [hinted("10.244.1.2", "node4", Some("a")), hinted("10.244.2.2", "node2", None), hinted("10.244.3.2", "node3", Some("a"))];
+    let one_unhinted = [
+        hinted("10.244.1.2", "node4", Some("a")),
+        hinted("10.244.2.2", "node2", None),
+        hinted("10.244.3.2", "node3", Some("a")),
+    ];
     assert_eq!(ips(one_unhinted, Some("a")), all);
     // A local endpoint hinted for another zone is kept (the Local
     // policies take local endpoints whatever their hints).

@@ -48,10 +48,12 @@ fn a_daemonset_runs_one_pod_per_node_and_rolls_node_by_node() {
     assert_eq!(nodes, ["node1", "node2"]);
     for p in &running {
         let node = p["spec"]["nodeName"].as_str().unwrap();
-        let term = &p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-            ["nodeSelectorTerms"][0]["matchFields"][0];
+        let term = &p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            [0]["matchFields"][0];
         assert_eq!((term["key"].as_str(), term["values"][0].as_str()), (Some("metadata.name"), Some(node)), "{p}");
-        assert!(p["spec"]["tolerations"].as_array().unwrap().iter().any(|t| t["key"] == "node.kubernetes.io/unreachable"));
+        assert!(
+            p["spec"]["tolerations"].as_array().unwrap().iter().any(|t| t["key"] == "node.kubernetes.io/unreachable")
+        );
     }
     let row = c.ok(&["get", "daemonset", "echo", "--no-headers"]);
     let cells: Vec<&str> = row.split_whitespace().collect();
@@ -79,15 +81,26 @@ fn a_daemonset_runs_one_pod_per_node_and_rolls_node_by_node() {
     assert_eq!(updated.len(), 2);
     assert!(updated.iter().all(|p| p["spec"]["containers"][0]["image"] == "svcnet/echoserver:2"));
     assert!(updated.iter().all(|p| p["metadata"]["labels"]["pod-template-generation"] == "2"));
-    assert_eq!(c.ok(&["rollout", "history", "daemonset/echo"]).lines().filter(|l| l.starts_with(['1', '2'])).count(), 2);
+    assert_eq!(
+        c.ok(&["rollout", "history", "daemonset/echo"]).lines().filter(|l| l.starts_with(['1', '2'])).count(),
+        2
+    );
 
     // A node selector nobody matches empties it; deleting it leaves nothing.
-    c.ok(&["patch", "daemonset", "echo", "--type=merge", "-p", r#"{"spec":{"template":{"spec":{"nodeSelector":{"disk":"ssd"}}}}}"#]);
+    c.ok(&[
+        "patch",
+        "daemonset",
+        "echo",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"nodeSelector":{"disk":"ssd"}}}}}"#,
+    ]);
     assert_eventually!(60, pods(&c).is_empty(), "{:?}", pods(&c).len());
     c.ok(&["label", "node", "node2", "disk=ssd"]);
     assert_eventually!(
         60,
-        pods(&c).iter().map(|p| p["spec"]["nodeName"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>() == ["node2"],
+        pods(&c).iter().map(|p| p["spec"]["nodeName"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>()
+            == ["node2"],
         "{:?}",
         pods(&c)
     );
@@ -101,8 +114,16 @@ fn daemonset_mistakes_get_kubes_messages() {
     let c = Cluster::start();
     let bad = ECHO.replace("  selector: {matchLabels: {app: echo}}\n  template:", "  selector: {matchLabels: {app: echo}}\n  updateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: 0}}\n  template:");
     let err = c.fails(&["apply", "-f", "-"], Some(&bad));
-    assert!(err.contains("spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot be 0 when maxSurge is 0"), "{err}");
-    let bad = ECHO.replace("selector: {matchLabels: {app: echo}}\n  template:", "selector: {matchLabels: {app: other}}\n  template:");
+    assert!(
+        err.contains(
+            "spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot be 0 when maxSurge is 0"
+        ),
+        "{err}"
+    );
+    let bad = ECHO.replace(
+        "selector: {matchLabels: {app: echo}}\n  template:",
+        "selector: {matchLabels: {app: other}}\n  template:",
+    );
     let err = c.fails(&["apply", "-f", "-"], Some(&bad));
     assert!(err.contains("spec.template.metadata.labels: Invalid value"), "{err}");
     assert!(err.contains("`selector` does not match template `labels`"), "{err}");

@@ -186,9 +186,19 @@ fn seed_ingress_http_and_https() {
     // A Secret change is picked up without a restart.
     openssl_cert(dir.path(), "tls2", "itheima.com", "DNS:nginx.itheima.com,DNS:tomcat.itheima.com");
     let renewed = c.ok(&[
-        "create", "secret", "tls", "tls-secret", "-n", "dev", "--dry-run=client", "-o", "yaml",
-        "--cert", &dir.path().join("tls2.crt").display().to_string(),
-        "--key", &dir.path().join("tls2.key").display().to_string(),
+        "create",
+        "secret",
+        "tls",
+        "tls-secret",
+        "-n",
+        "dev",
+        "--dry-run=client",
+        "-o",
+        "yaml",
+        "--cert",
+        &dir.path().join("tls2.crt").display().to_string(),
+        "--key",
+        &dir.path().join("tls2.key").display().to_string(),
     ]);
     c.apply(&renewed);
     let ca2 = dir.path().join("tls2.crt");

@@ -514,7 +514,8 @@ impl PortForward {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while local.len() < remote.len() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = output.recv_timeout(left).unwrap_or_else(|_| panic!("kubectl port-forward {target} never started"));
+            let line =
+                output.recv_timeout(left).unwrap_or_else(|_| panic!("kubectl port-forward {target} never started"));
             if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
                 local.push(rest.split(' ').next().and_then(|p| p.parse().ok()).expect("local port"));
             }
@@ -575,7 +576,11 @@ fn port_forward_and_the_proxy_subresources_reach_pods() {
         // A Service: kubectl picks one of its pods and maps 8080 to 80.
         let pf = PortForward::start(&c, kubectl, "svc/web", &[8080]);
         for _ in 0..3 {
-            let out = Command::new("curl").args(["-s", "-m", "5"]).arg(format!("http://127.0.0.1:{}/", pf.local[0])).output().unwrap();
+            let out = Command::new("curl")
+                .args(["-s", "-m", "5"])
+                .arg(format!("http://127.0.0.1:{}/", pf.local[0]))
+                .output()
+                .unwrap();
             let body = String::from_utf8_lossy(&out.stdout);
             let pod = body.split(' ').next().unwrap_or("");
             assert!(web.contains(pod), "{kubectl}: {body:?} names no web pod");
@@ -591,7 +596,12 @@ fn port_forward_and_the_proxy_subresources_reach_pods() {
             .arg(format!("http://127.0.0.1:{}/blob", pf.local[0]))
             .output()
             .unwrap();
-        assert_eq!(fingerprint(&out.stdout), fingerprint(&payload), "{kubectl}: download of {} bytes", out.stdout.len());
+        assert_eq!(
+            fingerprint(&out.stdout),
+            fingerprint(&payload),
+            "{kubectl}: download of {} bytes",
+            out.stdout.len()
+        );
         let mut s = std::net::TcpStream::connect(("127.0.0.1", pf.local[1])).unwrap();
         s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
         std::io::Write::write_all(&mut s, &payload).unwrap();
@@ -605,12 +615,18 @@ fn port_forward_and_the_proxy_subresources_reach_pods() {
         let mut hello = String::new();
         std::io::Read::read_to_string(&mut s, &mut hello).expect("EOF after the pod closed");
         assert_eq!(hello, "hello\n", "{kubectl}");
-        let refused = Command::new("curl").args(["-s", "-m", "5"]).arg(format!("http://127.0.0.1:{}/", pf.local[2])).output().unwrap();
+        let refused = Command::new("curl")
+            .args(["-s", "-m", "5"])
+            .arg(format!("http://127.0.0.1:{}/", pf.local[2]))
+            .output()
+            .unwrap();
         assert!(!refused.status.success());
         assert_eventually!(
             10,
-            pf.lines().iter().any(|l| l.contains("error forwarding port 9999 to pod default/files")
-                && l.contains("Connection refused")),
+            pf.lines()
+                .iter()
+                .any(|l| l.contains("error forwarding port 9999 to pod default/files")
+                    && l.contains("Connection refused")),
             "{kubectl}: no error reported for port 9999"
         );
     }
@@ -637,8 +653,18 @@ fn port_forward_and_the_proxy_subresources_reach_pods() {
     // attach streams the output, kubectl exits with the container's code.
     let run = c.kubectl_with(
         crate::harness::KUBECTL,
-        &["run", "-i", "--rm", "try", "--image=busybox", "--restart=Never", "--", "sh", "-c",
-          "sleep 1; curl -s http://web:8080/; exit 3"],
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "try",
+            "--image=busybox",
+            "--restart=Never",
+            "--",
+            "sh",
+            "-c",
+            "sleep 1; curl -s http://web:8080/; exit 3",
+        ],
         None,
     );
     let said = String::from_utf8_lossy(&run.stdout);
@@ -682,7 +708,17 @@ fn kubectl_debug_runs_an_ephemeral_container_in_the_pod() {
     let ip = c.ok(&["get", "pod", "target", "-o", "jsonpath={.status.podIP}"]);
     let run = c.kubectl_with(
         crate::harness::KUBECTL,
-        &["debug", "target", "-i", "--image=busybox", "--container=dbg", "--target=web", "--profile=general", "--", "sh"],
+        &[
+            "debug",
+            "target",
+            "-i",
+            "--image=busybox",
+            "--container=dbg",
+            "--target=web",
+            "--profile=general",
+            "--",
+            "sh",
+        ],
         // As with a kubelet, closing stdin does not end the session of a
         // container whose stdin outlives it (no stdinOnce): its end does.
         Some("wget -qO- http://localhost:80/ | head -1\necho from-$(hostname)\nexit 0\n"),
@@ -693,10 +729,16 @@ fn kubectl_debug_runs_an_ephemeral_container_in_the_pod() {
     assert!(said.contains("from-target"), "the pod's hostname: {said}");
 
     let exit_code = |name: &str| {
-        let path = format!("jsonpath={{.status.ephemeralContainerStatuses[?(@.name==\"{name}\")].state.terminated.exitCode}}");
+        let path =
+            format!("jsonpath={{.status.ephemeralContainerStatuses[?(@.name==\"{name}\")].state.terminated.exitCode}}");
         c.ok(&["get", "pod", "target", "-o", &path])
     };
-    assert_eventually!(10, exit_code("dbg") == "0", "dbg never ended: {}", c.ok(&["get", "pod", "target", "-o", "yaml"]));
+    assert_eventually!(
+        10,
+        exit_code("dbg") == "0",
+        "dbg never ended: {}",
+        c.ok(&["get", "pod", "target", "-o", "yaml"])
+    );
     let pod = json(&c.ok(&["get", "pod", "target", "-o", "json"]));
     let statuses = pod["status"]["ephemeralContainerStatuses"].as_array().cloned().unwrap_or_default();
     assert_eq!(statuses.len(), 1, "{pod}");
@@ -710,23 +752,50 @@ fn kubectl_debug_runs_an_ephemeral_container_in_the_pod() {
 
     // Append-only, and only what an ephemeral container may have.
     let err = c.fails(
-        &["patch", "pod", "target", "--subresource=ephemeralcontainers", "--type=json",
-          "-p", r#"[{"op":"remove","path":"/spec/ephemeralContainers/0"}]"#],
+        &[
+            "patch",
+            "pod",
+            "target",
+            "--subresource=ephemeralcontainers",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/spec/ephemeralContainers/0"}]"#,
+        ],
         None,
     );
     assert!(err.contains(r#"existing ephemeral containers "dbg" may not be removed"#), "{err}");
     let err = c.fails(
-        &["patch", "pod", "target", "--subresource=ephemeralcontainers", "--type=strategic",
-          "-p", r#"{"spec":{"ephemeralContainers":[{"name":"bad","image":"busybox","ports":[{"containerPort":81}]}]}}"#],
+        &[
+            "patch",
+            "pod",
+            "target",
+            "--subresource=ephemeralcontainers",
+            "--type=strategic",
+            "-p",
+            r#"{"spec":{"ephemeralContainers":[{"name":"bad","image":"busybox","ports":[{"containerPort":81}]}]}}"#,
+        ],
         None,
     );
-    assert!(err.contains("spec.ephemeralContainers[0].ports: Forbidden: cannot be set for an Ephemeral Container"), "{err}");
+    assert!(
+        err.contains("spec.ephemeralContainers[0].ports: Forbidden: cannot be set for an Ephemeral Container"),
+        "{err}"
+    );
     // An update of the pod itself leaves them alone.
     c.ok(&["label", "pod", "target", "debugged=yes"]);
     let kept = c.ok(&["get", "pod", "target", "-o", "jsonpath={.spec.ephemeralContainers[*].name}"]);
     assert_eq!(kept, "dbg");
     // Without -i kubectl leaves it running on its own.
-    c.ok(&["debug", "target", "--image=busybox", "--container=once", "--profile=general", "--", "sh", "-c", "echo done-once"]);
+    c.ok(&[
+        "debug",
+        "target",
+        "--image=busybox",
+        "--container=once",
+        "--profile=general",
+        "--",
+        "sh",
+        "-c",
+        "echo done-once",
+    ]);
     assert_eventually!(
         30,
         exit_code("once") == "0",
@@ -735,7 +804,13 @@ fn kubectl_debug_runs_an_ephemeral_container_in_the_pod() {
     );
     assert_eq!(c.ok(&["logs", "target", "-c", "once"]).trim(), "done-once");
     std::thread::sleep(std::time::Duration::from_secs(1));
-    let restarts = c.ok(&["get", "pod", "target", "-o", "jsonpath={.status.ephemeralContainerStatuses[?(@.name==\"once\")].restartCount}"]);
+    let restarts = c.ok(&[
+        "get",
+        "pod",
+        "target",
+        "-o",
+        "jsonpath={.status.ephemeralContainerStatuses[?(@.name==\"once\")].restartCount}",
+    ]);
     assert_eq!(restarts, "0");
 }
 
@@ -747,11 +822,7 @@ fn kubectl_debug_runs_an_ephemeral_container_in_the_pod() {
 fn kubectl_run_it_and_debug_it_give_the_container_a_terminal() {
     let c = Cluster::with_nodes(1);
     let in_terminal = |kubectl_args: &str, input: &str| {
-        let command = format!(
-            "{} --kubeconfig {} {kubectl_args}",
-            crate::harness::KUBECTL,
-            c.kubeconfig().display()
-        );
+        let command = format!("{} --kubeconfig {} {kubectl_args}", crate::harness::KUBECTL, c.kubeconfig().display());
         // The input waits for the session (typed earlier, it would sit in
         // script's terminal, which is fine, but the prompt would not show).
         let script = format!("(sleep 4; {input}; sleep 2) | script -qfec \"{command}\" /dev/null");

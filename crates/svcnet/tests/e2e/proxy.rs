@@ -393,12 +393,14 @@ fn kube_proxy_configmap_mode_applies_when_its_pods_are_deleted() {
     // node1 is now programmed by iptables, and its nftables table is gone.
     assert_eventually!(
         30,
-        in_node(&["iptables-save", "-t", "nat"]).contains("default/web:http") && !in_node(&["nft", "list", "tables"]).contains("svcnet"),
+        in_node(&["iptables-save", "-t", "nat"]).contains("default/web:http")
+            && !in_node(&["nft", "list", "tables"]).contains("svcnet"),
         "node1 after the switch: {}\n{}",
         in_node(&["nft", "list", "tables"]),
         in_node(&["iptables-save", "-t", "nat"])
     );
-    let events = c.ok(&["get", "events", "-n", "kube-system", "--field-selector", "reason=ProxyModeFallback", "-o", "name"]);
+    let events =
+        c.ok(&["get", "events", "-n", "kube-system", "--field-selector", "reason=ProxyModeFallback", "-o", "name"]);
     assert_eq!(events.lines().count(), 2, "one ipvs fallback event per node: {events}");
     // Each new pod's log is its proxy's: the mode, the fallback, the first sync.
     let new_pod = proxy_pods(&c).into_iter().find(|(_, n, _)| n == "node1").map(|(p, _, _)| p).unwrap();
@@ -437,7 +439,16 @@ fn prefer_close_keeps_traffic_in_the_clients_zone() {
     c.apply(
         "apiVersion: v1\nkind: Service\nmetadata: {name: close}\nspec:\n  selector: {app: web}\n  trafficDistribution: PreferClose\n  ports: [{port: 80, targetPort: 8080}]\n",
     );
-    let hints = || c.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=close", "-o", "jsonpath={.items[*].endpoints[*].hints.forZones[*].name}"]);
+    let hints = || {
+        c.ok(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=close",
+            "-o",
+            "jsonpath={.items[*].endpoints[*].hints.forZones[*].name}",
+        ])
+    };
     assert_eventually!(
         90,
         hints().split_whitespace().count() == 3,
@@ -458,11 +469,17 @@ fn prefer_close_keeps_traffic_in_the_clients_zone() {
     let (zone_b, all) = (on_node("node2"), web_pods(&c));
     assert!(!zone_b.is_empty() && zone_b.len() < all.len(), "the pods should be on both nodes: {all:?} / {zone_b:?}");
     let vip = svc_ip(&c, "close");
-    let seen = |c: &Cluster, tries: usize| -> HashSet<String> { (0..tries).map(|_| hit(c, &format!("http://{vip}"))).collect() };
+    let seen = |c: &Cluster, tries: usize| -> HashSet<String> {
+        (0..tries).map(|_| hit(c, &format!("http://{vip}"))).collect()
+    };
     let got = seen(&c, 24);
     assert!(got.is_subset(&zone_b), "a client on node2 (zone-b) reached {got:?}, zone-b's pods are {zone_b:?}");
 
     // node2 leaves its zone: its proxy uses every endpoint again.
     c.ok(&["label", "node", "node2", "topology.kubernetes.io/zone-"]);
-    assert_eventually!(60, !seen(&c, 12).is_subset(&zone_b), "node2 still keeps to zone-b's pods after losing its zone");
+    assert_eventually!(
+        60,
+        !seen(&c, 12).is_subset(&zone_b),
+        "node2 still keeps to zone-b's pods after losing its zone"
+    );
 }

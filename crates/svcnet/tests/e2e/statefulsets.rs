@@ -71,7 +71,10 @@ fn a_statefulset_gives_pods_stable_names_dns_and_ordered_updates() {
         let created_at = created(i)["metadata"]["creationTimestamp"].as_str().unwrap().to_string();
         assert!(created_at >= ready_at(&created(i - 1)), "web-{i} was created before web-{} was Ready", i - 1);
     }
-    assert_eq!(c.ok(&["get", "statefulset", "web"]).lines().nth(1).map(|l| l.split_whitespace().nth(1)), Some(Some("3/3")));
+    assert_eq!(
+        c.ok(&["get", "statefulset", "web"]).lines().nth(1).map(|l| l.split_whitespace().nth(1)),
+        Some(Some("3/3"))
+    );
 
     // Each pod has its own DNS name under the headless Service.
     let ip0 = created(0)["status"]["podIP"].as_str().unwrap().to_string();
@@ -89,18 +92,33 @@ fn a_statefulset_gives_pods_stable_names_dns_and_ordered_updates() {
     let revision = c.ok(&["get", "statefulset", "web", "-o", "jsonpath={.status.updateRevision}"]);
     assert_eq!(c.ok(&["get", "statefulset", "web", "-o", "jsonpath={.status.currentRevision}"]), revision);
     assert!(pods(&c).iter().all(|p| p["metadata"]["labels"]["controller-revision-hash"] == revision.as_str()));
-    let events = c.ok(&["get", "events", "--field-selector", "involvedObject.kind=StatefulSet", "--sort-by=.metadata.creationTimestamp", "-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}"]);
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.kind=StatefulSet",
+        "--sort-by=.metadata.creationTimestamp",
+        "-o",
+        "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+    ]);
     let deletes: Vec<&str> = events.lines().filter(|l| l.starts_with("delete Pod")).collect();
     assert_eq!(
         deletes,
-        ["delete Pod web-2 in StatefulSet web successful", "delete Pod web-1 in StatefulSet web successful", "delete Pod web-0 in StatefulSet web successful"]
+        [
+            "delete Pod web-2 in StatefulSet web successful",
+            "delete Pod web-1 in StatefulSet web successful",
+            "delete Pod web-0 in StatefulSet web successful"
+        ]
     );
     assert_eq!(c.ok(&["get", "controllerrevisions", "-o", "name"]).lines().count(), 2);
 
     // Undo goes back to the first template (its revision renumbered).
     c.ok(&["rollout", "undo", "statefulset/web"]);
     c.ok(&["rollout", "status", "statefulset/web", "--timeout=120s"]);
-    assert_eq!(c.ok(&["get", "statefulset", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]), "svcnet/echoserver:1");
+    assert_eq!(
+        c.ok(&["get", "statefulset", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]),
+        "svcnet/echoserver:1"
+    );
 
     // Scaling down removes the highest ordinals.
     c.ok(&["scale", "statefulset/web", "--replicas=1"]);
@@ -117,11 +135,39 @@ fn statefulset_mistakes_get_kubes_messages() {
     let c = Cluster::start();
     let bad = WEB.replace("serviceName: nginx", "serviceName: nginx\n  podManagementPolicy: Sometimes");
     let err = c.fails(&["apply", "-f", "-"], Some(&bad));
-    assert!(err.contains(r#"spec.podManagementPolicy: Unsupported value: "Sometimes": supported values: "OrderedReady", "Parallel""#), "{err}");
+    assert!(
+        err.contains(
+            r#"spec.podManagementPolicy: Unsupported value: "Sometimes": supported values: "OrderedReady", "Parallel""#
+        ),
+        "{err}"
+    );
     c.apply(WEB);
-    let err = c.fails(&["patch", "statefulset", "web", "--type=merge", "-p", r#"{"spec":{"serviceName":"other"}}"#], None);
+    let err =
+        c.fails(&["patch", "statefulset", "web", "--type=merge", "-p", r#"{"spec":{"serviceName":"other"}}"#], None);
     assert!(err.contains("updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"), "{err}");
-    let err = c.fails(&["patch", "statefulset", "web", "--type=merge", "-p", r#"{"spec":{"template":{"spec":{"restartPolicy":"Never"}}}}"#], None);
-    assert!(err.contains(r#"spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: "Always""#), "{err}");
-    assert_eq!(c.ok(&["get", "sts", "web", "-o", "jsonpath={.spec.podManagementPolicy} {.spec.updateStrategy.rollingUpdate.partition}"]), "OrderedReady 0");
+    let err = c.fails(
+        &[
+            "patch",
+            "statefulset",
+            "web",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"template":{"spec":{"restartPolicy":"Never"}}}}"#,
+        ],
+        None,
+    );
+    assert!(
+        err.contains(r#"spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: "Always""#),
+        "{err}"
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "sts",
+            "web",
+            "-o",
+            "jsonpath={.spec.podManagementPolicy} {.spec.updateStrategy.rollingUpdate.partition}"
+        ]),
+        "OrderedReady 0"
+    );
 }
