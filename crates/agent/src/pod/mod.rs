@@ -9,7 +9,6 @@ pub mod spec;
 pub mod state;
 
 mod container;
-mod events;
 mod logs;
 
 use std::collections::HashMap;
@@ -20,7 +19,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
-use svcnet_client::events::{EventType, reference};
+use svcnet_client::events::{self, EventType, Recorder, reference};
 use svcnet_client::{Api, Client, DeleteParams, Patch, PatchParams, Preconditions};
 use tokio::sync::{Notify, watch};
 
@@ -50,7 +49,7 @@ pub(crate) struct Inner {
     pub client: Client,
     pub sockets: NetnsSockets,
     /// The kubelet's Events, written in the background one at a time.
-    pub recorder: events::EventQueue,
+    pub recorder: Recorder,
     ipam: Mutex<Ipam>,
     hostports: tokio::sync::Mutex<crate::hostport::HostPorts>,
     pods: Mutex<HashMap<String, Arc<PodRun>>>,
@@ -151,7 +150,7 @@ impl Runtime {
         Runtime {
             inner: Arc::new(Inner {
                 cfg,
-                recorder: events::EventQueue::start(client.clone(), "kubelet"),
+                recorder: Recorder::new(client.clone(), "kubelet"),
                 client,
                 sockets,
                 ipam: Mutex::new(ipam),
@@ -246,7 +245,7 @@ impl Runtime {
         });
         lock(&self.inner.pods).insert(run.uid.clone(), run.clone());
         let inner = self.inner.clone();
-        let starting = inner.recorder.starting();
+        let starting = events::hold();
         tokio::spawn(async move {
             let writer = tokio::spawn(status_writer(inner.clone(), run.clone(), starting));
             run_pod(&inner, &run).await;
@@ -351,7 +350,7 @@ fn settled(s: &PodState) -> bool {
 /// Sends the pod's status whenever it changes, one write at a time; the
 /// first once the pod settled or [`FIRST_REPORT_WITHIN`] passed. Until
 /// that first write, `starting` holds the kubelet's Events back.
-async fn status_writer(inner: Arc<Inner>, run: Arc<PodRun>, starting: events::Starting) {
+async fn status_writer(inner: Arc<Inner>, run: Arc<PodRun>, starting: events::Hold) {
     let mut starting = Some(starting);
     let api: Api<Pod> = Api::namespaced(inner.client.clone(), &run.namespace);
     let mut last = serde_json::Value::Null;

@@ -288,9 +288,11 @@ impl Scheduler {
                 // Bounded: when the API server is slow, deciding waits.
                 let Ok(permit) = self.bindings.clone().acquire_owned().await else { return };
                 let (this, key) = (self.clone(), key.clone());
+                // The Scheduled events of a burst wait for its bindings.
+                let hold = svcnet_client::events::hold();
                 tokio::spawn(async move {
                     this.bind(&key, &pod, &node).await;
-                    drop(permit);
+                    drop((permit, hold));
                 });
             }
             Err(fit) => {
