@@ -45,7 +45,8 @@ fn static_libraries() -> Option<PathBuf> {
         return None;
     }
     let archive = |name: &str| find(name).map(|p| p.display().to_string());
-    let (libc, libm, gcc, gcc_eh) = (archive("libc.a")?, archive("libm.a")?, archive("libgcc.a")?, archive("libgcc_eh.a")?);
+    let (libc, libm, gcc, gcc_eh) =
+        (archive("libc.a")?, archive("libm.a")?, archive("libgcc.a")?, archive("libgcc_eh.a")?);
     let dir = PathBuf::from(std::env::var_os("OUT_DIR")?).join("static-libs");
     std::fs::create_dir_all(&dir).ok()?;
     let script = |lib: &str, inputs: &[&str]| -> Option<()> {
