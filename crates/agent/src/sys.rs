@@ -498,6 +498,25 @@ mod tests {
         Placement { netns: "/proc/self/ns/net".into(), binds: Vec::new(), hostname: "spawn-test".into() }
     }
 
+    /// `sh -c SCRIPT` with a minimal PATH, run from `/`.
+    struct Shell {
+        argv: [String; 3],
+        env: [(String, String); 1],
+    }
+
+    impl Shell {
+        fn new(script: &str) -> Shell {
+            Shell {
+                argv: ["sh".to_string(), "-c".into(), script.into()],
+                env: [("PATH".to_string(), "/usr/bin:/bin".to_string())],
+            }
+        }
+
+        fn exec(&self, stdin: bool, tty: bool) -> Exec<'_> {
+            Exec { program: Path::new("/bin/sh"), argv: &self.argv, env: &self.env, dir: Path::new("/"), stdin, tty }
+        }
+    }
+
     fn wait(pidfd: &OwnedFd) -> ExitStatus {
         loop {
             if let Some(status) = reap(pidfd).expect("waitid") {
@@ -553,18 +572,8 @@ mod tests {
         let host = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
         assert!(host.contains(&format!(" /run/netns/{name} ")), "the host has the namespace's mount");
         let file = svcnet_netns::ip::etc_files_dir(name).join("hostname");
-        let script = format!("cat {}; cat /proc/self/mountinfo", file.display());
-        let argv = ["sh".to_string(), "-c".into(), script];
-        let env = [("PATH".to_string(), "/usr/bin:/bin".to_string())];
-        let exec = Exec {
-            program: Path::new("/bin/sh"),
-            argv: &argv,
-            env: &env,
-            dir: Path::new("/"),
-            stdin: false,
-            tty: false,
-        };
-        let child = spawn_in_pod(&exec, &placement()).expect("spawns");
+        let shell = Shell::new(&format!("cat {}; cat /proc/self/mountinfo", file.display()));
+        let child = spawn_in_pod(&shell.exec(false, false), &placement()).expect("spawns");
         let mut out = String::new();
         File::from(child.stdout.expect("a pipe")).read_to_string(&mut out).expect("stdout");
         assert_eq!(wait(&child.pidfd).code(), Some(0), "{out}");
@@ -608,17 +617,8 @@ mod tests {
             return;
         }
         use std::io::Write as _;
-        let argv = ["sh".to_string(), "-c".into(), "read a; read b; echo \"$a+$b\"; cat".into()];
-        let env = [("PATH".to_string(), "/usr/bin:/bin".to_string())];
-        let exec = Exec {
-            program: Path::new("/bin/sh"),
-            argv: &argv,
-            env: &env,
-            dir: Path::new("/"),
-            stdin: true,
-            tty: false,
-        };
-        let child = spawn_in_pod(&exec, &placement()).expect("spawns");
+        let shell = Shell::new("read a; read b; echo \"$a+$b\"; cat");
+        let child = spawn_in_pod(&shell.exec(true, false), &placement()).expect("spawns");
         let mut stdin = File::from(child.stdin.expect("a stdin pipe"));
         stdin.write_all(b"one\ntwo\nrest\n").unwrap();
         drop(stdin); // EOF ends `cat`
@@ -636,11 +636,8 @@ mod tests {
         use std::io::Write as _;
         // `tty` names the slave; reading /dev/tty works only with a
         // controlling terminal; what is typed comes back echoed.
-        let argv = ["sh".to_string(), "-c".into(), "tty; read line </dev/tty; echo \"got $line\"; exit 5".into()];
-        let env = [("PATH".to_string(), "/usr/bin:/bin".to_string())];
-        let exec =
-            Exec { program: Path::new("/bin/sh"), argv: &argv, env: &env, dir: Path::new("/"), stdin: true, tty: true };
-        let child = spawn_in_pod(&exec, &placement()).expect("spawns");
+        let shell = Shell::new("tty; read line </dev/tty; echo \"got $line\"; exit 5");
+        let child = spawn_in_pod(&shell.exec(true, true), &placement()).expect("spawns");
         assert!(child.stdout.is_none() && child.stderr.is_none() && child.stdin.is_none());
         let master = child.terminal.expect("a terminal");
         nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty())).unwrap();
