@@ -44,7 +44,13 @@ fn static_libraries() -> Option<PathBuf> {
     if !std::env::var("TARGET").ok()?.ends_with("-linux-gnu") {
         return None;
     }
-    let archive = |name: &str| find(name).map(|p| p.display().to_string());
+    let archive = |name: &str| {
+        let path = find(name)?.display().to_string();
+        // The scripts name it: a compiler upgrade that moves it must
+        // write them again.
+        println!("cargo::rerun-if-changed={path}");
+        Some(path)
+    };
     let (libc, libm, gcc, gcc_eh) =
         (archive("libc.a")?, archive("libm.a")?, archive("libgcc.a")?, archive("libgcc_eh.a")?);
     let dir = PathBuf::from(std::env::var_os("OUT_DIR")?).join("static-libs");
