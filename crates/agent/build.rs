@@ -19,6 +19,7 @@ use std::process::Command;
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-env-changed=CC");
     let bin = "svcnet-echoserver";
     println!("cargo::rustc-link-arg-bin={bin}=-no-pie");
     match static_libraries() {
@@ -41,7 +42,9 @@ fn find(name: &str) -> Option<PathBuf> {
 /// A directory of linker scripts that stand for the shared libraries the
 /// standard library links (`-l<name>` finds `lib<name>.so` there first).
 fn static_libraries() -> Option<PathBuf> {
-    if !std::env::var("TARGET").ok()?.ends_with("-linux-gnu") {
+    // `cc` finds the host's archives: only for a native build.
+    let target = std::env::var("TARGET").ok()?;
+    if !target.ends_with("-linux-gnu") || std::env::var("HOST").ok()? != target {
         return None;
     }
     let archive = |name: &str| {
@@ -59,13 +62,15 @@ fn static_libraries() -> Option<PathBuf> {
         std::fs::write(Path::new(&dir).join(format!("lib{lib}.so")), format!("GROUP ( {} )\n", inputs.join(" "))).ok()
     };
     // The unwinder and compiler support routines go with the C library,
-    // which uses them too; glibc's libutil, librt, libpthread and libdl
-    // are part of libc.a (their own archives are empty).
+    // which uses them too. Since glibc 2.34 libutil, librt, libpthread and
+    // libdl are part of libc (their archives are empty); before, they are
+    // archives of their own.
     script("c", &[&libc, &gcc_eh, &gcc])?;
     script("gcc_s", &[&gcc_eh, &gcc])?;
     script("m", &[&libm])?;
     for lib in ["util", "rt", "pthread", "dl"] {
-        script(lib, &[&libc])?;
+        let own = find(&format!("lib{lib}.a")).map(|p| p.display().to_string());
+        script(lib, &[own.as_deref().unwrap_or(&libc), &libc])?;
     }
     Some(dir)
 }

@@ -133,6 +133,9 @@ impl Agent {
     pub async fn start(client: Client, cfg: AgentConfig) -> Result<Agent, AgentError> {
         let sockets = sys::NetnsSockets::enter(&net::netns_path(&cfg.node_netns))
             .map_err(|source| AgentError::Netns { netns: cfg.node_netns.clone(), source })?;
+        // Made now, off the async threads, rather than at the first
+        // container's start.
+        let _ = tokio::task::spawn_blocking(sys::prepare_mount_template).await;
         let runtime = Runtime::new(
             RuntimeConfig {
                 node_name: cfg.node_name.clone(),

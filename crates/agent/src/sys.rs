@@ -386,8 +386,8 @@ fn mount_template() -> Option<&'static OwnedFd> {
                     None::<&str>,
                 )
                 .map_err(errno)?;
-                // Every mount stacked there (iproute2's bind mount, a
-                // tmpfs over it).
+                // Every mount stacked there (iproute2's bind mount, or
+                // svcnet's tmpfs, and anything another tool put on top).
                 loop {
                     match nix::mount::umount2(svcnet_netns::ip::NETNS_RUN_DIR, nix::mount::MntFlags::MNT_DETACH) {
                         Ok(()) => {}
@@ -405,6 +405,13 @@ fn mount_template() -> Option<&'static OwnedFd> {
             .ok()
         })
         .as_ref()
+}
+
+/// Makes the containers' template mount namespace now (see
+/// [`mount_template`]; blocking), rather than at the first container's
+/// start. Whether there is one.
+pub fn prepare_mount_template() -> bool {
+    mount_template().is_some()
 }
 
 /// Registers a [`PodChild`]'s pidfd with the runtime's reactor, which sees
@@ -572,6 +579,7 @@ mod tests {
         let host = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
         assert!(host.contains(&format!(" /run/netns/{name} ")), "the host has the namespace's mount");
         let file = svcnet_netns::ip::etc_files_dir(name).join("hostname");
+        assert!(prepare_mount_template(), "a template mount namespace");
         let shell = Shell::new(&format!("cat {}; cat /proc/self/mountinfo", file.display()));
         let child = spawn_in_pod(&shell.exec(false, false), &placement()).expect("spawns");
         let mut out = String::new();

@@ -86,19 +86,26 @@ pub struct Recorder {
     /// The writer's queue, started by the first event (on the runtime that
     /// records it).
     queue: std::sync::Arc<OnceLock<mpsc::Sender<Pending>>>,
+    /// Events dropped because the queue was full.
+    dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Recorder {
     pub fn new(client: Client, component: &str) -> Self {
-        Recorder { client, component: component.to_string(), queue: Default::default() }
+        Recorder { client, component: component.to_string(), queue: Default::default(), dropped: Default::default() }
     }
 
     /// Records an event about `object` (its kind, namespace, name, uid);
-    /// never waits.
+    /// never waits. Dropped, with a warning, when the queue is full (as
+    /// client-go drops them) or no Tokio runtime is there to write it.
     pub fn record(&self, object: ObjectReference, kind: EventType, reason: &str, message: String) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(reason, "event dropped: recorded outside a Tokio runtime");
+            return;
+        };
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
-            tokio::spawn(writer(self.client.clone(), self.component.clone(), rx));
+            runtime.spawn(writer(self.client.clone(), self.component.clone(), rx));
             tx
         });
         let pending = Pending {
@@ -109,8 +116,18 @@ impl Recorder {
             at: jiff::Timestamp::now(),
             due: Instant::now() + HOLD,
         };
-        if let Err(e) = queue.try_send(pending) {
-            tracing::debug!(reason, error = %e, "event dropped: the queue is full");
+        match queue.try_send(pending) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // One warning per QUEUE drops, not one per event.
+                let dropped = self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if dropped.is_multiple_of(QUEUE as u64) {
+                    tracing::warn!(component = %self.component, reason, dropped = dropped + 1, "events dropped: {QUEUE} are waiting to be written");
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::warn!(reason, "event dropped: its writer has stopped");
+            }
         }
     }
 }

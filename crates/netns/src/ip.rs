@@ -192,11 +192,15 @@ pub async fn list_netns(prefix: &str) -> Result<Vec<String>> {
 }
 
 /// Removes every namespace a previous run under `prefix` left behind, and
-/// `/etc` files left without their namespace.
+/// `/etc` files under the prefix left without their namespace. Goes on
+/// past a namespace it cannot delete, and reports the first such error.
 pub async fn cleanup(prefix: &str) -> Result<usize> {
     let names = list_netns(prefix).await?;
+    let mut first_error = None;
     for n in &names {
-        delete_netns(n).await?;
+        if let Err(e) = delete_netns(n).await {
+            first_error.get_or_insert(e);
+        }
     }
     let owned = prefix.to_string();
     let _ = tokio::task::spawn_blocking(move || {
@@ -204,13 +208,15 @@ pub async fn cleanup(prefix: &str) -> Result<usize> {
             let Ok(entries) = std::fs::read_dir(dir) else { continue };
             for entry in entries.flatten() {
                 if let Some(name) = entry.file_name().to_str().filter(|n| n.starts_with(&owned)) {
-                    remove_etc_files(name);
+                    if !netns_path(name).exists() {
+                        remove_etc_files(name);
+                    }
                 }
             }
         }
     })
     .await;
-    Ok(names.len())
+    first_error.map_or(Ok(names.len()), Err)
 }
 
 /// The node network: a namespace holding one bridge every node plugs into.
@@ -332,9 +338,10 @@ pub async fn create_pod(node_netns: &str, pod: &PodNet) -> Result<()> {
 }
 
 /// Runs on the thread that just made the pod's namespace (and is inside it).
-/// The pod's eth0 is IPv4 only, as is its peer on the node's bridge (the
-/// node namespace's default); `lo` keeps `::1`, so programs that listen on
-/// `[::]` or ask for `localhost` over IPv6 work as in any pod.
+/// The pod's eth0 is IPv4 only, as is its peer on the node's bridge when
+/// [`create_node`] made the node's namespace (its default); `lo` keeps
+/// `::1`, so programs that listen on `[::]` or ask for `localhost` over
+/// IPv6 work as in any pod.
 fn wire_pod(node: &str, pod: &PodNet) -> Result<()> {
     ipv4_only(&pod.netns)?;
     // Each socket talks to the namespace its thread was in when opened.

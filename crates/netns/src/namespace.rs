@@ -4,11 +4,12 @@
 //!
 //! A named namespace is a bind mount of a namespace file over an empty file
 //! `/run/netns/NAME`; `/run/netns` itself is made a shared mount once, so
-//! that these mounts propagate into mount namespaces made afterwards
-//! (containers, `ip netns exec`) and their unmounting propagates too. Where
+//! that these mounts propagate into mount namespaces made afterwards (`ip
+//! netns exec`'s) and their unmounting propagates too. (svcnet's
+//! containers start from a mount namespace without `/run/netns`.) Where
 //! `/run` is on a disk rather than a tmpfs, `/run/netns` becomes a tmpfs of
-//! its own ([`prepare_run_dir`]), as do the namespaces' `/etc` files
-//! ([`prepare_files_dir`]).
+//! its own ([`prepare_run_dir`]), as does the directory of the namespaces'
+//! `/etc` files ([`prepare_files_dir`]).
 //!
 //! `unshare(CLONE_NEWNET)` moves only the calling thread, so a namespace is
 //! made on a thread of its own that exits afterwards ([`in_new_netns`]);
@@ -41,10 +42,11 @@ fn failed<'a>(name: &'a str, step: &'static str) -> impl FnOnce(Errno) -> NetErr
 static RUN_DIR_READY: Mutex<bool> = Mutex::new(false);
 
 /// Makes `/run/netns` exist and be a shared mount point, as `ip netns add`
-/// does: a bind mount of itself if it is not a mount point yet, made
-/// private and then shared so it starts a peer group of its own. Under an
-/// exclusive lock on the directory, like iproute2, so concurrent `ip`
-/// processes and this one do not stack bind mounts.
+/// does: if it is not a mount point yet, a bind mount of itself (or a
+/// tmpfs, see below), made private and then shared so it starts a peer
+/// group of its own. Under an exclusive lock on the directory, like
+/// iproute2, so concurrent `ip` processes and this one do not stack
+/// mounts.
 fn prepare_run_dir(name: &str) -> Result<(), NetError> {
     let mut ready = RUN_DIR_READY.lock().unwrap_or_else(|e| e.into_inner());
     if *ready {
@@ -71,14 +73,13 @@ fn prepare_run_dir(name: &str) -> Result<(), NetError> {
             Err(e) => return Err(failed(name, "mount --make-shared /run/netns")(e)),
         }
         if on_disk(dir) && is_empty(dir) {
-            // Where `/run` is not a memory file system (as it is on most
-            // systems), a tmpfs: each namespace's mount point is a new file
-            // here, and on a disk every one of them costs an inode (on ext4
-            // without a journal, a search past every inode freed in the
-            // last minute). Only when nobody's namespace is in there yet,
-            // which the tmpfs would hide; like iproute2's bind mount, it
-            // stays mounted.
-            nix::mount::mount(Some("tmpfs"), dir, Some("tmpfs"), MsFlags::empty(), Some("mode=755,size=1m"))
+            // Where `/run` is on a disk (on most systems it is a tmpfs), a
+            // tmpfs: each namespace's mount point is a new file here, and
+            // on a disk every one of them costs an inode (on ext4 without a
+            // journal, a search past every inode freed in the last minute).
+            // Only when nobody's namespace is in there yet, which the tmpfs
+            // would hide; like iproute2's bind mount, it stays mounted.
+            nix::mount::mount(Some("tmpfs"), dir, Some("tmpfs"), memory_fs_flags(), Some("mode=755,size=1m"))
                 .map_err(failed(name, "mount -t tmpfs tmpfs /run/netns"))?;
         } else {
             nix::mount::mount(Some(dir), dir, Some("none"), MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
@@ -111,13 +112,19 @@ pub(crate) fn prepare_files_dir() -> io::Result<()> {
         let _lock = Flock::lock(File::open(top)?, FlockArg::LockExclusive).ok();
         // Another process may have mounted it while this one waited.
         if on_disk(top) {
-            nix::mount::mount(Some("tmpfs"), top, Some("tmpfs"), MsFlags::empty(), Some("mode=755,size=64m"))
+            nix::mount::mount(Some("tmpfs"), top, Some("tmpfs"), memory_fs_flags(), Some("mode=755,size=64m"))
                 .map_err(errno)?;
         }
     }
     std::fs::create_dir_all(files)?;
     *ready = true;
     Ok(())
+}
+
+/// How svcnet's tmpfs mounts are made: as `/run` usually is, and without
+/// programs (they hold empty mount points and small text files).
+fn memory_fs_flags() -> MsFlags {
+    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
 }
 
 /// Whether `dir` is on a file system other than tmpfs.
