@@ -112,16 +112,7 @@ async fn dns_latency(args: &Args, tls: &Arc<rustls::ClientConfig>, dns: std::net
         let fill = Arc::new(move |c: &Client, i: usize| {
             let body = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": format!("fill-{i}") },
                 "spec": { "ports": [{ "port": 80 }] } });
-            (
-                c.request(
-                    Method::POST,
-                    "https",
-                    &format!("/api/v1/namespaces/{ns}/services"),
-                    "application/json",
-                    Bytes::from(body.to_string()),
-                ),
-                201,
-            )
+            (create_service(c, ns, Bytes::from(body.to_string())), 201)
         });
         run_phase("prefill", &conns, args.dns_prefill, fill).await;
         // Let the DNS view catch up with the burst before timing.
@@ -136,15 +127,7 @@ async fn dns_latency(args: &Args, tls: &Arc<rustls::ClientConfig>, dns: std::net
         let body = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": name },
             "spec": { "ports": [{ "port": 80 }] } });
         let start = Instant::now();
-        let (_, resp) = c
-            .call(c.request(
-                Method::POST,
-                "https",
-                &format!("/api/v1/namespaces/{ns}/services"),
-                "application/json",
-                Bytes::from(body.to_string()),
-            ))
-            .await?;
+        let (_, resp) = c.call(create_service(&c, ns, Bytes::from(body.to_string()))).await?;
         let v: Value = serde_json::from_slice(&resp)?;
         let Some(ip) = v["spec"]["clusterIP"].as_str().and_then(|s| s.parse::<std::net::Ipv4Addr>().ok()) else {
             continue;
@@ -267,6 +250,11 @@ fn tls(pki: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, BoxError> {
     Ok(Arc::new(cfg))
 }
 
+/// The request that creates a Service from `body` in namespace `ns`.
+fn create_service(c: &Client, ns: &str, body: Bytes) -> Request<Full<Bytes>> {
+    c.request(Method::POST, "https", &format!("/api/v1/namespaces/{ns}/services"), "application/json", body)
+}
+
 fn service(name: &str) -> Bytes {
     let v = json!({
         "apiVersion": "v1", "kind": "Service",
@@ -373,18 +361,7 @@ async fn writes(
     let conns = connect_many(args, tls, clients).await?;
     let ns = "default";
     let p = prefix.to_string();
-    let create = Arc::new(move |c: &Client, i: usize| {
-        (
-            c.request(
-                Method::POST,
-                "https",
-                &format!("/api/v1/namespaces/{ns}/services"),
-                "application/json",
-                service(&format!("{p}-{i}")),
-            ),
-            201,
-        )
-    });
+    let create = Arc::new(move |c: &Client, i: usize| (create_service(c, ns, service(&format!("{p}-{i}"))), 201));
     rows.push(run_phase("create", &conns, args.objects, create).await.row());
     let p = prefix.to_string();
     let update = Arc::new(move |c: &Client, i: usize| {
@@ -580,16 +557,7 @@ async fn endpoints_latency(args: &Args, tls: &Arc<rustls::ClientConfig>, service
     let svc = Arc::new(move |c: &Client, i: usize| {
         let body = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": format!("s{i}") },
             "spec": { "selector": { "app": format!("s{i}") }, "ports": [{ "port": 80, "targetPort": 8080 }] } });
-        (
-            c.request(
-                Method::POST,
-                "https",
-                &format!("/api/v1/namespaces/{ns}/services"),
-                "application/json",
-                Bytes::from(body.to_string()),
-            ),
-            201,
-        )
+        (create_service(c, ns, Bytes::from(body.to_string())), 201)
     });
     let t = Instant::now();
     run_phase("services", &conns, services, svc).await;
