@@ -84,9 +84,7 @@ pub fn etc_files_dir(name: &str) -> PathBuf {
 /// the link. Blocking; [`delete_netns`] removes both.
 pub fn write_etc_files(name: &str, files: &[(&str, &str)]) -> Result<PathBuf> {
     let failed = |step: &'static str| move |source| NetError::Namespace { name: name.into(), step, source };
-    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-        return Err(failed("invalid name")(std::io::Error::from(std::io::ErrorKind::InvalidInput)));
-    }
+    namespace::check_name(name)?;
     prepare_etc_files().map_err(failed("preparing /run/svcnet"))?;
     let dir = etc_files_dir(name);
     std::fs::create_dir_all(&dir).map_err(failed("creating its /etc files' directory"))?;

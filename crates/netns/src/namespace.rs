@@ -176,7 +176,7 @@ pub(crate) async fn in_new_netns<T: Send + 'static>(
 }
 
 /// Refuses what `ip netns` refuses: a name that is not one path component.
-fn check_name(name: &str) -> Result<(), NetError> {
+pub(crate) fn check_name(name: &str) -> Result<(), NetError> {
     if name.is_empty() || name.len() > 255 || name.contains('/') || name == "." || name == ".." {
         return Err(failed(name, "invalid name")(Errno::EINVAL));
     }
