@@ -355,7 +355,8 @@ pub fn spawn_in_pod(exec: &Exec<'_>, placement: &Placement) -> io::Result<PodChi
 }
 
 /// The mount namespace containers start from: the agent's as it was when
-/// the first container started, made a slave of it (mounts and unmounts
+/// this was first called (at the agent's start, through
+/// [`prepare_mount_template`]), made a slave of it (mounts and unmounts
 /// on the host's shared mounts reach it), without `/run/netns`. Each
 /// container copies it (`unshare(CLONE_NEWNS)` copies the whole mount
 /// table): without the template, the copy would hold a mount for every
